@@ -1,0 +1,133 @@
+"""Applying desired state: the only place that turns builder output into API writes.
+
+`sync_children` compares each desired manifest with the cached object and applies (server-side,
+field manager `tenantry`) only those that differ, then prunes the owner's children that are no
+longer desired. `write_status` writes a status only when it changed. Together they make a second
+reconcile of an unchanged object write nothing.
+
+What "differs" means: every manifest carries `tenantry.dev/spec-hash`, a hash of the manifest
+itself. A changed hash means our intent changed (apply, and SSA removes fields we no longer set);
+an equal hash with content that is not contained in the live object means someone else edited it
+(drift: apply again, and `force` takes the fields back).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tenantry.controller.store import ObjectKey, Store
+from tenantry.kube import KubeClient
+from tenantry.quantity import QuantityError, parse_quantity
+
+SPEC_HASH = "tenantry.dev/spec-hash"
+
+
+def with_spec_hash(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    digest = hashlib.sha256(json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+    result = dict(manifest)
+    meta = dict(result["metadata"])
+    meta["annotations"] = {**meta.get("annotations", {}), SPEC_HASH: digest}
+    result["metadata"] = meta
+    return result
+
+
+def _same_scalar(actual: Any, desired: Any) -> bool:
+    if actual == desired:
+        return True
+    if isinstance(actual, str | int) and isinstance(desired, str | int):
+        # The apiserver canonicalises quantities ("0.5" comes back as "500m").
+        try:
+            return parse_quantity(actual) == parse_quantity(desired)
+        except QuantityError:
+            return False
+    return False
+
+
+def contains(actual: Any, desired: Any) -> bool:
+    """Whether the live object holds everything the desired manifest says (server defaults aside)."""
+    if isinstance(desired, Mapping):
+        return isinstance(actual, Mapping) and all(k in actual and contains(actual[k], v) for k, v in desired.items())
+    if isinstance(desired, list):
+        return (isinstance(actual, list) and len(actual) == len(desired)
+                and all(contains(a, d) for a, d in zip(actual, desired, strict=True)))
+    return _same_scalar(actual, desired)
+
+
+def key_of(manifest: Mapping[str, Any]) -> ObjectKey:
+    meta = manifest["metadata"]
+    return (manifest["kind"], meta.get("namespace"), meta["name"])
+
+
+def needs_apply(store: Store, manifest: Mapping[str, Any]) -> bool:
+    kind, namespace, name = key_of(manifest)
+    live = store.get(kind, name, namespace)
+    if live is None:
+        return True
+    wanted_hash = manifest["metadata"]["annotations"][SPEC_HASH]
+    if (live["metadata"].get("annotations") or {}).get(SPEC_HASH) != wanted_hash:
+        return True
+    return not contains(live, manifest)
+
+
+@dataclass
+class SyncResult:
+    applied: int = 0
+    pruned: int = 0
+
+
+async def apply_one(client: KubeClient, store: Store, manifest: Mapping[str, Any]) -> None:
+    result = await client.apply(manifest)
+    store.put(manifest["kind"], result)  # so that the next reconcile sees it before the watch does
+
+
+async def sync_children(client: KubeClient, store: Store, owner: ObjectKey,
+                        desired: Sequence[Mapping[str, Any]]) -> SyncResult:
+    """Apply what differs (namespaces first: the rest live in them), then prune what is no longer wanted."""
+    hashed = [with_spec_hash(m) for m in desired]
+    todo = [m for m in hashed if needs_apply(store, m)]
+    result = SyncResult()
+    namespaces = [m for m in todo if m["kind"] == "Namespace"]
+    others = [m for m in todo if m["kind"] != "Namespace"]
+    for manifest in namespaces:
+        await apply_one(client, store, manifest)
+    if others:
+        await asyncio.gather(*(apply_one(client, store, m) for m in others))
+    result.applied = len(todo)
+    wanted = {key_of(m) for m in hashed}
+    stale = [key for key in store.children_of(owner) if key not in wanted]
+    for kind, namespace, name in stale:
+        if kind == "Namespace":
+            continue  # a namespace is removed only by an explicit deletion policy, never by pruning
+        await client.delete(kind, name, namespace)
+        store.delete(kind, name, namespace)
+        result.pruned += 1
+    return result
+
+
+def status_patch(current: Mapping[str, Any] | None, wanted: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A merge patch turning the current status into the wanted one, or None when they are equal."""
+    current = current or {}
+    if dict(current) == dict(wanted):
+        return None
+    patch: dict[str, Any] = dict(wanted)
+    for key in current:
+        if key not in wanted:
+            patch[key] = None  # merge-patch deletes keys set to null
+    return patch
+
+
+async def write_status(client: KubeClient, store: Store, obj: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
+    """Write the status subresource if it changed; True when a write was made."""
+    patch = status_patch(obj.get("status"), wanted)
+    if patch is None:
+        return False
+    meta = obj["metadata"]
+    result = await client.merge_patch(obj["kind"], meta["name"], {"status": patch}, namespace=meta.get("namespace"),
+                                      subresource="status")
+    store.put(obj["kind"], result)
+    return True

@@ -1,0 +1,102 @@
+"""The operator's in-memory picture of the cluster, fed by watches: the informer cache.
+
+Reconciles read from here instead of GETting from the apiserver, and compare desired children
+with what is here before writing, which is what makes an idle operator write nothing.
+Objects are kept trimmed (no managedFields, no child status) to keep memory small at scale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from tenantry.naming import LABEL_MANAGED_BY, LABEL_RESELLER, LABEL_TENANT, MANAGED_BY, reseller_namespace
+
+ObjectKey = tuple[str, str | None, str]  # (kind, namespace, name)
+
+# Kinds whose status the operator never reads: dropping it saves memory and needless churn.
+_DROP_STATUS = {"Namespace", "ResourceQuota", "Ingress", "Deployment", "StatefulSet"}
+
+
+def _resource_version(obj: Mapping[str, Any]) -> int | None:
+    try:
+        return int(obj.get("metadata", {}).get("resourceVersion", ""))
+    except ValueError:
+        return None
+
+
+def trim(kind: str, obj: Mapping[str, Any]) -> dict[str, Any]:
+    """A plain-dict copy without the parts nobody here reads."""
+    result = {k: v for k, v in obj.items() if not (k == "status" and kind in _DROP_STATUS)}
+    meta = dict(result.get("metadata", {}))
+    meta.pop("managedFields", None)
+    annotations = meta.get("annotations")
+    if annotations and "kubectl.kubernetes.io/last-applied-configuration" in annotations:
+        meta["annotations"] = {k: v for k, v in annotations.items()
+                               if k != "kubectl.kubernetes.io/last-applied-configuration"}
+    result["metadata"] = meta
+    result.setdefault("kind", kind)
+    return result
+
+
+def owner_of(obj: Mapping[str, Any]) -> ObjectKey | None:
+    """The Tenant or Reseller a managed child belongs to, from its labels."""
+    labels = obj.get("metadata", {}).get("labels") or {}
+    if labels.get(LABEL_MANAGED_BY) != MANAGED_BY:
+        return None
+    reseller, tenant = labels.get(LABEL_RESELLER), labels.get(LABEL_TENANT)
+    if reseller and tenant:
+        return ("Tenant", reseller_namespace(reseller), tenant)
+    if reseller:
+        return ("Reseller", None, reseller)
+    return None
+
+
+class Store:
+    def __init__(self) -> None:
+        self._objects: dict[str, dict[tuple[str | None, str], dict[str, Any]]] = {}
+        self._children: dict[ObjectKey, set[ObjectKey]] = {}
+
+    def put(self, kind: str, obj: Mapping[str, Any]) -> bool:
+        """Store an object unless what we hold is newer; True when stored."""
+        meta = obj["metadata"]
+        key = (meta.get("namespace"), meta["name"])
+        bucket = self._objects.setdefault(kind, {})
+        old = bucket.get(key)
+        if old is not None:
+            old_rv, new_rv = _resource_version(old), _resource_version(obj)
+            if old_rv is not None and new_rv is not None and new_rv < old_rv:
+                return False  # a late event from before our own write
+            self._unlink(kind, old)
+        trimmed = trim(kind, obj)
+        bucket[key] = trimmed
+        owner = owner_of(trimmed)
+        if owner is not None:
+            self._children.setdefault(owner, set()).add((kind, key[0], key[1]))
+        return True
+
+    def delete(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        old = self._objects.get(kind, {}).pop((namespace, name), None)
+        if old is not None:
+            self._unlink(kind, old)
+        return old
+
+    def _unlink(self, kind: str, obj: Mapping[str, Any]) -> None:
+        owner = owner_of(obj)
+        if owner is not None:
+            meta = obj["metadata"]
+            self._children.get(owner, set()).discard((kind, meta.get("namespace"), meta["name"]))
+
+    def get(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        return self._objects.get(kind, {}).get((namespace, name))
+
+    def list(self, kind: str, namespace: str | None = None) -> Iterator[dict[str, Any]]:
+        for (ns, _), obj in list(self._objects.get(kind, {}).items()):
+            if namespace is None or ns == namespace:
+                yield obj
+
+    def count(self, kind: str) -> int:
+        return len(self._objects.get(kind, {}))
+
+    def children_of(self, owner: ObjectKey) -> set[ObjectKey]:
+        return set(self._children.get(owner, ()))

@@ -1,0 +1,95 @@
+"""Operator configuration: typed, validated once at start-up, documented in the chart's values.
+
+Read from a YAML file (`--config PATH` or `$TENANTRY_CONFIG`); every key has a default so that
+`tenantry run` works with no file at all. Keys are camelCase, the same as the Helm values under
+`config:`, so one name means one thing everywhere.
+"""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from tenantry.naming import NAME_RE
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="forbid", frozen=True)
+
+
+class DefaultPlan(_Model):
+    """A Plan created once in every new reseller control namespace (the reseller may edit or delete it)."""
+
+    name: str
+    spec: dict[str, Any]
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_dns(cls, value: str) -> str:
+        if not NAME_RE.match(value):
+            raise ValueError(f"default plan name {value!r} must match ^[a-z0-9]+(-[a-z0-9]+)*$")
+        return value
+
+
+class LicenseTier(_Model):
+    """Wholesale licence price per licence-month for resellers holding at least `minLicenses` licences."""
+
+    min_licenses: int = Field(alias="minLicenses", ge=1)
+    price: Decimal
+
+
+class MeteringSettings(_Model):
+    image: str = "tenantry:0.1.0"
+    sink: str = "file:/var/lib/tenantry/billing/records.jsonl"
+    interval: str = "15s"
+    window: str = "1h"
+    port: int = 9100
+    namespace: str = Field("tenantry-system", description="where the operator runs the meter Deployments")
+    enabled: bool = True
+
+
+class Settings(_Model):
+    resync_seconds: float = Field(300.0, alias="resyncSeconds", gt=0,
+                                  description="periodic full reconcile; drift is corrected at once by watches")
+    workers: int = Field(16, ge=1, le=256, description="concurrent reconciles")
+    pod_security_level: Literal["privileged", "baseline", "restricted"] = Field("baseline", alias="podSecurityLevel")
+    default_plans: tuple[DefaultPlan, ...] = Field((), alias="defaultPlans")
+    license_currency: str = Field("USD", alias="licenseCurrency")
+    license_tiers: tuple[LicenseTier, ...] = Field(
+        (
+            LicenseTier(minLicenses=1, price=Decimal("25.00")),
+            LicenseTier(minLicenses=10, price=Decimal("20.00")),
+            LicenseTier(minLicenses=50, price=Decimal("17.50")),
+            LicenseTier(minLicenses=100, price=Decimal("15.00")),
+        ),
+        alias="licenseTiers",
+    )
+    metering: MeteringSettings = MeteringSettings()
+    dns_resolver: str | None = Field(None, alias="dnsResolver",
+                                     description="host:port of the resolver for domain TXT proofs")
+    certificate_renew_before_days: int = Field(30, alias="certificateRenewBeforeDays", ge=1)
+    certificate_min_validity_days: int = Field(7, alias="certificateMinValidityDays", ge=0)
+    health_port: int = Field(8080, alias="healthPort")
+    metrics_port: int = Field(8000, alias="metricsPort")
+
+    @field_validator("license_tiers")
+    @classmethod
+    def _tiers_ascend(cls, tiers: tuple[LicenseTier, ...]) -> tuple[LicenseTier, ...]:
+        mins = [t.min_licenses for t in tiers]
+        if mins != sorted(set(mins)):
+            raise ValueError("licenseTiers must be ordered by minLicenses, each tier once")
+        return tiers
+
+
+def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
+    """Settings from a YAML file (or $TENANTRY_CONFIG), defaults where the file is silent."""
+    path = path or os.environ.get("TENANTRY_CONFIG")
+    if not path:
+        return Settings()
+    raw = yaml.safe_load(Path(path).read_text()) or {}
+    return Settings.model_validate(raw)
