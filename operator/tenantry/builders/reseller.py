@@ -82,10 +82,10 @@ def build_default_plan(reseller: str, name: str, spec: Mapping[str, Any]) -> dic
     }
 
 
-def branding_data(company_name: str, branding: Mapping[str, Any] | None) -> dict[str, str]:
-    """The white label as ConfigMap data: the reseller's brand with its company name as fallback."""
-    data = {"companyName": company_name, "displayName": company_name}
-    for key, value in (branding or {}).items():
-        if value is not None:
+def reseller_branding(spec: Any) -> dict[str, str]:
+    """The white label as ConfigMap data: the reseller's brand, its company name as the fallback name."""
+    data = {"companyName": spec.company_name, "displayName": spec.company_name}
+    if spec.branding is not None:
+        for key, value in spec.branding.model_dump(by_alias=True, exclude_none=True).items():
             data[key] = str(value)
     return data

@@ -1,0 +1,79 @@
+"""The running operator's shared parts, and the one way every reconcile finishes: its status.
+
+`Operator` bundles the API client, the watch-fed Store, the AdmissionBook and the work queue.
+`publish_status` is the deferred status write of every kind: it merges conditions (keeping
+transition times), sets observedGeneration, writes only on change, and posts one Event per
+condition transition with the condition's reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tenantry.admission import AdmissionBook
+from tenantry.conditions import Condition, merge_conditions
+from tenantry.controller.apply import write_status
+from tenantry.controller.queue import WorkQueue
+from tenantry.controller.store import Store
+from tenantry.kube import KubeClient
+from tenantry.settings import Settings
+
+log = logging.getLogger("tenantry")
+
+# Condition types whose True is bad news (the rest: True is good news).
+_NEGATIVE_TYPES = {"Overcommitted", "LicensesOverused"}
+
+Key = tuple[str, str | None, str]  # (kind, namespace, name)
+
+
+@dataclass
+class Operator:
+    client: KubeClient
+    settings: Settings
+    store: Store = field(default_factory=Store)
+    book: AdmissionBook = field(default_factory=AdmissionBook)
+    queue: WorkQueue | None = None
+    # Optional features found at start-up (cert-manager's Certificate, Prometheus Operator's ServiceMonitor).
+    features: set[str] = field(default_factory=set)
+
+    def enqueue(self, keys: Iterable[Key], delay: float = 0.0) -> None:
+        if self.queue is None:
+            return
+        for key in keys:
+            if delay:
+                self.queue.add_after(key, delay)
+            else:
+                self.queue.add(key)
+
+    def enqueue_one(self, kind: str, namespace: str | None, name: str, delay: float = 0.0) -> None:
+        self.enqueue([(kind, namespace, name)], delay)
+
+
+def _event_type(condition: Condition) -> str:
+    # For ordinary types False is bad news; for negative types (Overcommitted) True is.
+    if condition.type in _NEGATIVE_TYPES:
+        bad = condition.status is True
+    else:
+        bad = condition.status is False
+    return "Warning" if bad else "Normal"
+
+
+async def publish_status(op: Operator, obj: Mapping[str, Any], fields: Mapping[str, Any],
+                         conditions: Iterable[Condition]) -> bool:
+    """Write `fields` + merged `conditions` as the object's status (if changed) and post transition Events."""
+    current = obj.get("status") or {}
+    generation = int(obj["metadata"].get("generation", 0))
+    merged, changed = merge_conditions(current.get("conditions"), conditions, generation)
+    wanted: dict[str, Any] = {"observedGeneration": generation, **fields, "conditions": merged}
+    written = await write_status(op.client, op.store, obj, wanted)
+    meta = obj["metadata"]
+    for condition in changed:
+        log.info("%s %s%s: %s is %s (%s): %s", obj["kind"], f"{meta.get('namespace')}/" if meta.get("namespace") else "",
+                 meta["name"], condition.type, condition.status_text, condition.reason, condition.message)
+        await op.client.post_event(obj, reason=condition.reason, message=f"{condition.type}: {condition.message}",
+                                   type_=_event_type(condition))
+    return written
+

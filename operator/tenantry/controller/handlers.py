@@ -1,0 +1,264 @@
+"""Kopf wiring: watches of the four Tenantry kinds feed the Store, the AdmissionBook and the queue.
+
+Handlers here are thin. A watch event only updates the in-memory picture and says which objects
+to look at again; the reconcile functions (one module per kind) do the work from the queue, so
+events for one object collapse into one reconcile and a change to a Reseller, Plan or Region flows
+to every tenant it affects. Kopf also provides login, the liveness probe, and the deletion
+handler behind the `tenantry.dev/finalizer` finalizer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Hashable
+from typing import Any
+
+import kopf
+
+from tenantry.controller import metrics
+from tenantry.controller.context import Key, Operator
+from tenantry.controller.informer import Informer
+from tenantry.controller.plan import reconcile_plan
+from tenantry.controller.queue import WorkQueue
+from tenantry.controller.region import reconcile_region
+from tenantry.controller.reseller import reconcile_reseller
+from tenantry.controller.specs import plan_terms, read_spec, reseller_terms, tenant_claim
+from tenantry.controller.store import owner_of
+from tenantry.controller.tenant import finalize_tenant, reconcile_tenant
+from tenantry.kube import KubeClient, load_credentials
+from tenantry.naming import FINALIZER, GROUP, PLAN, REGION, RESELLER, TENANT, VERSION, reseller_from_namespace
+from tenantry.settings import load_settings
+
+log = logging.getLogger("tenantry")
+
+# Children watched by label (see informer.py). Secrets join when TLS needs them.
+CHILD_KINDS = ("Namespace", "ResourceQuota", "LimitRange", "NetworkPolicy", "RoleBinding", "Ingress", "ConfigMap",
+               "ClusterRole", "ClusterRoleBinding")
+
+# Status counts (licences used, tenants per plan) are refreshed shortly after a change, so that a
+# burst of tenant changes costs one status write per reseller rather than one per tenant.
+STATUS_DELAY = 1.0
+
+_RECONCILERS = {
+    TENANT: lambda op, ns, name: reconcile_tenant(op, ns, name),
+    PLAN: lambda op, ns, name: reconcile_plan(op, ns, name),
+    RESELLER: lambda op, ns, name: reconcile_reseller(op, name),
+    REGION: lambda op, ns, name: reconcile_region(op, name),
+}
+
+
+def _operator(memo: Any) -> Operator:
+    return memo["operator"]
+
+
+# -- start-up and shut-down ----------------------------------------------------------------------
+
+
+@kopf.on.startup()
+async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration")
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 30
+    settings.networking.request_timeout = 60
+    settings.batching.batch_window = 0.02  # react within tens of milliseconds
+    settings.posting.level = logging.WARNING  # our own Events carry condition reasons; kopf posts only problems
+
+    config = load_settings()
+    client = KubeClient(load_credentials(), max_connections=max(config.workers * 2, 16))
+    op = Operator(client=client, settings=config)
+    memo["operator"] = op
+
+    # Fill the picture before the first reconcile: admission needs every tenant's record.
+    for kind in (REGION, RESELLER, PLAN, TENANT):
+        for item in await client.list(kind):
+            _observe(op, kind, "MODIFIED", item, enqueue=False)
+    informers = [Informer(client, op.store, kind, lambda _t, obj, op=op: _child_changed(op, obj))
+                 for kind in CHILD_KINDS]
+    for informer in informers:
+        informer.start()
+    await asyncio.wait_for(asyncio.gather(*(i.synced.wait() for i in informers)), timeout=120)
+    memo["informers"] = informers
+
+    queue = WorkQueue(lambda key: _reconcile(op, key), workers=config.workers)
+    queue.on_result = _record_result
+    op.queue = queue
+    queue.start()
+    op.enqueue([(kind, obj["metadata"].get("namespace"), obj["metadata"]["name"])
+                for kind in (REGION, RESELLER, PLAN, TENANT) for obj in op.store.list(kind)])
+    memo["resync"] = asyncio.create_task(_resync_forever(op))
+    log.info("Tenantry started: %d regions, %d resellers, %d plans, %d tenants in the picture.",
+             op.store.count(REGION), op.store.count(RESELLER), op.store.count(PLAN), op.store.count(TENANT))
+
+
+@kopf.on.cleanup()
+async def stop(memo: kopf.Memo, **_: Any) -> None:
+    op: Operator | None = memo.get("operator")
+    if op is None:
+        return
+    if "resync" in memo:
+        memo["resync"].cancel()
+    if op.queue is not None:
+        await op.queue.stop()
+    for informer in memo.get("informers", []):
+        await informer.stop()
+    await op.client.close()
+
+
+@kopf.on.login()
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    return kopf.login_via_client(**kwargs)
+
+
+@kopf.on.probe(id="queueDepth")
+def queue_depth(memo: kopf.Memo, **_: Any) -> int:
+    op: Operator | None = memo.get("operator")
+    return op.queue.depth if op and op.queue else 0
+
+
+async def _resync_forever(op: Operator) -> None:
+    """Level-based safety net: every object is looked at again periodically. Comparing with the
+    Store costs no API calls, so an idle operator still writes nothing."""
+    while True:
+        await asyncio.sleep(op.settings.resync_seconds)
+        op.enqueue([(kind, obj["metadata"].get("namespace"), obj["metadata"]["name"])
+                    for kind in (REGION, RESELLER, PLAN, TENANT) for obj in op.store.list(kind)])
+
+
+async def _reconcile(op: Operator, key: Hashable) -> None:
+    kind, namespace, name = key  # type: ignore[misc]
+    await _RECONCILERS[kind](op, namespace, name)
+
+
+def _record_result(key: Hashable, result: str, seconds: float) -> None:
+    kind = key[0]  # type: ignore[index]
+    metrics.RECONCILES.labels(kind=kind, result=result).inc()
+    metrics.RECONCILE_SECONDS.labels(kind=kind).observe(seconds)
+
+
+# -- watch events --------------------------------------------------------------------------------
+
+
+def _observe(op: Operator, kind: str, event_type: str | None, obj: dict[str, Any], *, enqueue: bool = True) -> None:
+    """Take one event of a Tenantry kind into the Store and the AdmissionBook; enqueue who cares."""
+    meta = obj["metadata"]
+    namespace, name = meta.get("namespace"), meta["name"]
+    deleted = event_type == "DELETED"
+    old = op.store.get(kind, name, namespace)
+    if deleted:
+        op.store.delete(kind, name, namespace)
+    else:
+        op.store.put(kind, obj)
+    # Our own status writes come back as events too; only a new spec (or a deletion) is news to
+    # the objects that depend on this one.
+    changed = (deleted or old is None or old["metadata"].get("generation") != meta.get("generation")
+               or bool(old["metadata"].get("deletionTimestamp")) != bool(meta.get("deletionTimestamp")))
+    if not changed and kind != TENANT:
+        return
+    affected: list[Key] = [] if deleted or not changed else [(kind, namespace, name)]
+    later: list[Key] = []
+
+    if kind == TENANT:
+        reseller = reseller_from_namespace(namespace or "") or ""
+        if deleted:
+            op.book.remove_tenant((reseller, name))
+            affected += _pending_tenants(op)  # a licence, capacity, an e-mail or a host may be free now
+        else:
+            spec, _ = read_spec(TENANT, obj)
+            if spec is not None and reseller:
+                op.book.upsert_tenant(tenant_claim(obj, spec))
+        spec_region = ((obj.get("spec") or {}).get("region"))
+        later += [(RESELLER, None, reseller)]
+        if spec_region:
+            later.append((REGION, None, spec_region))
+        plan = (obj.get("spec") or {}).get("plan")
+        if plan:
+            later.append((PLAN, namespace, plan))
+        admission = (obj.get("status") or {}).get("admission") or {}
+        if admission.get("plan") and admission.get("plan") != plan:
+            later.append((PLAN, namespace, admission["plan"]))
+    elif kind == RESELLER:
+        if deleted:
+            op.book.remove_reseller(name)
+        else:
+            spec, _ = read_spec(RESELLER, obj)
+            if spec is not None:
+                op.book.set_reseller(reseller_terms(obj, spec))
+        affected += [(TENANT, c_ns, c_name) for c_ns, c_name in _tenants_of(op, name)]
+        affected += _pending_tenants(op)  # e-mail and domain ownership may have moved
+        later += [(REGION, None, r["metadata"]["name"]) for r in op.store.list(REGION)]
+        later += [(RESELLER, None, r["metadata"]["name"]) for r in op.store.list(RESELLER) if r["metadata"]["name"] != name]
+    elif kind == REGION:
+        op.book.set_regions(r["metadata"]["name"] for r in op.store.list(REGION))
+        affected += [(TENANT, *k) for k in _tenants_in_region(op, name)]
+        affected += _pending_tenants(op)
+        later += [(RESELLER, None, r["metadata"]["name"]) for r in op.store.list(RESELLER)]
+    elif kind == PLAN:
+        reseller = reseller_from_namespace(namespace or "") or ""
+        spec, _ = read_spec(PLAN, obj) if not deleted else (None, None)
+        op.book.set_plan(reseller, name, plan_terms(spec) if spec is not None else None)
+        affected += [(TENANT, namespace, c.name) for c in op.book.tenants_of(reseller)
+                     if c.plan == name or (r := op.book.record_of(c)) is not None and r.plan == name]
+        affected += _pending_tenants(op, reseller)
+
+    if enqueue:
+        op.enqueue(affected)
+        op.enqueue(later, delay=STATUS_DELAY)
+
+
+def _pending_tenants(op: Operator, reseller: str | None = None) -> list[Key]:
+    from tenantry.naming import reseller_namespace
+
+    return [(TENANT, reseller_namespace(c.reseller), c.name) for c in op.book.all_tenants()
+            if op.book.record_of(c) is None and (reseller is None or c.reseller == reseller)]
+
+
+def _tenants_of(op: Operator, reseller: str) -> list[tuple[str, str]]:
+    from tenantry.naming import reseller_namespace
+
+    return [(reseller_namespace(reseller), c.name) for c in op.book.tenants_of(reseller)]
+
+
+def _tenants_in_region(op: Operator, region: str) -> list[tuple[str, str]]:
+    from tenantry.naming import reseller_namespace
+
+    return [(reseller_namespace(c.reseller), c.name) for c in op.book.all_tenants() if c.region == region]
+
+
+def _child_changed(op: Operator, obj: dict[str, Any]) -> None:
+    owner = owner_of(obj)
+    if owner is not None:
+        op.enqueue([owner])
+
+
+def _make_event_handler(kind: str) -> Any:
+    async def handler(event: dict[str, Any], memo: kopf.Memo, **_: Any) -> None:
+        op: Operator | None = memo.get("operator")
+        if op is None or not event.get("object"):
+            return
+        _observe(op, kind, event.get("type"), event["object"])
+        if op.queue is not None:
+            metrics.QUEUE_DEPTH.set(op.queue.depth)
+
+    handler.__name__ = f"observe_{kind.lower()}"
+    return handler
+
+
+for _kind, _plural in ((REGION, "regions"), (RESELLER, "resellers"), (PLAN, "plans"), (TENANT, "tenants")):
+    kopf.on.event(GROUP, VERSION, _plural, id=f"observe-{_plural}")(_make_event_handler(_kind))
+
+
+@kopf.on.delete(GROUP, VERSION, "tenants", id="finalize-tenant")
+async def tenant_deleted(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Runs behind the finalizer: the namespace goes (or is retained) before the Tenant disappears."""
+    started = time.monotonic()
+    await finalize_tenant(_operator(memo), body)
+    metrics.RECONCILE_SECONDS.labels(kind="TenantDeletion").observe(time.monotonic() - started)
+
+
+__all__ = ["KubeClient"]

@@ -1,0 +1,118 @@
+"""Reconciling one Reseller: its control namespace, its admins' access, its white label, the
+platform's default Plans (seeded once), and a status that shows licences and capacity in use."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from tenantry.admission import domains_collide
+from tenantry.builders.common import quota_strings
+from tenantry.builders.reseller import build_default_plan, build_reseller_children, reseller_branding
+from tenantry.conditions import Condition
+from tenantry.controller.apply import sync_children
+from tenantry.controller.context import Operator, publish_status
+from tenantry.controller.specs import INVALID_SPEC, read_spec, reseller_terms
+from tenantry.kube import ApiError
+from tenantry.models import ResellerSpec
+from tenantry.naming import RESELLER, reseller_namespace
+
+log = logging.getLogger("tenantry.reseller")
+
+
+async def reconcile_reseller(op: Operator, name: str) -> None:
+    body = op.store.get(RESELLER, name)
+    if body is None or body["metadata"].get("deletionTimestamp"):
+        return  # owner references let the garbage collector remove its children
+    spec, problem = read_spec(RESELLER, body)
+    if spec is None:
+        await publish_status(op, body, {}, [Condition("Ready", False, INVALID_SPEC, problem or "")])
+        return
+    op.book.set_reseller(reseller_terms(body, spec))
+
+    admins = [s.model_dump(exclude_none=True) for s in spec.admins]
+    children = build_reseller_children(body, admins, reseller_branding(spec))
+    await sync_children(op.client, op.store, (RESELLER, None, name), children)
+    seeded = await _seed_default_plans(op, name, (body.get("status") or {}).get("seededPlans", []))
+
+    licenses_used, allocated = op.book.usage(name)
+    fields: dict[str, Any] = {
+        "namespace": reseller_namespace(name),
+        "licenses": {"total": spec.licenses, "used": licenses_used,
+                     "available": max(spec.licenses - licenses_used, 0)},
+        "tenants": len(op.book.tenants_of(name)),
+        "regions": [
+            {"name": region.name, "domain": region.domain,
+             "allotment": quota_strings(region.allotment.as_decimals()),
+             "allocated": quota_strings(allocated.get(region.name, {}))}
+            for region in spec.regions
+        ],
+        "seededPlans": seeded,
+    }
+    certificates = (body.get("status") or {}).get("regions") or []
+    for entry in fields["regions"]:  # certificate details are owned by the TLS phase; keep them
+        old = next((r for r in certificates if r.get("name") == entry["name"]), None)
+        if old and "certificate" in old:
+            entry["certificate"] = old["certificate"]
+
+    conditions = [_ready_condition(op, name, spec)]
+    if licenses_used > spec.licenses:
+        conditions.append(Condition("LicensesOverused", True, "LicensesOverused",
+                                    f"{licenses_used} tenants hold licences but spec.licenses is {spec.licenses}; "
+                                    "existing tenants keep running, new ones are refused until licences are "
+                                    "raised or tenants deleted."))
+    else:
+        conditions.append(Condition("LicensesOverused", False, "WithinLicenses",
+                                    f"{licenses_used} of {spec.licenses} licences are used."))
+    await publish_status(op, body, fields, conditions)
+
+
+def _ready_condition(op: Operator, name: str, spec: ResellerSpec) -> Condition:
+    unknown = [r.name for r in spec.regions if r.name not in op.book.regions]
+    if unknown:
+        return Condition("Ready", False, "UnknownRegion",
+                         f"Region(s) {', '.join(unknown)} do not exist on this platform; remove them from "
+                         f"spec.regions or ask the platform to create them. Known: "
+                         f"{', '.join(sorted(op.book.regions)) or 'none'}.")
+    holder = op.book.email_holder(spec.email)
+    if holder is not None and holder != ("reseller", name):
+        return Condition("Ready", False, "DuplicateEmail",
+                         f"E-mail address {spec.email} already belongs to another {holder[0]} on this platform; "
+                         "use another address in spec.email.")
+    conflict = domain_conflict(op, name, spec)
+    if conflict:
+        return Condition("Ready", False, "DomainConflict", conflict)
+    return Condition("Ready", True, "Ready", f"Reseller {name} is set up in {len(spec.regions)} region(s).")
+
+
+def domain_conflict(op: Operator, name: str, spec: ResellerSpec) -> str | None:
+    """A domain of this reseller that equals or nests with an older reseller's domain."""
+    me = op.book.resellers.get(name)
+    mine = [r.domain for r in spec.regions] + ([spec.platform_domain] if spec.platform_domain else [])
+    for other in op.book.resellers.values():
+        if other.name == name or (me is not None and (other.created, other.name) > (me.created, me.name)):
+            continue
+        theirs = list(other.domains.values()) + ([other.platform_domain] if other.platform_domain else [])
+        for domain in mine:
+            for taken in theirs:
+                if domains_collide(domain, taken):
+                    return (f"Domain {domain} collides with {taken}, which reseller {other.name} already uses; "
+                            "choose a domain that is neither equal to nor nested with another reseller's.")
+    return None
+
+
+async def _seed_default_plans(op: Operator, reseller: str, seeded: list[str]) -> list[str]:
+    """Create each platform default Plan once. A plan the reseller later changed or deleted is never
+    touched again: the names already seeded are remembered in status.seededPlans."""
+    result = list(seeded)
+    for plan in op.settings.default_plans:
+        if plan.name in result:
+            continue
+        try:
+            await op.client.create(build_default_plan(reseller, plan.name, plan.spec))
+            log.info("Plan %s/%s was seeded from the platform defaults.", reseller_namespace(reseller), plan.name)
+        except ApiError as error:
+            if not error.conflict:  # 409: it exists already (a crash between create and status)
+                raise
+        result.append(plan.name)
+    return result

@@ -1,0 +1,82 @@
+"""Reading specs at the edge: the typed model, or the first problem in words a person can act on,
+plus the conversions between a Tenant's status and its admission record."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from tenantry.admission import AdmissionRecord, PlanTerms, ResellerTerms, TenantClaim
+from tenantry.builders.common import quota_strings
+from tenantry.models import PlanSpec, ResellerSpec, SpecError, TenantSpec, parse_spec, spec_problems
+from tenantry.naming import reseller_from_namespace
+from tenantry.quantity import QuantityError, parse_quantity
+
+INVALID_SPEC = "InvalidSpec"
+
+
+def read_spec(kind: str, body: Mapping[str, Any]) -> tuple[Any, str | None]:
+    """(spec, None) for a coherent object, (None, "spec.x: what to change") otherwise."""
+    try:
+        spec = parse_spec(kind, body)
+    except SpecError as error:
+        return None, str(error)
+    problems = spec_problems(spec)
+    if problems:
+        return None, "; ".join(str(p) for p in problems)
+    return spec, None
+
+
+def record_from_status(status: Mapping[str, Any] | None) -> AdmissionRecord | None:
+    admission = (status or {}).get("admission")
+    if not admission:
+        return None
+    try:
+        quota = {k: parse_quantity(v) for k, v in (admission.get("quota") or {}).items()}
+    except QuantityError:
+        return None
+    return AdmissionRecord(plan=admission.get("plan", ""), region=admission.get("region", ""), quota=quota)
+
+
+def record_to_status(record: AdmissionRecord, admitted_at: str) -> dict[str, Any]:
+    return {"plan": record.plan, "region": record.region, "quota": quota_strings(record.quota),
+            "admittedAt": admitted_at}
+
+
+def tenant_claim(body: Mapping[str, Any], spec: TenantSpec) -> TenantClaim:
+    meta = body["metadata"]
+    reseller = reseller_from_namespace(meta["namespace"]) or ""
+    return TenantClaim(
+        reseller=reseller,
+        name=meta["name"],
+        created=meta.get("creationTimestamp", ""),
+        email=spec.email,
+        region=spec.region,
+        plan=spec.plan,
+        domains=tuple(d.host for d in spec.domains),
+        record=record_from_status(body.get("status")),
+        uid=meta.get("uid", ""),
+    )
+
+
+def reseller_terms(body: Mapping[str, Any], spec: ResellerSpec) -> ResellerTerms:
+    meta = body["metadata"]
+    return ResellerTerms(
+        name=meta["name"],
+        created=meta.get("creationTimestamp", ""),
+        email=spec.email,
+        active=spec.active,
+        licenses=spec.licenses,
+        allotments={r.name: r.allotment.as_decimals() for r in spec.regions},
+        domains={r.name: r.domain for r in spec.regions},
+        platform_domain=spec.platform_domain,
+    )
+
+
+def plan_terms(spec: PlanSpec) -> PlanTerms:
+    return PlanTerms(quota=spec.quota.as_decimals(), custom_domains=spec.custom_domains)
+
+
+def decimal_quota(values: Mapping[str, Any]) -> dict[str, Decimal]:
+    return {k: parse_quantity(v) for k, v in values.items()}

@@ -1,0 +1,265 @@
+"""Reconciling one Tenant: admit it (or say why not), provision its namespace, report status.
+
+Phases, in order, each skipped when there is nothing to do:
+1. read the spec; 2. admission (pure decision from the AdmissionBook, recorded at once);
+3. suspend or resume workloads; 4. apply the desired children and prune the rest;
+5. status, written once at the end whatever happened before (a failed phase is reported in it).
+Deletion is `finalize_tenant`, run by kopf's deletion handler behind the `tenantry.dev/finalizer`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from tenantry.admission import ADMITTED, Verdict
+from tenantry.builders.reseller import reseller_branding
+from tenantry.builders.tenant import HostRoute, TenantInputs, build_tenant_children
+from tenantry.conditions import Condition, now_rfc3339
+from tenantry.controller.apply import sync_children
+from tenantry.controller.context import Operator, publish_status
+from tenantry.controller.specs import INVALID_SPEC, read_spec, record_to_status, tenant_claim
+from tenantry.kube import ApiError
+from tenantry.models import RegionSpec, ResellerSpec, TenantSpec
+from tenantry.naming import (
+    LABEL_MANAGED_BY,
+    LABEL_TENANT,
+    MANAGED_BY,
+    PLAN,
+    REGION,
+    RESELLER,
+    TENANT,
+    reseller_from_namespace,
+    tenant_namespace,
+)
+
+log = logging.getLogger("tenantry.tenant")
+
+SUSPENDED_REPLICAS = "tenantry.dev/suspended-replicas"
+SUSPENDED = "tenantry.dev/suspended"
+
+
+def tenant_hosts(tenant: str, spec: TenantSpec, reseller_spec: ResellerSpec | None,
+                 region_spec: RegionSpec | None) -> list[HostRoute]:
+    """The hosts the tenant is routed on: its default host under the reseller's region domain, then
+    custom domains (routed at once only where the Region trusts them without a DNS proof)."""
+    routes: list[HostRoute] = []
+    region_entry = next((r for r in (reseller_spec.regions if reseller_spec else ()) if r.name == spec.region), None)
+    if region_entry is not None:
+        routes.append(HostRoute(host=f"{tenant}.{region_entry.domain}"))
+    if region_spec is not None and region_spec.domain_verification == "None":
+        routes.extend(HostRoute(host=d.host) for d in spec.domains)
+    return routes
+
+
+def _spec_of(op: Operator, kind: str, name: str, namespace: str | None = None) -> Any:
+    body = op.store.get(kind, name, namespace)
+    if body is None:
+        return None
+    spec, _ = read_spec(kind, body)
+    return spec
+
+
+async def reconcile_tenant(op: Operator, namespace: str, name: str) -> None:
+    body = op.store.get(TENANT, name, namespace)
+    if body is None or body["metadata"].get("deletionTimestamp"):
+        return  # gone, or being finalised by the deletion handler
+    reseller = reseller_from_namespace(namespace)
+    spec, problem = read_spec(TENANT, body)
+    if spec is None or reseller is None:
+        message = problem or f"Tenants belong in a reseller's control namespace (reseller-<name>), not {namespace}."
+        await publish_status(op, body, _kept_fields(body, phase="Pending"), [
+            Condition("Admitted", False, INVALID_SPEC, message),
+            Condition("Ready", False, INVALID_SPEC, message),
+        ])
+        return
+
+    key = (reseller, name)
+    op.book.upsert_tenant(tenant_claim(body, spec))
+    verdict = op.book.decide(key)
+    if verdict.record is not None:
+        op.book.record(key, verdict.record)
+
+    if not verdict.admitted:
+        # A refused tenant gets no namespace, and keeps trying: any change that may unblock it
+        # (licences, plans, other tenants leaving) enqueues it again.
+        await publish_status(op, body, {"phase": "Pending", "hosts": []}, [
+            Condition("Admitted", False, verdict.reason, verdict.message),
+            Condition("Provisioned", False, "NotAdmitted", "Nothing is provisioned until the tenant is admitted."),
+            Condition("Ready", False, verdict.reason, verdict.message),
+        ])
+        return
+
+    assert verdict.record is not None
+    await _provision(op, body, spec, reseller, verdict)
+
+
+async def _provision(op: Operator, body: Mapping[str, Any], spec: TenantSpec, reseller: str, verdict: Verdict) -> None:
+    record = verdict.record
+    assert record is not None
+    name = body["metadata"]["name"]
+    namespace = tenant_namespace(reseller, name)
+    reseller_spec: ResellerSpec | None = _spec_of(op, RESELLER, reseller)
+    region_spec: RegionSpec | None = _spec_of(op, REGION, record.region)
+    plan_spec = _spec_of(op, PLAN, record.plan, body["metadata"]["namespace"])
+    routes = tenant_hosts(name, spec, reseller_spec, region_spec)
+    inputs = TenantInputs(
+        reseller=reseller,
+        tenant=name,
+        region=record.region,
+        plan=record.plan,
+        namespace=namespace,
+        quota=record.quota,
+        active=spec.active,
+        default_requests={k: v for k, v in (plan_spec.defaults.model_dump() if plan_spec and plan_spec.defaults
+                                            else {}).items() if v is not None},
+        node_selector=dict(region_spec.node_pool.node_selector) if region_spec and region_spec.node_pool else {},
+        tolerations=[t.model_dump(by_alias=True, exclude_none=True) for t in region_spec.node_pool.tolerations]
+        if region_spec and region_spec.node_pool else [],
+        ingress_class=region_spec.ingress.class_name if region_spec else None,
+        ingress_controller_namespace=region_spec.ingress.controller_namespace if region_spec else None,
+        owners=[s.model_dump(exclude_none=True) for s in spec.owners],
+        reseller_admins=[s.model_dump(exclude_none=True) for s in reseller_spec.admins] if reseller_spec else [],
+        routes=routes,
+        service=spec.ingress.service,
+        port=spec.ingress.port,
+        branding=_tenant_branding(reseller_spec, spec),
+        pod_security_level=op.settings.pod_security_level,
+    )
+    children = build_tenant_children(inputs)
+    if not spec.active:
+        children[0]["metadata"].setdefault("annotations", {})[SUSPENDED] = "true"
+
+    provisioned = Condition("Provisioned", True, "Provisioned",
+                            f"Namespace {namespace} has its quota, limits, network isolation, access and routes.")
+    failure: Exception | None = None
+    try:
+        await _suspend_or_resume(op, namespace, spec.active)
+        await sync_children(op.client, op.store, (TENANT, body["metadata"]["namespace"], name), children)
+    except Exception as error:  # reported in status, then retried by the queue
+        failure = error
+        provisioned = Condition("Provisioned", False, "ProvisioningFailed",
+                                f"Provisioning namespace {namespace} failed and will be retried: {error}")
+
+    old_admission = (body.get("status") or {}).get("admission") or {}
+    admitted_at = old_admission.get("admittedAt") or now_rfc3339()
+    fields = {
+        "phase": "Active" if spec.active else "Suspended",
+        "namespace": namespace,
+        "hosts": [r.host for r in routes] if spec.active else [],
+        "admission": record_to_status(record, admitted_at),
+    }
+    ready = _ready(verdict, provisioned, spec.active)
+    await publish_status(op, body, fields, [
+        Condition("Admitted", True, ADMITTED, verdict.message),
+        provisioned,
+        ready,
+    ])
+    if failure is not None:
+        raise failure
+
+
+def _ready(verdict: Verdict, provisioned: Condition, active: bool) -> Condition:
+    if not provisioned.status:
+        return Condition("Ready", False, provisioned.reason, provisioned.message)
+    if verdict.change_refused is not None:
+        reason, message = verdict.change_refused
+        return Condition("Ready", False, reason, message)
+    if not active:
+        return Condition("Ready", True, "Suspended",
+                         "The tenant is suspended (spec.active: false): workloads are scaled to zero and it is "
+                         "not routed; its licence is kept.")
+    return Condition("Ready", True, "Ready", "The tenant is admitted and provisioned.")
+
+
+def _tenant_branding(reseller_spec: ResellerSpec | None, spec: TenantSpec) -> dict[str, str]:
+    """The reseller's white label, plus the tenant's own display name."""
+    data = reseller_branding(reseller_spec) if reseller_spec else {}
+    if spec.display_name:
+        data["tenantDisplayName"] = spec.display_name
+    return data
+
+
+def _kept_fields(body: Mapping[str, Any], phase: str) -> dict[str, Any]:
+    """Status fields to keep when the spec cannot be read: an admitted tenant stays admitted."""
+    status = body.get("status") or {}
+    fields: dict[str, Any] = {"phase": status.get("phase", phase)}
+    for key in ("namespace", "hosts", "admission"):
+        if key in status:
+            fields[key] = status[key]
+    return fields
+
+
+async def _suspend_or_resume(op: Operator, namespace: str, active: bool) -> None:
+    """Scale workloads to zero while suspended, remembering replicas in an annotation; restore them
+    on reactivation. Only looks at workloads when suspended or when resuming from a suspension."""
+    live_ns = op.store.get("Namespace", namespace)
+    was_suspended = bool(live_ns and (live_ns["metadata"].get("annotations") or {}).get(SUSPENDED))
+    if live_ns is None or (active and not was_suspended):
+        return
+    for kind in ("Deployment", "StatefulSet"):
+        for workload in await op.client.list(kind, namespace):
+            meta = workload["metadata"]
+            annotations = meta.get("annotations") or {}
+            replicas = workload.get("spec", {}).get("replicas", 1)
+            if not active and replicas != 0:
+                remembered = annotations.get(SUSPENDED_REPLICAS, str(replicas))
+                await op.client.merge_patch(kind, meta["name"], {
+                    "metadata": {"annotations": {SUSPENDED_REPLICAS: remembered}}, "spec": {"replicas": 0}},
+                    namespace=namespace)
+            elif active and SUSPENDED_REPLICAS in annotations:
+                await op.client.merge_patch(kind, meta["name"], {
+                    "metadata": {"annotations": {SUSPENDED_REPLICAS: None}},
+                    "spec": {"replicas": int(annotations[SUSPENDED_REPLICAS])}}, namespace=namespace)
+
+
+async def finalize_tenant(op: Operator, body: Mapping[str, Any]) -> None:
+    """Deletion: by spec.deletionPolicy, delete the namespace (Delete) or hand it over (Retain).
+
+    The licence is freed when the Tenant object is gone (its record leaves the book with it)."""
+    meta = body["metadata"]
+    reseller = reseller_from_namespace(meta["namespace"])
+    if reseller is None:
+        return
+    namespace = tenant_namespace(reseller, meta["name"])
+    live = await op.client.get("Namespace", namespace)
+    labels = (live or {}).get("metadata", {}).get("labels") or {}
+    ours = labels.get(LABEL_MANAGED_BY) == MANAGED_BY and labels.get(LABEL_TENANT) == meta["name"]
+    if live is None or not ours:
+        return  # never provisioned, already gone, or not ours to touch
+    policy = (body.get("spec") or {}).get("deletionPolicy", "Delete")
+    if policy == "Retain":
+        await _retain_namespace(op, namespace, live)
+        log.info("Tenant %s/%s was deleted; its namespace %s was retained without Tenantry's labels and bindings.",
+                 meta["namespace"], meta["name"], namespace)
+    else:
+        await op.client.delete("Namespace", namespace)
+        log.info("Tenant %s/%s was deleted with its namespace %s.", meta["namespace"], meta["name"], namespace)
+
+
+async def _retain_namespace(op: Operator, namespace: str, live: Mapping[str, Any]) -> None:
+    """Keep the namespace and its data; revoke access granted through Tenantry and unroute it.
+    Quota, limits and network isolation stay (unlabelled) so the retained workloads stay contained."""
+    for kind, name in (("RoleBinding", "tenantry-owners"), ("RoleBinding", "tenantry-reseller-support"),
+                       ("Ingress", "tenantry"), ("ConfigMap", "tenantry-branding")):
+        await op.client.delete(kind, name, namespace)
+    for kind, name in (("ResourceQuota", "tenantry"), ("LimitRange", "tenantry"),
+                       ("NetworkPolicy", "tenantry-isolation")):
+        try:
+            await op.client.merge_patch(kind, name, {"metadata": {"labels": _unlabel(op, kind, name, namespace)}},
+                                        namespace=namespace)
+        except ApiError as error:
+            if not error.not_found:
+                raise
+    await op.client.merge_patch("Namespace", namespace, {"metadata": {"labels": _unlabel(op, "Namespace", namespace,
+                                                                                          None, live)}})
+
+
+def _unlabel(op: Operator, kind: str, name: str, namespace: str | None,
+             live: Mapping[str, Any] | None = None) -> dict[str, None]:
+    """A merge patch removing every app.kubernetes.io/managed-by and tenantry.dev/* label."""
+    obj = live or op.store.get(kind, name, namespace) or {}
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    drop = {k: None for k in labels if k == LABEL_MANAGED_BY or k.startswith("tenantry.dev/")}
+    return drop or {LABEL_MANAGED_BY: None}
