@@ -1,0 +1,206 @@
+"""Running the real operator (`tenantry run`) as a subprocess for integration tests.
+
+The operator gets an identity of its own: a ServiceAccount `tenantry` in `tenantry-system` bound to
+the operator ClusterRole of the chart (`charts/tenantry/files/operator-clusterrole.yaml`), with its
+token in a kubeconfig of its own. So the tests prove the chart's role is enough, and the audit log
+tells the operator's writes (user `system:serviceaccount:tenantry-system:tenantry`) from the tests'.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client
+
+REPO = Path(__file__).resolve().parents[2]
+OPERATOR_NAMESPACE = "tenantry-system"
+OPERATOR_ACCOUNT = "tenantry"
+OPERATOR_USER = f"system:serviceaccount:{OPERATOR_NAMESPACE}:{OPERATOR_ACCOUNT}"
+PLATFORM_ROLES = REPO / "charts" / "tenantry" / "files" / "platform-clusterroles.yaml"
+OPERATOR_ROLE = REPO / "charts" / "tenantry" / "files" / "operator-clusterrole.yaml"
+
+# Operator configuration used by the tests: one platform default plan to prove seeding.
+TEST_CONFIG = {
+    "resyncSeconds": 60,
+    "workers": 8,
+    "defaultPlans": [
+        {"name": "trial", "spec": {
+            "displayName": "Trial",
+            "quota": {"cpu": "500m", "memory": "512Mi", "storage": "1Gi", "pods": "5"},
+            "defaults": {"cpu": "50m", "memory": "64Mi"},
+            "pricing": {"currency": "USD", "monthly": "0.00"},
+        }},
+    ],
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _apply_yaml(api: client.ApiClient, path: Path) -> None:
+    from kubernetes import utils
+
+    for doc in yaml.safe_load_all(path.read_text()):
+        if not doc:
+            continue
+        try:
+            utils.create_from_dict(api, doc)
+        except utils.FailToCreateError as error:
+            if not all(getattr(e, "status", None) == 409 for e in error.api_exceptions):
+                raise
+            # Already there: replace so that an edited role file takes effect.
+            rbac = client.RbacAuthorizationV1Api(api)
+            if doc["kind"] == "ClusterRole":
+                rbac.replace_cluster_role(doc["metadata"]["name"], doc)
+            elif doc["kind"] == "ClusterRoleBinding":
+                rbac.replace_cluster_role_binding(doc["metadata"]["name"], doc)
+
+
+def operator_kubeconfig(api: client.ApiClient, admin_kubeconfig: str, directory: Path) -> Path:
+    """Create the operator's ServiceAccount, bind its role, and write a kubeconfig with its token."""
+    core = client.CoreV1Api(api)
+    try:
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=OPERATOR_NAMESPACE)))
+    except client.ApiException as error:
+        if error.status != 409:
+            raise
+    try:
+        core.create_namespaced_service_account(OPERATOR_NAMESPACE, client.V1ServiceAccount(
+            metadata=client.V1ObjectMeta(name=OPERATOR_ACCOUNT)))
+    except client.ApiException as error:
+        if error.status != 409:
+            raise
+    _apply_yaml(api, PLATFORM_ROLES)
+    role_name = "cluster-admin"
+    if OPERATOR_ROLE.exists():
+        _apply_yaml(api, OPERATOR_ROLE)
+        role_name = yaml.safe_load(OPERATOR_ROLE.read_text())["metadata"]["name"]
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": "tenantry-operator-tests"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role_name},
+        "subjects": [{"kind": "ServiceAccount", "name": OPERATOR_ACCOUNT, "namespace": OPERATOR_NAMESPACE}],
+    }
+    rbac = client.RbacAuthorizationV1Api(api)
+    try:
+        rbac.create_cluster_role_binding(binding)
+    except client.ApiException as error:
+        if error.status != 409:
+            raise
+        rbac.replace_cluster_role_binding("tenantry-operator-tests", binding)
+
+    # v1.20's token controller fills a Secret for every ServiceAccount.
+    deadline = time.monotonic() + 60
+    token = None
+    while token is None:
+        account = core.read_namespaced_service_account(OPERATOR_ACCOUNT, OPERATOR_NAMESPACE)
+        for ref in account.secrets or []:
+            secret = core.read_namespaced_secret(ref.name, OPERATOR_NAMESPACE)
+            if secret.data and "token" in secret.data:
+                token = base64.b64decode(secret.data["token"]).decode()
+        if token is None:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the operator's ServiceAccount got no token Secret within 60s")
+            time.sleep(0.5)
+
+    admin = yaml.safe_load(Path(admin_kubeconfig).read_text())
+    cluster_entry = admin["clusters"][0]
+    config = {
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [cluster_entry],
+        "users": [{"name": "tenantry", "user": {"token": token}}],
+        "contexts": [{"name": "tenantry", "context": {"cluster": cluster_entry["name"], "user": "tenantry"}}],
+        "current-context": "tenantry",
+    }
+    path = directory / "operator.kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)
+    return path
+
+
+class OperatorProcess:
+    """`tenantry run` in a subprocess; logs in `log_path`. Stopped by its pid."""
+
+    def __init__(self, kubeconfig: Path, directory: Path, config: dict[str, Any] | None = None):
+        self.kubeconfig = kubeconfig
+        self.directory = directory
+        self.config_path = directory / "operator-config.yaml"
+        self.config_path.write_text(yaml.safe_dump(config or TEST_CONFIG))
+        self.log_path = directory / "operator.log"
+        self.health_port = free_port()
+        self.metrics_port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def start(self, timeout: float = 60.0) -> None:
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "TENANTRY_CONFIG": str(self.config_path)}
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the child holds it for its lifetime
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tenantry", "run", "--bind-address", "127.0.0.1",
+             "--health-port", str(self.health_port), "--metrics-port", str(self.metrics_port),
+             "--log-format", "plain"],
+            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True,
+        )
+        log.close()
+        self.wait_healthy(timeout)
+
+    def wait_healthy(self, timeout: float = 60.0) -> None:
+        import urllib.request
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"the operator exited with {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/healthz", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.25)
+        raise RuntimeError(f"the operator was not healthy within {timeout:.0f}s:\n{self.log_tail()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(sig)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, with no chance to clean up."""
+        self.stop(signal.SIGKILL)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def metrics(self) -> str:
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as r:
+            return str(r.read().decode())
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
