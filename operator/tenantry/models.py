@@ -64,11 +64,12 @@ MAX_PORT = 65535
 class Text:
     """A string constraint: pattern, length bounds, and how to explain a mismatch to a person."""
 
-    what: str  # "a DNS hostname", used in "'x' is not a DNS hostname (example: ...)"
+    what: str  # "a Region name", used in "'x' is not a Region name: <rule> (example: ...)"
     example: str
     pattern: str | None = None
     max_length: int | None = None
     min_length: int = 1
+    rule: str | None = None  # what the pattern allows, in words
 
     def __call__(self, value: str) -> str:
         if len(value) < self.min_length:
@@ -78,7 +79,8 @@ class Text:
                 f"{value!r} is {len(value)} characters long; {self.what} has at most {self.max_length}"
             )
         if self.pattern is not None and not re.match(self.pattern, value):
-            raise ValueError(f"{value!r} is not {self.what} (example: {self.example})")
+            rule = f": {self.rule}" if self.rule else ""
+            raise ValueError(f"{value!r} is not {self.what}{rule} (example: {self.example})")
         return value
 
     def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
@@ -126,7 +128,7 @@ class MoneyField:
     def __call__(self, value: object) -> Decimal:
         if isinstance(value, Decimal):
             return value
-        if isinstance(value, bool) or isinstance(value, int | float):
+        if isinstance(value, bool | int | float):
             raise ValueError(
                 f"{value!r} is a number; write money as a quoted decimal string such as \"0.05\" "
                 "so that no precision is lost"
@@ -141,25 +143,26 @@ class MoneyField:
         )
 
 
+NAME_RULE = "use lowercase letters and digits, with single dashes between them"
 RegionName = Annotated[
-    str,
-    Text(
-        "a Region name: lowercase letters, digits and single dashes", "eu-west", NAME_PATTERN,
-        naming.MAX_NAME_LENGTH[naming.REGION],
-    ),
+    str, Text("a Region name", "eu-west", NAME_PATTERN, naming.MAX_NAME_LENGTH[naming.REGION], rule=NAME_RULE)
 ]
 PlanName = Annotated[
-    str,
-    Text(
-        "a Plan name: lowercase letters, digits and single dashes", "starter", NAME_PATTERN,
-        naming.MAX_NAME_LENGTH[naming.PLAN],
-    ),
+    str, Text("a Plan name", "starter", NAME_PATTERN, naming.MAX_NAME_LENGTH[naming.PLAN], rule=NAME_RULE)
 ]
 Hostname = Annotated[
-    str, Text("a lowercase DNS hostname", "www.bakery.example", HOSTNAME_PATTERN, MAX_HOSTNAME_LENGTH)
+    str,
+    Text(
+        "a DNS hostname", "www.bakery.example", HOSTNAME_PATTERN, MAX_HOSTNAME_LENGTH,
+        rule="lowercase, two or more dot-separated labels, no wildcard",
+    ),
 ]
 ResellerDomain = Annotated[
-    str, Text("a lowercase DNS hostname", "acme-cloud.example", HOSTNAME_PATTERN, MAX_RESELLER_DOMAIN_LENGTH)
+    str,
+    Text(
+        "a DNS hostname", "acme-cloud.example", HOSTNAME_PATTERN, MAX_RESELLER_DOMAIN_LENGTH,
+        rule="lowercase, two or more dot-separated labels, no wildcard",
+    ),
 ]
 SubdomainName = Annotated[str, Text("a DNS-1123 subdomain name", "www-tls", SUBDOMAIN_PATTERN, 253)]
 NamespaceName = Annotated[str, Text("a namespace name (DNS-1123 label)", "ingress-nginx", LABEL_PATTERN, 63)]
@@ -488,10 +491,7 @@ def parse_spec(kind: str, body: Mapping[str, Any]) -> AnySpec:
     if isinstance(metadata, Mapping) and isinstance(metadata.get("name"), str):
         name = metadata["name"]
         limit = naming.MAX_NAME_LENGTH[canonical]
-        text = Text(
-            f"a {canonical} name: lowercase letters, digits and single dashes",
-            _NAME_EXAMPLES[canonical], NAME_PATTERN, limit,
-        )
+        text = Text(f"a {canonical} name", _NAME_EXAMPLES[canonical], NAME_PATTERN, limit, rule=NAME_RULE)
         try:
             text(name)
         except ValueError as exc:
