@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 from tenantry.naming import QUOTA_RESOURCES
+from tenantry.quantity import format_quantity
 
 Quota = Mapping[str, Decimal]
 TenantKey = tuple[str, str]  # (reseller, tenant name)
@@ -319,9 +320,11 @@ class AdmissionBook:
         if reseller is not None:
             _, allocated = self.usage(claim.reseller)
             _subtract(allocated, record.region, full_quota(record.quota))
-            # Only growth is checked: shrinking must succeed even where the reseller is already over.
-            growth = {r: max(wanted[r], full_quota(record.quota)[r]) for r in QUOTA_RESOURCES}
-            shortfall = self._shortfall(reseller, allocated, record.region, growth)
+            # Only resources that grow are checked: shrinking must succeed even where the reseller
+            # is already over its allotment (after the platform lowered it).
+            current = full_quota(record.quota)
+            grown = [r for r in QUOTA_RESOURCES if wanted[r] > current[r]]
+            shortfall = self._shortfall(reseller, allocated, record.region, wanted, only=grown)
             if shortfall:
                 return Verdict(True, ADMITTED, kept, record, (INSUFFICIENT_CAPACITY,
                                f"Plan {claim.plan} needs more than reseller {reseller.name} has left in region "
@@ -379,12 +382,14 @@ class AdmissionBook:
 
     @staticmethod
     def _shortfall(reseller: ResellerTerms, allocated: dict[str, dict[str, Decimal]], region: str,
-                   quota: Quota) -> str:
+                   quota: Quota, only: Iterable[str] = QUOTA_RESOURCES) -> str:
+        """What does not fit, in words ("cpu: needs 2, 0.5 left"); empty when everything fits."""
         allotment = full_quota(reseller.allotments.get(region, {}))
         used = allocated.get(region, full_quota({}))
         short = [
-            f"{resource}: needs {quota[resource]}, {max(allotment[resource] - used[resource], Decimal(0))} left"
-            for resource in QUOTA_RESOURCES
+            f"{resource}: needs {format_quantity(resource, quota[resource])}, "
+            f"{format_quantity(resource, max(allotment[resource] - used[resource], Decimal(0)))} left"
+            for resource in only
             if used[resource] + quota[resource] > allotment[resource]
         ]
         return "; ".join(short)
