@@ -1,0 +1,72 @@
+# Tenantry developer entry points. `make help` lists them.
+#
+#   make test                          unit + integration tests against a private local control plane
+#   USE_EXISTING_CLUSTER=1 make test   the same against the cluster of $KUBECONFIG (nothing started)
+#   make dev-up / make dev-down        a long-lived local control plane in .dev/ for manual work
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV := .venv
+VENV_STAMP := $(VENV)/.installed
+DEV_DIR := .dev
+PYTEST_ARGS ?=
+USE_EXISTING_CLUSTER ?=
+# Root for apt-get when make is run by a normal user.
+AS_ROOT := $(if $(filter 0,$(shell id -u)),,sudo)
+
+.PHONY: help venv control-plane dev-up dev-down test lint demo clean distclean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+venv: $(VENV_STAMP) ## create .venv and install the package with its test extras
+
+# Reinstalls only when pyproject.toml changes (the stamp is newer otherwise).
+$(VENV_STAMP): pyproject.toml
+	@if ! "$(PYTHON)" -c 'import ensurepip, venv' >/dev/null 2>&1; then \
+	  pkg="$$(basename "$(PYTHON)")-venv"; \
+	  echo "python -m venv needs Debian's $$pkg; installing it"; \
+	  $(AS_ROOT) apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive $(AS_ROOT) apt-get install -y -qq --no-install-recommends "$$pkg"; \
+	fi
+	@test -x $(VENV)/bin/python || "$(PYTHON)" -m venv $(VENV)
+	$(VENV)/bin/pip install -q -e '.[test]'
+	@touch $@
+
+control-plane: ## build (once, cached in ~/.cache/tenantry) etcd, kube-apiserver, kube-controller-manager, kubectl v1.20
+	hack/build-control-plane.sh
+
+dev-up: venv control-plane ## start the local control plane in .dev/ and install crds/
+	$(VENV)/bin/python hack/controlplane.py up --dir $(DEV_DIR)
+	@echo
+	@echo "export KUBECONFIG=$(CURDIR)/$(DEV_DIR)/kubeconfig"
+
+dev-down: ## stop the .dev/ control plane and remove its data (the next dev-up starts clean)
+	@if [ -d $(DEV_DIR) ]; then $(VENV)/bin/python hack/controlplane.py down --dir $(DEV_DIR); fi
+
+# pytest's exit status is the recipe's; 5 (no tests collected) is reported as the failure it is.
+test: venv $(if $(filter 1 true yes,$(USE_EXISTING_CLUSTER)),,control-plane) ## run the tests (USE_EXISTING_CLUSTER=1 uses $KUBECONFIG)
+	@if [ -n "$(filter 1 true yes,$(USE_EXISTING_CLUSTER))" ] && [ -z "$${KUBECONFIG:-}" ]; then \
+	  echo "USE_EXISTING_CLUSTER=1 needs KUBECONFIG pointing at the cluster" >&2; exit 2; \
+	fi
+	@rc=0; $(VENV)/bin/pytest $(PYTEST_ARGS) || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests; that is a failure" >&2; fi; \
+	exit $$rc
+
+lint: venv ## ruff + mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+demo: venv control-plane ## run hack/demo.sh
+	hack/demo.sh
+
+clean: ## stop the .dev/ control plane; remove .dev/ and caches (keeps .venv and the binary cache)
+	@if [ -d $(DEV_DIR) ] && [ -x $(VENV)/bin/python ]; then $(VENV)/bin/python hack/controlplane.py down --dir $(DEV_DIR); fi
+	rm -rf $(DEV_DIR) .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist operator/*.egg-info
+	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -exec rm -rf {} +
+
+distclean: clean ## clean, and remove .venv too
+	rm -rf $(VENV)
