@@ -23,6 +23,7 @@ from kubernetes import client
 
 from support import cluster
 from support.operator import OperatorProcess, operator_kubeconfig
+from support.platform import Platform, platform_fixture
 
 
 def use_existing_cluster() -> bool:
@@ -184,3 +185,22 @@ def operator(control_plane: Any, api_client: client.ApiClient, kubeconfig: str,
     process.stop()
     if os.environ.get("TENANTRY_SHOW_OPERATOR_LOG"):
         print(process.log_tail(400))
+
+
+@pytest.fixture
+def platform(operator: OperatorProcess, api_client: client.ApiClient,
+             unique_name: Callable[..., str]) -> Iterator[Platform]:
+    """A test's own Regions/Resellers/Plans/Tenants (support.platform.Platform), with the operator
+    running; the resellers and regions it made are deleted afterwards."""
+    yield from platform_fixture(api_client, unique_name)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed test that ran with the operator shows the operator's last log lines."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and "operator" in getattr(item, "fixturenames", ()):
+        process = item.funcargs.get("operator") if hasattr(item, "funcargs") else None  # type: ignore[attr-defined]
+        if isinstance(process, OperatorProcess):
+            report.sections.append(("operator log (last 80 lines)", process.log_tail(80)))

@@ -17,6 +17,7 @@ from tenantry.naming import (
     CLUSTERROLE_RESELLER,
     GROUP,
     LABEL_NAMESPACE_ROLE,
+    LABEL_RESELLER,
     managed_labels,
     reseller_namespace,
 )
@@ -76,8 +77,9 @@ def build_default_plan(reseller: str, name: str, spec: Mapping[str, Any]) -> dic
     return {
         "apiVersion": API_VERSION,
         "kind": "Plan",
+        # Not labelled managed-by: once seeded, the plan is the reseller's to change or delete.
         "metadata": {"name": name, "namespace": reseller_namespace(reseller),
-                     "labels": {**managed_labels(reseller=reseller), "tenantry.dev/default-plan": "true"}},
+                     "labels": {LABEL_RESELLER: reseller, "tenantry.dev/default-plan": "true"}},
         "spec": dict(spec),
     }
 

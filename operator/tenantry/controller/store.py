@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from tenantry.naming import LABEL_MANAGED_BY, LABEL_RESELLER, LABEL_TENANT, MANAGED_BY, reseller_namespace
+from tenantry.naming import LABEL_MANAGED_BY, LABEL_RESELLER, LABEL_TENANT, MANAGED_BY, PLURALS, reseller_namespace
 
 ObjectKey = tuple[str, str | None, str]  # (kind, namespace, name)
 
@@ -40,7 +40,10 @@ def trim(kind: str, obj: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def owner_of(obj: Mapping[str, Any]) -> ObjectKey | None:
-    """The Tenant or Reseller a managed child belongs to, from its labels."""
+    """The Tenant or Reseller a managed child belongs to, from its labels. Tenantry's own kinds
+    are never children (a seeded Plan belongs to the reseller once made, and is never pruned)."""
+    if obj.get("kind") in PLURALS:
+        return None
     labels = obj.get("metadata", {}).get("labels") or {}
     if labels.get(LABEL_MANAGED_BY) != MANAGED_BY:
         return None
