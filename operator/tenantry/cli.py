@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from tenantry import __version__
+from tenantry.metering import cli as metering_cli
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -57,10 +58,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_optional_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Metering and billing add their own subcommands (see tenantry.metering.cli)."""
-    try:
-        from tenantry.metering import cli as metering_cli
-    except ImportError:
-        return
     metering_cli.add_commands(commands)
 
 

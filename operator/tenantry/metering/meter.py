@@ -1,0 +1,172 @@
+"""The running meter of one Region: sampler -> integrator -> spool -> sink, plus /metrics.
+
+One asyncio loop does everything, so the collector reads the integrator without locks. The order
+of a tick is what makes a crash harmless: (1) integrate up to now, closing windows; (2) put the
+closed windows' records durably in the spool; (3) only then write the checkpoint of the open
+window. A crash before (3) restarts from the previous checkpoint and closes the same windows again,
+with the same record ids; the spool and the receivers drop the duplicates by id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+from tenantry.kube import KubeClient
+from tenantry.metering.exporter import DeliveryStats, MeteringCollector
+from tenantry.metering.integrator import Integrator, TenantState
+from tenantry.metering.sampler import Sampler
+from tenantry.metering.sinks import Deliverer, Sink, Spool, write_atomically
+
+log = logging.getLogger("tenantry.meter")
+
+CHECKPOINT = "checkpoint.json"
+
+
+@dataclass(frozen=True)
+class MeterConfig:
+    region: str
+    spool_dir: Path
+    interval: float = 15.0
+    window: int = 3600
+    port: int = 9100
+    bind_address: str = "0.0.0.0"
+    license_tiers: Sequence[Any] = ()
+    license_currency: str = "USD"
+    sync_timeout: float = 120.0
+
+
+class Meter:
+    def __init__(self, config: MeterConfig, client: KubeClient, sink: Sink, *,
+                 clock: Callable[[], float] = time.time):
+        self.config, self.client, self.sink, self.clock = config, client, sink, clock
+        config.spool_dir.mkdir(parents=True, exist_ok=True)
+        self.spool = Spool(config.spool_dir)
+        self.checkpoint_path = config.spool_dir / CHECKPOINT
+        self.integrator = self._restore()
+        self.sampler = Sampler(region=config.region, license_tiers=tuple(config.license_tiers),
+                               license_currency=config.license_currency, on_state=self._on_state)
+        self.stats = DeliveryStats(sink=sink.label)
+        self.deliverer = Deliverer(self.spool, sink, on_result=self.stats.record)
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(MeteringCollector(config.region, self.integrator, self.sampler, self.stats,
+                                                 spool_size=lambda: len(self.spool)))
+        self.outbox: list[dict[str, Any]] = []
+        self.ready = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._runner: web.AppRunner | None = None
+        self.port: int | None = None
+
+    # -- state -----------------------------------------------------------------------------------
+
+    def _restore(self) -> Integrator:
+        if self.checkpoint_path.exists():
+            data = json.loads(self.checkpoint_path.read_text())
+            if data.get("region") != self.config.region:
+                raise RuntimeError(f"{self.checkpoint_path} is the checkpoint of region {data.get('region')!r}, "
+                                   f"not {self.config.region!r}: give each region's meter its own --spool")
+            integrator = Integrator.from_json(data, window_seconds=self.config.window)
+            log.info("Meter of region %s resumed window %d with %d tenants from %s.", self.config.region,
+                     integrator.window_start, len(integrator.accounts), self.checkpoint_path)
+            return integrator
+        return Integrator(self.config.region, self.config.window, self.clock())
+
+    def _on_state(self, uid: str, state: TenantState | None) -> None:
+        self.outbox.extend(self.integrator.set_state(self.clock(), uid, state))
+
+    def tick(self) -> int:
+        """Integrate to now, spool closed windows, checkpoint the open one; returns records spooled."""
+        self.outbox.extend(self.integrator.advance(self.clock()))
+        added = 0
+        if self.outbox:
+            added = self.spool.put(self.outbox)
+            self.outbox.clear()
+            self.stats.spooled += added
+            self.deliverer.wake()
+        self.save_checkpoint()
+        return added
+
+    def save_checkpoint(self) -> None:
+        data = json.dumps(self.integrator.to_json(), separators=(",", ":")).encode()
+        write_atomically(self.checkpoint_path, data)
+
+    # -- running ---------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        reflectors = self.sampler.reflectors(self.client)
+        self._tasks = [asyncio.create_task(r.run(), name=f"reflector-{r.kind}") for r in reflectors]
+        await asyncio.wait_for(asyncio.gather(*(r.synced.wait() for r in reflectors)),
+                               timeout=self.config.sync_timeout)
+        # Tenants in the checkpoint that are no longer here went away while the meter was down.
+        now = self.clock()
+        for uid, _account in self.integrator.live():
+            if uid not in self.sampler.states:
+                self.outbox.extend(self.integrator.set_state(now, uid, None))
+        self.tick()
+        self._tasks.append(asyncio.create_task(self.deliverer.run(), name="deliverer"))
+        self._tasks.append(asyncio.create_task(self._tick_forever(), name="ticker"))
+        if self.config.port >= 0:
+            await self._serve()
+        self.ready.set()
+        log.info("Meter of region %s is running: %d tenants, window %ds, sink %s, metrics on %s:%s.",
+                 self.config.region, len(self.sampler.states), self.config.window, self.sink.label,
+                 self.config.bind_address, self.port)
+
+    async def _tick_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.interval)
+            try:
+                self.tick()
+            except OSError as error:  # a full disk must not stop metering; the next tick tries again
+                log.error("Meter tick could not write the spool or checkpoint: %s", error)
+
+    async def _serve(self) -> None:
+        async def metrics(_request: web.Request) -> web.Response:
+            body = generate_latest(self.registry)
+            return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+        async def healthz(_request: web.Request) -> web.Response:
+            return web.Response(text="ok")
+
+        app = web.Application()
+        app.router.add_get("/metrics", metrics)
+        app.router.add_get("/healthz", healthz)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.config.bind_address, self.config.port)
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        self.port = sockets[0].getsockname()[1] if sockets else self.config.port
+
+    async def stop(self) -> None:
+        """Graceful stop: integrate to now and checkpoint, so a planned restart loses nothing either."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        with contextlib.suppress(OSError):
+            self.tick()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.deliverer.deliver_pending(), timeout=5)
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self.sink.close()
+        await self.client.close()
+
+    async def run_forever(self) -> None:
+        await self.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.stop()

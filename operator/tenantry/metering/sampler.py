@@ -1,0 +1,374 @@
+"""What the meter of one Region knows about the cluster, kept current by list+watch (no polling).
+
+Five reflectors, each one list and then one watch stream (relisting after a 410 or a lost
+connection), each keeping only the few fields metering needs:
+
+- ResourceQuotas `tenantry` of the region's tenant namespaces, selected on the server by label
+  (`app.kubernetes.io/managed-by=tenantry,tenantry.dev/region=<region>`): `status.used`/`hard`;
+- Tenants (admitted to this region: `status.admission.region`): uid, phase, plan, certificates;
+- Plans (retail prices), Resellers (licences, allotments, tier), Regions (capacity, tariff).
+
+Every change recomputes the `TenantState` of the tenants it touches (a quota: its tenant; a Plan:
+the tenants on it; a Reseller: its tenants; the Region: all) and hands the ones that differ to
+`on_state(uid, state | None)`: the integrator then bills the old state up to now.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import aiohttp
+from pydantic import ValidationError
+
+from tenantry.kube import ApiError, KubeClient
+from tenantry.metering.integrator import RESOURCES, TenantState
+from tenantry.metering.pricing import license_tier_price, tenant_prices
+from tenantry.models import RetailPricing, WholesalePricing
+from tenantry.naming import (
+    CHILD_NAME,
+    LABEL_MANAGED_BY,
+    LABEL_REGION,
+    MANAGED_BY,
+    PLAN,
+    QUOTA_KEYS,
+    REGION,
+    RESELLER,
+    TENANT,
+    reseller_from_namespace,
+    reseller_namespace,
+    tenant_namespace,
+)
+from tenantry.quantity import QuantityError, parse_quantity
+
+log = logging.getLogger(__name__)
+
+ZERO = Decimal(0)
+LICENSED_PHASES = {"Active", "Suspended", "Terminating"}
+
+
+def _quantities(raw: Mapping[str, Any] | None) -> dict[str, Decimal]:
+    """ResourceQuota `used`/`hard` as Decimals keyed by resource (cpu, memory, storage, pods)."""
+    result = {}
+    for resource in RESOURCES:
+        value = (raw or {}).get(QUOTA_KEYS[resource])
+        try:
+            result[resource] = parse_quantity(value) if value is not None else ZERO
+        except QuantityError:
+            result[resource] = ZERO
+    return result
+
+
+def _quota_strings_to_decimals(raw: Mapping[str, Any] | None) -> dict[str, Decimal]:
+    result = {}
+    for resource in RESOURCES:
+        try:
+            result[resource] = parse_quantity((raw or {}).get(resource, 0))
+        except QuantityError:
+            result[resource] = ZERO
+    return result
+
+
+# -- the few fields kept per object -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QuotaInfo:
+    used: dict[str, Decimal]
+    hard: dict[str, Decimal]
+
+
+@dataclass(frozen=True)
+class TenantInfo:
+    uid: str
+    reseller: str
+    name: str
+    region: str | None  # the admitted region (None: not admitted)
+    plan: str
+    phase: str
+    certificates: tuple[tuple[str, str, str, float], ...] = ()  # (namespace, name, host, notAfter epoch)
+
+
+@dataclass(frozen=True)
+class ResellerInfo:
+    name: str
+    licenses_spec: int
+    licenses: dict[str, int]  # total, used, available (status)
+    allotment: dict[str, Decimal] | None  # in this region (None: does not sell here)
+    allocated: dict[str, Decimal]
+    certificates: tuple[tuple[str, str, str, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class RegionInfo:
+    capacity: dict[str, Decimal]
+    allocated: dict[str, Decimal]
+    pricing: WholesalePricing | None
+
+
+def _epoch(text: Any) -> float | None:
+    from tenantry.metering.records import parse_rfc3339
+
+    try:
+        return parse_rfc3339(str(text)).timestamp()
+    except ValueError:
+        return None
+
+
+def _certificates(namespace: str, entries: Iterable[Any]) -> tuple[tuple[str, str, str, float], ...]:
+    """(namespace, secret name, host, notAfter) from status entries that carry `notAfter`.
+    The TLS phase writes `{notAfter, dnsNames[, secretName|name|host]}`; tolerate either."""
+    found = []
+    for entry in entries:
+        if not isinstance(entry, Mapping):
+            continue
+        cert = entry.get("certificate") if isinstance(entry.get("certificate"), Mapping) else entry
+        not_after = _epoch(cert.get("notAfter")) if cert.get("notAfter") else None
+        if not_after is None:
+            continue
+        name = str(cert.get("secretName") or entry.get("secretName") or entry.get("name") or CHILD_NAME)
+        hosts = cert.get("dnsNames") or ([entry["host"]] if entry.get("host") else [])
+        for host in hosts:
+            found.append((namespace, name, str(host), not_after))
+    return tuple(sorted(found))
+
+
+def quota_info(obj: Mapping[str, Any]) -> QuotaInfo:
+    status = obj.get("status") or {}
+    return QuotaInfo(used=_quantities(status.get("used")), hard=_quantities(status.get("hard")))
+
+
+def tenant_info(obj: Mapping[str, Any]) -> TenantInfo:
+    meta, status = obj["metadata"], obj.get("status") or {}
+    admission = status.get("admission") or {}
+    reseller = reseller_from_namespace(meta.get("namespace", "")) or ""
+    namespace = status.get("namespace") or tenant_namespace(reseller, meta["name"])
+    entries = list(status.get("certificates") or []) + list(status.get("domains") or [])
+    return TenantInfo(uid=meta.get("uid", ""), reseller=reseller, name=meta["name"], region=admission.get("region"),
+                      plan=admission.get("plan") or (obj.get("spec") or {}).get("plan", ""),
+                      phase=status.get("phase", "Pending"), certificates=_certificates(namespace, entries))
+
+
+def plan_pricing(obj: Mapping[str, Any]) -> RetailPricing | None:
+    try:
+        return RetailPricing.model_validate((obj.get("spec") or {}).get("pricing") or {})
+    except ValidationError:
+        return None
+
+
+def reseller_info(obj: Mapping[str, Any], region: str) -> ResellerInfo:
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    name = obj["metadata"]["name"]
+    licenses = status.get("licenses") or {}
+    allotment = None
+    for entry in spec.get("regions") or []:
+        if entry.get("name") == region:
+            allotment = _quota_strings_to_decimals(entry.get("allotment"))
+    allocated: dict[str, Decimal] = {}
+    certs: list[Any] = []
+    for entry in status.get("regions") or []:
+        if entry.get("name") == region:
+            allocated = _quota_strings_to_decimals(entry.get("allocated"))
+            certs.append(entry)
+    spec_licenses = spec.get("licenses", 0)
+    return ResellerInfo(
+        name=name, licenses_spec=int(spec_licenses) if isinstance(spec_licenses, int) else 0,
+        licenses={k: int(licenses.get(k, 0)) for k in ("total", "used", "available")},
+        allotment=allotment, allocated=allocated,
+        certificates=_certificates(reseller_namespace(name), certs))
+
+
+def region_info(obj: Mapping[str, Any]) -> RegionInfo:
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    try:
+        pricing: WholesalePricing | None = WholesalePricing.model_validate(spec.get("pricing") or {})
+    except ValidationError:
+        pricing = None
+    return RegionInfo(capacity=_quota_strings_to_decimals(spec.get("capacity")),
+                      allocated=_quota_strings_to_decimals(status.get("allocated")), pricing=pricing)
+
+
+# -- list + watch ---------------------------------------------------------------------------------
+
+
+class Reflector:
+    """One kind, listed then watched, into `items` (key -> transformed object)."""
+
+    def __init__(self, client: KubeClient, kind: str, transform: Callable[[dict[str, Any]], Any],
+                 on_change: Callable[[str, Any, Any, Any], None], *, label_selector: str | None = None,
+                 keep: Callable[[dict[str, Any]], bool] | None = None):
+        self.client, self.kind, self.transform = client, kind, transform
+        self.on_change, self.label_selector = on_change, label_selector
+        self.keep = keep or (lambda obj: True)
+        self.items: dict[Any, Any] = {}
+        self.synced = asyncio.Event()
+
+    @staticmethod
+    def key(obj: Mapping[str, Any]) -> tuple[str | None, str]:
+        meta = obj["metadata"]
+        return (meta.get("namespace"), meta["name"])
+
+    def _put(self, obj: dict[str, Any]) -> None:
+        key = self.key(obj)
+        old = self.items.get(key)
+        if not self.keep(obj):
+            if old is not None:
+                del self.items[key]
+                self.on_change(self.kind, key, old, None)
+            return
+        new = self.transform(obj)
+        if new != old:
+            self.items[key] = new
+            self.on_change(self.kind, key, old, new)
+
+    def _delete(self, obj: Mapping[str, Any]) -> None:
+        key = self.key(obj)
+        old = self.items.pop(key, None)
+        if old is not None:
+            self.on_change(self.kind, key, old, None)
+
+    async def _relist(self) -> str:
+        items, version = await self.client.list_with_version(self.kind, self.label_selector)
+        seen = set()
+        for item in items:
+            seen.add(self.key(item))
+            self._put(item)
+        for key in [k for k in self.items if k not in seen]:
+            old = self.items.pop(key)
+            self.on_change(self.kind, key, old, None)
+        return version
+
+    async def run(self) -> None:
+        delay = 0.5
+        while True:
+            try:
+                version = await self._relist()
+                self.synced.set()
+                delay = 0.5
+                while True:
+                    async for event_type, obj in self.client.watch(self.kind, resource_version=version,
+                                                                   label_selector=self.label_selector):
+                        version = obj.get("metadata", {}).get("resourceVersion", version)
+                        if event_type == "BOOKMARK":
+                            continue
+                        if event_type == "DELETED":
+                            self._delete(obj)
+                        else:
+                            self._put(obj)
+            except asyncio.CancelledError:
+                raise
+            except ApiError as error:
+                if error.status != 410:
+                    log.warning("Watch of %s failed, listing again in %.1fs: %s", self.kind, delay, error)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 30)
+            except (TimeoutError, aiohttp.ClientError, ConnectionError, ValueError) as error:
+                log.warning("Watch of %s lost its connection, listing again in %.1fs: %s", self.kind, delay, error)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30)
+
+
+# -- joining them into tenant states --------------------------------------------------------------
+
+
+@dataclass
+class Sampler:
+    """The picture of one region, and the tenant states derived from it."""
+
+    region: str
+    license_tiers: tuple[Any, ...] = ()
+    license_currency: str = "USD"
+    on_state: Callable[[str, TenantState | None], None] = lambda uid, state: None
+    quotas: dict[str, QuotaInfo] = field(default_factory=dict)  # tenant namespace -> quota
+    tenants: dict[tuple[str, str], TenantInfo] = field(default_factory=dict)  # (reseller, tenant)
+    plans: dict[tuple[str, str], RetailPricing | None] = field(default_factory=dict)
+    resellers: dict[str, ResellerInfo] = field(default_factory=dict)
+    region_obj: RegionInfo | None = None
+    states: dict[str, TenantState] = field(default_factory=dict)  # uid -> current state
+    _uid_of: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    # -- the reflectors' callback ----------------------------------------------------------------
+
+    def changed(self, kind: str, key: tuple[str | None, str], old: Any, new: Any) -> None:
+        namespace, name = key
+        if kind == "ResourceQuota":
+            if name != CHILD_NAME or namespace is None or "--" not in namespace:
+                return
+            if new is None:
+                self.quotas.pop(namespace, None)
+            else:
+                self.quotas[namespace] = new
+            reseller, tenant = namespace.split("--", 1)
+            self._refresh([(reseller, tenant)])
+        elif kind == TENANT:
+            reseller = reseller_from_namespace(namespace or "") or ""
+            if new is None:
+                self.tenants.pop((reseller, name), None)
+            else:
+                self.tenants[(reseller, name)] = new
+            self._refresh([(reseller, name)])
+        elif kind == PLAN:
+            reseller = reseller_from_namespace(namespace or "") or ""
+            if new is None:
+                self.plans.pop((reseller, name), None)
+            else:
+                self.plans[(reseller, name)] = new
+            self._refresh([k for k, t in self.tenants.items() if k[0] == reseller and t.plan == name])
+        elif kind == RESELLER:
+            if new is None:
+                self.resellers.pop(name, None)
+            else:
+                self.resellers[name] = new
+            self._refresh([k for k in self.tenants if k[0] == name])
+        elif kind == REGION and name == self.region:
+            self.region_obj = new
+            self._refresh(list(self.tenants))
+
+    def _refresh(self, keys: Iterable[tuple[str, str]]) -> None:
+        for key in keys:
+            uid = self._uid_of.get(key)
+            state = self.state_of(key)
+            if uid is not None and (state is None or state.uid != uid):
+                self.states.pop(uid, None)
+                self._uid_of.pop(key, None)
+                self.on_state(uid, None)
+            if state is not None and self.states.get(state.uid) != state:
+                self.states[state.uid] = state
+                self._uid_of[key] = state.uid
+                self.on_state(state.uid, state)
+
+    def state_of(self, key: tuple[str, str]) -> TenantState | None:
+        """The tenant's billable state, or None when it is not an admitted tenant of this region."""
+        info = self.tenants.get(key)
+        if info is None or info.region != self.region or info.phase not in LICENSED_PHASES or not info.uid:
+            return None
+        reseller, tenant = key
+        quota = self.quotas.get(tenant_namespace(reseller, tenant))
+        reseller_obj = self.resellers.get(reseller)
+        licenses = reseller_obj.licenses_spec if reseller_obj else 0
+        prices = tenant_prices(self.plans.get((reseller, info.plan)),
+                               self.region_obj.pricing if self.region_obj else None,
+                               license_tier_price(self.license_tiers, licenses), self.license_currency)
+        return TenantState(uid=info.uid, reseller=reseller, tenant=tenant, plan=info.plan,
+                           active=info.phase == "Active", licensed=True,
+                           used=quota.used if quota else dict.fromkeys(RESOURCES, ZERO),
+                           hard=quota.hard if quota else dict.fromkeys(RESOURCES, ZERO), prices=prices)
+
+    # -- running ---------------------------------------------------------------------------------
+
+    def reflectors(self, client: KubeClient) -> list[Reflector]:
+        region = self.region
+        selector = f"{LABEL_MANAGED_BY}={MANAGED_BY},{LABEL_REGION}={region}"
+        return [
+            Reflector(client, REGION, region_info, self.changed, keep=lambda o: o["metadata"]["name"] == region),
+            Reflector(client, RESELLER, lambda o: reseller_info(o, region), self.changed),
+            Reflector(client, PLAN, plan_pricing, self.changed),
+            Reflector(client, TENANT, tenant_info, self.changed,
+                      keep=lambda o: ((o.get("status") or {}).get("admission") or {}).get("region") == region),
+            Reflector(client, "ResourceQuota", quota_info, self.changed, label_selector=selector,
+                      keep=lambda o: o["metadata"]["name"] == CHILD_NAME),
+        ]

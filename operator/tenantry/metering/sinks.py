@@ -1,0 +1,235 @@
+"""Where billing records go, and how none is lost on the way.
+
+Records first land in the **spool**, a directory of batch files on disk, and leave it only when a
+sink has taken them: a `file:` sink once the lines are appended and fsynced, an `http(s)://` sink
+once the receiver answered 2xx. A sink that fails is retried with exponential back-off (with
+jitter, capped); the meter keeps metering meanwhile and the spool grows.
+
+Spool format (`<spool>/outbox/`): one file per batch of at most `batch_size` records, named
+`<nanoseconds>-<sequence>.json`, holding a JSON array of CloudEvents, i.e. exactly the body of one
+`application/cloudevents-batch+json` POST. A file is written to a temporary name, fsynced, renamed,
+and the directory fsynced, so a crash leaves either the whole batch or none of it; it is deleted
+(and the directory fsynced) only after its delivery. Files are sent oldest first. A record whose id
+is already waiting in the spool is not spooled twice; a record delivered before a crash may be
+delivered again after it (at least once), with the same id, which is what receivers de-duplicate on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import os
+import random
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import aiohttp
+
+from tenantry.metering.records import BATCH_CONTENT_TYPE
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BATCH_SIZE = 500
+
+
+class SinkError(Exception):
+    """A sink did not take a batch; it stays in the spool and is tried again."""
+
+
+def _fsync_directory(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Whole-or-nothing file write: temporary file, fsync, rename, fsync of the directory."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_directory(path.parent)
+
+
+class Spool:
+    def __init__(self, directory: str | os.PathLike[str], *, batch_size: int = DEFAULT_BATCH_SIZE):
+        self.directory = Path(directory) / "outbox"
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.batch_size = batch_size
+        self._sequence = itertools.count()
+        self._ids: dict[str, str] = {}  # record id -> batch file name
+        self._counts: dict[str, int] = {}
+        for stale in self.directory.glob(".*.tmp"):
+            stale.unlink()  # a batch whose write a crash interrupted was never acknowledged to anyone
+        for path in self.batches():
+            records = self.read(path)
+            self._counts[path.name] = len(records)
+            for record in records:
+                self._ids[record["id"]] = path.name
+
+    def __len__(self) -> int:
+        return sum(self._counts.values())
+
+    def put(self, records: Iterable[dict[str, Any]]) -> int:
+        """Durably add records (those not already waiting); returns how many were added."""
+        fresh, seen = [], set()
+        for record in records:
+            if record["id"] in self._ids or record["id"] in seen:
+                continue
+            seen.add(record["id"])
+            fresh.append(record)
+        for start in range(0, len(fresh), self.batch_size):
+            batch = fresh[start:start + self.batch_size]
+            name = f"{time.time_ns():020d}-{next(self._sequence):06d}.json"
+            write_atomically(self.directory / name, json.dumps(batch, separators=(",", ":")).encode())
+            self._counts[name] = len(batch)
+            for record in batch:
+                self._ids[record["id"]] = name
+        return len(fresh)
+
+    def batches(self) -> list[Path]:
+        return sorted(p for p in self.directory.glob("*.json") if not p.name.startswith("."))
+
+    @staticmethod
+    def read(path: Path) -> list[dict[str, Any]]:
+        records: list[dict[str, Any]] = json.loads(path.read_bytes())
+        return records
+
+    def ack(self, path: Path) -> None:
+        """The batch was delivered: forget it."""
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        _fsync_directory(self.directory)
+        self._counts.pop(path.name, None)
+        self._ids = {rid: name for rid, name in self._ids.items() if name != path.name}
+
+
+class Sink(Protocol):
+    label: str
+
+    async def send(self, records: Sequence[dict[str, Any]]) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class FileSink:
+    """`file:PATH`: JSON lines appended to PATH and fsynced before the batch leaves the spool."""
+
+    label = "file"
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+
+    def _append(self, records: Sequence[dict[str, Any]]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        data = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records).encode()
+        with open(self.path, "ab") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+
+    async def send(self, records: Sequence[dict[str, Any]]) -> None:
+        try:
+            await asyncio.to_thread(self._append, records)
+        except OSError as error:
+            raise SinkError(f"could not append to {self.path}: {error}") from error
+
+    async def close(self) -> None:
+        return None
+
+
+class HttpSink:
+    """`http(s)://...`: one POST of `application/cloudevents-batch+json` per batch; 2xx means taken."""
+
+    def __init__(self, url: str, *, timeout: float = 30.0):
+        self.url = url
+        self.label = url.split(":", 1)[0]
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def send(self, records: Sequence[dict[str, Any]]) -> None:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        body = json.dumps(list(records), separators=(",", ":"))
+        try:
+            async with self._session.post(self.url, data=body, headers={"Content-Type": BATCH_CONTENT_TYPE}) as r:
+                if not 200 <= r.status < 300:
+                    text = (await r.text())[:200]
+                    raise SinkError(f"{self.url} answered {r.status}: {text}")
+        except (TimeoutError, aiohttp.ClientError, OSError) as error:
+            raise SinkError(f"{self.url}: {error!r}") from error
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+def parse_sink(spec: str) -> Sink:
+    """`file:/var/lib/records.jsonl`, `file:records.jsonl`, `http://...` or `https://...`."""
+    if spec.startswith("file:"):
+        path = spec[len("file:"):]
+        if path.startswith("//"):
+            path = path[2:]  # file:///abs/path
+        if not path:
+            raise ValueError("a file: sink needs a path, e.g. file:/var/lib/tenantry/records.jsonl")
+        return FileSink(path)
+    if spec.startswith(("http://", "https://")):
+        return HttpSink(spec)
+    raise ValueError(f"unknown sink {spec!r}: use file:PATH or an http(s):// URL")
+
+
+class Deliverer:
+    """Moves batches from the spool to the sink, oldest first, with back-off while the sink fails."""
+
+    def __init__(self, spool: Spool, sink: Sink, *, on_result: Callable[[str, int], None] | None = None,
+                 initial_backoff: float = 1.0, max_backoff: float = 60.0):
+        self.spool, self.sink = spool, sink
+        self.on_result = on_result or (lambda result, count: None)
+        self.initial_backoff, self.max_backoff = initial_backoff, max_backoff
+        self.backoff = 0.0
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def deliver_pending(self) -> bool:
+        """Try every waiting batch once, in order; False at the first failure (the rest wait)."""
+        for path in self.spool.batches():
+            try:
+                records = self.spool.read(path)
+            except (OSError, ValueError) as error:
+                log.error("Spool batch %s is unreadable and was set aside: %s", path.name, error)
+                path.rename(path.with_suffix(".bad"))
+                continue
+            try:
+                await self.sink.send(records)
+            except SinkError as error:
+                self.on_result("failed", len(records))
+                log.warning("Sink %s refused a batch of %d records; %d records wait in the spool: %s",
+                            self.sink.label, len(records), len(self.spool), error)
+                return False
+            self.spool.ack(path)
+            self.on_result("delivered", len(records))
+        return True
+
+    async def run(self) -> None:
+        while True:
+            ok = await self.deliver_pending()
+            if ok:
+                self.backoff = 0.0
+                timeout = None
+            else:
+                self.backoff = min(max(self.backoff * 2, self.initial_backoff), self.max_backoff)
+                timeout = self.backoff * random.uniform(0.8, 1.2)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            self._wake.clear()
