@@ -51,6 +51,11 @@ class MeteringSettings(_Model):
     port: int = 9100
     namespace: str = Field("tenantry-system", description="where the operator runs the meter Deployments")
     enabled: bool = True
+    service_account: str = Field("tenantry-meter", alias="serviceAccount",
+                                 description="the meters' ServiceAccount (list/watch quotas and Tenantry kinds)")
+    spool_claim: str | None = Field(None, alias="spoolClaim",
+                                    description="PersistentVolumeClaim for a meter's spool ({region} is replaced); "
+                                    "default an emptyDir, which survives container restarts but not rescheduling")
 
 
 class Settings(_Model):

@@ -35,7 +35,7 @@ log = logging.getLogger("tenantry")
 
 # Children watched by label (see informer.py). Secrets join when TLS needs them.
 CHILD_KINDS = ("Namespace", "ResourceQuota", "LimitRange", "NetworkPolicy", "RoleBinding", "Ingress", "ConfigMap",
-               "ClusterRole", "ClusterRoleBinding")
+               "ClusterRole", "ClusterRoleBinding", "Deployment", "Service")
 
 # Status counts (licences used, tenants per plan) are refreshed shortly after a change, so that a
 # burst of tenant changes costs one status write per reseller rather than one per tenant.
@@ -231,9 +231,20 @@ def _tenants_in_region(op: Operator, region: str) -> list[tuple[str, str]]:
 
 
 def _child_changed(op: Operator, obj: dict[str, Any]) -> None:
-    owner = owner_of(obj)
+    owner = owner_of(obj) or _meter_region(obj)
     if owner is not None:
         op.enqueue([owner])
+
+
+def _meter_region(obj: dict[str, Any]) -> Key | None:
+    """A Region's meter objects (builders/meter.py) belong to the Region: an edit brings it back."""
+    from tenantry.builders.meter import COMPONENT, COMPONENT_LABEL
+    from tenantry.naming import LABEL_REGION
+
+    labels = obj.get("metadata", {}).get("labels") or {}
+    if labels.get(COMPONENT_LABEL) == COMPONENT and labels.get(LABEL_REGION):
+        return (REGION, None, labels[LABEL_REGION])
+    return None
 
 
 def _make_event_handler(kind: str) -> Any:

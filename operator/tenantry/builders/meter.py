@@ -1,0 +1,139 @@
+"""Desired children of a Region for metering (DESIGN.md §4): its meter, `tenantry meter --region R`.
+
+In the operator's namespace (`metering.namespace`): a ConfigMap with the meter's configuration
+(licence tiers and currency, which the operator's configuration owns), a Deployment running the
+meter, a Service for its /metrics, and a ServiceMonitor when the Prometheus Operator is installed.
+All carry an owner reference to the Region (a cluster-scoped owner may own namespaced objects), so
+deleting the Region lets the garbage collector remove its meter.
+
+The Deployment runs one replica with the Recreate strategy: two meters of one region at once
+would close the same windows twice (harmless thanks to the ids, but wasteful) and fight over the
+spool. The spool and window checkpoint live on an emptyDir, which survives container restarts
+(a crashed meter resumes its window), or on a PersistentVolumeClaim (`metering.spoolClaim`, with
+`{region}` replaced) which also survives the pod's rescheduling.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from tenantry.builders.common import owner_reference
+from tenantry.naming import LABEL_REGION, managed_labels
+from tenantry.settings import Settings
+
+COMPONENT_LABEL = "app.kubernetes.io/component"
+COMPONENT = "meter"
+NAME_LABEL = "app.kubernetes.io/name"
+CONFIG_HASH = "tenantry.dev/meter-config-hash"
+STATE_PATH = "/var/lib/tenantry"  # the volume: the spool, and a file: sink's default path (billing/)
+SPOOL_PATH = f"{STATE_PATH}/spool"
+CONFIG_PATH = "/etc/tenantry"
+
+
+def meter_name(region: str) -> str:
+    """`tenantry-meter-<region>`: 45 characters at most (Region names have at most 30)."""
+    return f"tenantry-meter-{region}"
+
+
+def meter_labels(region: str) -> dict[str, str]:
+    return {**managed_labels(region=region), NAME_LABEL: "tenantry", COMPONENT_LABEL: COMPONENT}
+
+
+def meter_selector(region: str) -> dict[str, str]:
+    return {NAME_LABEL: "tenantry", COMPONENT_LABEL: COMPONENT, LABEL_REGION: region}
+
+
+def meter_config(settings: Settings) -> str:
+    """The slice of the operator's configuration a meter reads (YAML, as `--config`)."""
+    data = {
+        "licenseCurrency": settings.license_currency,
+        "licenseTiers": [{"minLicenses": t.min_licenses, "price": str(t.price)} for t in settings.license_tiers],
+        "metering": settings.metering.model_dump(by_alias=True),
+    }
+    return yaml.safe_dump(data, sort_keys=True)
+
+
+def build_meter_children(region: Mapping[str, Any], settings: Settings, *,
+                         service_monitor: bool = False) -> list[dict[str, Any]]:
+    name = region["metadata"]["name"]
+    metering = settings.metering
+    namespace = metering.namespace
+    labels = meter_labels(name)
+    owners = [owner_reference(region)]
+    object_name = meter_name(name)
+    config = meter_config(settings)
+
+    def metadata() -> dict[str, Any]:
+        return {"name": object_name, "namespace": namespace, "labels": dict(labels), "ownerReferences": owners}
+
+    config_map = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata(), "data": {"config.yaml": config}}
+    if metering.spool_claim:
+        spool_volume: dict[str, Any] = {"name": "spool", "persistentVolumeClaim": {
+            "claimName": metering.spool_claim.replace("{region}", name)}}
+    else:
+        spool_volume = {"name": "spool", "emptyDir": {}}
+    container = {
+        "name": "meter",
+        "image": metering.image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["tenantry"],
+        "args": ["meter", "--region", name, "--sink", metering.sink, "--interval", metering.interval,
+                 "--window", metering.window, "--port", str(metering.port), "--spool", SPOOL_PATH,
+                 "--config", f"{CONFIG_PATH}/config.yaml"],
+        "ports": [{"name": "metrics", "containerPort": metering.port, "protocol": "TCP"}],
+        "readinessProbe": {"httpGet": {"path": "/healthz", "port": "metrics"}, "periodSeconds": 10},
+        "livenessProbe": {"httpGet": {"path": "/healthz", "port": "metrics"}, "periodSeconds": 20,
+                          "failureThreshold": 6},
+        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "512Mi"}},
+        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                            "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}},
+        "volumeMounts": [{"name": "spool", "mountPath": STATE_PATH},
+                         {"name": "config", "mountPath": CONFIG_PATH, "readOnly": True}],
+    }
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": metadata(),
+        "spec": {
+            "replicas": 1,
+            "strategy": {"type": "Recreate"},
+            "selector": {"matchLabels": meter_selector(name)},
+            "template": {
+                "metadata": {
+                    "labels": dict(labels),
+                    # A new configuration (licence tiers) restarts the meter.
+                    "annotations": {CONFIG_HASH: hashlib.sha256(config.encode()).hexdigest()[:16]},
+                },
+                "spec": {
+                    "serviceAccountName": metering.service_account,
+                    "automountServiceAccountToken": True,
+                    "securityContext": {"runAsNonRoot": True, "runAsUser": 65532, "fsGroup": 65532,
+                                        "seccompProfile": {"type": "RuntimeDefault"}},
+                    "containers": [container],
+                    "volumes": [spool_volume, {"name": "config", "configMap": {"name": object_name}}],
+                },
+            },
+        },
+    }
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(),
+        "spec": {"selector": meter_selector(name),
+                 "ports": [{"name": "metrics", "port": metering.port, "targetPort": "metrics", "protocol": "TCP"}]},
+    }
+    children = [config_map, deployment, service]
+    if service_monitor:
+        children.append({
+            "apiVersion": "monitoring.coreos.com/v1",
+            "kind": "ServiceMonitor",
+            "metadata": metadata(),
+            "spec": {"selector": {"matchLabels": meter_selector(name)},
+                     "namespaceSelector": {"matchNames": [namespace]},
+                     "endpoints": [{"port": "metrics", "path": "/metrics", "interval": metering.interval}]},
+        })
+    return children
