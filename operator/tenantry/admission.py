@@ -67,6 +67,9 @@ class TenantClaim:
     domains: tuple[str, ...] = ()
     record: AdmissionRecord | None = None
     uid: str = ""
+    # Custom domains whose ownership the tenant has proven (status.domains[].verified): a proven
+    # domain stays with its tenant even against an older claimant.
+    verified_domains: tuple[str, ...] = ()
 
     @property
     def key(self) -> TenantKey:
@@ -309,6 +312,16 @@ class AdmissionBook:
             return Verdict(True, ADMITTED, kept, record, (UNKNOWN_PLAN,
                            f"Plan {claim.plan} does not exist in reseller-{claim.reseller}; the tenant keeps "
                            f"the quota of plan {record.plan} it was admitted with."))
+        # Custom domains of an admitted tenant: a domain beyond the plan's allowance or held by another
+        # tenant is refused as a change (it is not routed; see controller/tls.py), the tenant stays.
+        conflict = self.host_problem(claim)
+        if len(claim.domains) > plan.custom_domains and claim.plan == record.plan:
+            email_problem = email_problem or (TOO_MANY_DOMAINS,
+                                              f"Plan {claim.plan} allows {plan.custom_domains} custom domain(s) and "
+                                              f"the tenant has {len(claim.domains)}; the domains beyond the "
+                                              "allowance are not routed. Remove domains or choose a larger plan.")
+        elif conflict is not None:
+            email_problem = email_problem or (HOST_CONFLICT, conflict + " It is not routed.")
         wanted = full_quota(plan.quota)
         if claim.plan == record.plan and wanted == full_quota(record.quota):
             return Verdict(True, ADMITTED, kept, record, email_problem)
@@ -368,11 +381,13 @@ class AdmissionBook:
         return None
 
     def host_holder(self, host: str) -> TenantKey | None:
-        """The tenant a custom domain belongs to: admitted before pending, older before newer."""
+        """The tenant a custom domain belongs to: admitted before pending, then the one that proved
+        ownership (so an older tenant cannot take a live, verified domain), then older before newer."""
         candidates = [self._tenants[k] for k in self._by_host.get(host, ())]
         if not candidates:
             return None
-        return min(candidates, key=lambda c: (self.record_of(c) is None, c.order)).key
+        return min(candidates, key=lambda c: (self.record_of(c) is None, host not in c.verified_domains,
+                                              c.order)).key
 
     # -- capacity --------------------------------------------------------------------------------
 

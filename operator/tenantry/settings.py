@@ -79,6 +79,9 @@ class Settings(_Model):
                                      description="host:port of the resolver for domain TXT proofs")
     certificate_renew_before_days: int = Field(30, alias="certificateRenewBeforeDays", ge=1)
     certificate_min_validity_days: int = Field(7, alias="certificateMinValidityDays", ge=0)
+    domain_recheck_seconds: float = Field(30.0, alias="domainRecheckSeconds", gt=0,
+                                          description="how often a custom domain awaiting its DNS TXT proof, or a "
+                                          "cert-manager Certificate not yet ready, is looked at again")
     health_port: int = Field(8080, alias="healthPort")
     metrics_port: int = Field(8000, alias="metricsPort")
 

@@ -21,6 +21,8 @@ from typing import Any
 import yaml
 from kubernetes import client
 
+from support.dns import TEST_DNS
+
 REPO = Path(__file__).resolve().parents[2]
 OPERATOR_NAMESPACE = "tenantry-system"
 OPERATOR_ACCOUNT = "tenantry"
@@ -40,6 +42,10 @@ TEST_CONFIG = {
             "pricing": {"currency": "USD", "monthly": "0.00"},
         }},
     ],
+    # Custom-domain TXT proofs are asked of the loopback DNS server of support.dns (tests edit its
+    # records); a pending proof is looked at again every second.
+    "dnsResolver": TEST_DNS.address,
+    "domainRecheckSeconds": 1,
 }
 
 

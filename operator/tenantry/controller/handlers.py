@@ -17,7 +17,7 @@ from typing import Any
 
 import kopf
 
-from tenantry.controller import metrics
+from tenantry.controller import metrics, tls
 from tenantry.controller.context import Key, Operator
 from tenantry.controller.informer import Informer
 from tenantry.controller.plan import reconcile_plan
@@ -33,9 +33,11 @@ from tenantry.settings import load_settings
 
 log = logging.getLogger("tenantry")
 
-# Children watched by label (see informer.py). Secrets join when TLS needs them.
+# Children watched by label (see informer.py). Secrets: the operator's own CA and TLS Secrets only
+# (the label selector keeps every other Secret of the cluster out of its memory). cert-manager's
+# Certificates are watched from the moment that kind is found (controller/tls.py).
 CHILD_KINDS = ("Namespace", "ResourceQuota", "LimitRange", "NetworkPolicy", "RoleBinding", "Ingress", "ConfigMap",
-               "ClusterRole", "ClusterRoleBinding", "Deployment", "Service")
+               "ClusterRole", "ClusterRoleBinding", "Secret", "Deployment", "Service")
 
 # Status counts (licences used, tenants per plan) are refreshed shortly after a change, so that a
 # burst of tenant changes costs one status write per reseller rather than one per tenant.
@@ -84,6 +86,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         informer.start()
     await asyncio.wait_for(asyncio.gather(*(i.synced.wait() for i in informers)), timeout=120)
     memo["informers"] = informers
+    await tls.cert_manager_available(op)  # watch Certificates before the first reconcile prunes any
 
     queue = WorkQueue(lambda key: _reconcile(op, key), workers=config.workers)
     queue.on_result = _record_result
@@ -107,6 +110,7 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
         await op.queue.stop()
     for informer in memo.get("informers", []):
         await informer.stop()
+    await tls.stop_watches()
     await op.client.close()
 
 
@@ -167,6 +171,7 @@ def _observe(op: Operator, kind: str, event_type: str | None, obj: dict[str, Any
         reseller = reseller_from_namespace(namespace or "") or ""
         if deleted:
             op.book.remove_tenant((reseller, name))
+            tls.forget_tenant(namespace or "", name)
             affected += _pending_tenants(op)  # a licence, capacity, an e-mail or a host may be free now
         else:
             spec, _ = read_spec(TENANT, obj)
@@ -234,6 +239,7 @@ def _child_changed(op: Operator, obj: dict[str, Any]) -> None:
     owner = owner_of(obj) or _meter_region(obj)
     if owner is not None:
         op.enqueue([owner])
+    op.enqueue(tls.tenants_affected_by(op, obj))  # a new reseller CA: every tenant's leaf is issued again
 
 
 def _meter_region(obj: dict[str, Any]) -> Key | None:

@@ -15,3 +15,6 @@ TENANTS_REFUSED = Gauge("tenantry_operator_tenants_refused", "Tenants currently 
 ADMISSION_REFUSALS = Counter("tenantry_operator_admission_refusals_total",
                              "Admission refusals decided, by reason (a tenant refused again counts again)", ["reason"])
 WRITES = Counter("tenantry_operator_api_writes_total", "Writes the operator sent to the apiserver, by verb", ["verb"])
+CERTIFICATE_EXPIRY = Gauge("tenantry_certificate_expiry_timestamp_seconds",
+                           "When the certificate served for a host expires (Unix time), by TLS Secret",
+                           ["namespace", "name", "host"])

@@ -13,6 +13,7 @@ from tenantry.conditions import Condition
 from tenantry.controller.apply import sync_children
 from tenantry.controller.context import Operator, publish_status
 from tenantry.controller.specs import INVALID_SPEC, read_spec, reseller_terms
+from tenantry.controller.tls import reseller_tls
 from tenantry.kube import ApiError
 from tenantry.models import ResellerSpec
 from tenantry.naming import RESELLER, reseller_namespace
@@ -32,7 +33,11 @@ async def reconcile_reseller(op: Operator, name: str) -> None:
 
     admins = [s.model_dump(exclude_none=True) for s in spec.admins]
     children = build_reseller_children(body, admins, reseller_branding(spec))
-    await sync_children(op.client, op.store, (RESELLER, None, name), children)
+    if op.store.get("Namespace", reseller_namespace(name)) is None:
+        # A new reseller: its namespace first, because its CA and certificates live in it.
+        await sync_children(op.client, op.store, (RESELLER, None, name), children)
+    tls = await reseller_tls(op, body, spec)
+    await sync_children(op.client, op.store, (RESELLER, None, name), children + tls.children)
     seeded = await _seed_default_plans(op, name, (body.get("status") or {}).get("seededPlans", []))
 
     licenses_used, allocated = op.book.usage(name)
@@ -49,13 +54,13 @@ async def reconcile_reseller(op: Operator, name: str) -> None:
         ],
         "seededPlans": seeded,
     }
-    certificates = (body.get("status") or {}).get("regions") or []
-    for entry in fields["regions"]:  # certificate details are owned by the TLS phase; keep them
-        old = next((r for r in certificates if r.get("name") == entry["name"]), None)
-        if old and "certificate" in old:
-            entry["certificate"] = old["certificate"]
+    for entry in fields["regions"]:  # what each region's certificate is (controller/tls.py)
+        if entry["name"] in tls.regions:
+            entry["certificate"] = tls.regions[entry["name"]]
+    if tls.platform is not None:
+        fields["platformCertificate"] = tls.platform
 
-    conditions = [_ready_condition(op, name, spec)]
+    conditions = [_ready_condition(op, name, spec), tls.condition]
     if licenses_used > spec.licenses:
         conditions.append(Condition("LicensesOverused", True, "LicensesOverused",
                                     f"{licenses_used} tenants hold licences but spec.licenses is {spec.licenses}; "

@@ -57,6 +57,8 @@ def tenant_claim(body: Mapping[str, Any], spec: TenantSpec) -> TenantClaim:
         domains=tuple(d.host for d in spec.domains),
         record=record_from_status(body.get("status")),
         uid=meta.get("uid", ""),
+        verified_domains=tuple(d.get("host", "") for d in (body.get("status") or {}).get("domains") or ()
+                               if d.get("verified")),
     )
 
 

@@ -15,11 +15,12 @@ from typing import Any
 
 from tenantry.admission import ADMITTED, Verdict
 from tenantry.builders.reseller import reseller_branding
-from tenantry.builders.tenant import HostRoute, TenantInputs, build_tenant_children
+from tenantry.builders.tenant import TenantInputs, build_tenant_children
 from tenantry.conditions import Condition, now_rfc3339
 from tenantry.controller.apply import sync_children
 from tenantry.controller.context import Operator, publish_status
 from tenantry.controller.specs import INVALID_SPEC, read_spec, record_to_status, tenant_claim
+from tenantry.controller.tls import CERTIFICATE_READY, tenant_tls
 from tenantry.kube import ApiError
 from tenantry.models import RegionSpec, ResellerSpec, TenantSpec
 from tenantry.naming import (
@@ -30,6 +31,7 @@ from tenantry.naming import (
     REGION,
     RESELLER,
     TENANT,
+    managed_labels,
     reseller_from_namespace,
     tenant_namespace,
 )
@@ -38,19 +40,6 @@ log = logging.getLogger("tenantry.tenant")
 
 SUSPENDED_REPLICAS = "tenantry.dev/suspended-replicas"
 SUSPENDED = "tenantry.dev/suspended"
-
-
-def tenant_hosts(tenant: str, spec: TenantSpec, reseller_spec: ResellerSpec | None,
-                 region_spec: RegionSpec | None) -> list[HostRoute]:
-    """The hosts the tenant is routed on: its default host under the reseller's region domain, then
-    custom domains (routed at once only where the Region trusts them without a DNS proof)."""
-    routes: list[HostRoute] = []
-    region_entry = next((r for r in (reseller_spec.regions if reseller_spec else ()) if r.name == spec.region), None)
-    if region_entry is not None:
-        routes.append(HostRoute(host=f"{tenant}.{region_entry.domain}"))
-    if region_spec is not None and region_spec.domain_verification == "None":
-        routes.extend(HostRoute(host=d.host) for d in spec.domains)
-    return routes
 
 
 def _spec_of(op: Operator, kind: str, name: str, namespace: str | None = None) -> Any:
@@ -103,7 +92,18 @@ async def _provision(op: Operator, body: Mapping[str, Any], spec: TenantSpec, re
     reseller_spec: ResellerSpec | None = _spec_of(op, RESELLER, reseller)
     region_spec: RegionSpec | None = _spec_of(op, REGION, record.region)
     plan_spec = _spec_of(op, PLAN, record.plan, body["metadata"]["namespace"])
-    routes = tenant_hosts(name, spec, reseller_spec, region_spec)
+    # Hosts and certificates (controller/tls.py): the default host, verified custom domains within
+    # the plan's allowance, each with its TLS Secret. Decided before anything is applied, so that a
+    # reseller key is withdrawn before new owners could read it.
+    current_plan = _spec_of(op, PLAN, spec.plan, body["metadata"]["namespace"]) or plan_spec
+    labels = managed_labels(reseller=reseller, tenant=name, region=record.region, plan=record.plan)
+    tls_failure: Exception | None = None
+    try:
+        tls = await tenant_tls(op, body, spec, reseller, reseller_spec, region_spec,
+                               current_plan.custom_domains if current_plan else 0, namespace, labels)
+    except Exception as error:  # nothing is applied (or pruned) this round; reported, then retried
+        tls_failure, tls = error, None
+    routes = tls.routes if tls else []
     inputs = TenantInputs(
         reseller=reseller,
         tenant=name,
@@ -127,7 +127,7 @@ async def _provision(op: Operator, body: Mapping[str, Any], spec: TenantSpec, re
         branding=_tenant_branding(reseller_spec, spec),
         pod_security_level=op.settings.pod_security_level,
     )
-    children = build_tenant_children(inputs)
+    children = build_tenant_children(inputs) + (tls.children if tls else [])
     if not spec.active:
         children[0]["metadata"].setdefault("annotations", {})[SUSPENDED] = "true"
 
@@ -135,6 +135,8 @@ async def _provision(op: Operator, body: Mapping[str, Any], spec: TenantSpec, re
                             f"Namespace {namespace} has its quota, limits, network isolation, access and routes.")
     failure: Exception | None = None
     try:
+        if tls_failure is not None:
+            raise tls_failure
         await _suspend_or_resume(op, namespace, spec.active)
         await sync_children(op.client, op.store, (TENANT, body["metadata"]["namespace"], name), children)
     except Exception as error:  # reported in status, then retried by the queue
@@ -150,10 +152,27 @@ async def _provision(op: Operator, body: Mapping[str, Any], spec: TenantSpec, re
         "hosts": [r.host for r in routes] if spec.active else [],
         "admission": record_to_status(record, admitted_at),
     }
+    old_status = body.get("status") or {}
+    if tls is not None:
+        if tls.domains:
+            fields["domains"] = tls.domains
+        if tls.certificates:
+            fields["certificates"] = tls.certificates
+        certificate_ready = tls.condition
+        if tls.recheck:  # a DNS proof or a cert-manager Certificate is awaited: look again later
+            op.enqueue_one(TENANT, body["metadata"]["namespace"], name, delay=op.settings.domain_recheck_seconds)
+    else:
+        fields["hosts"] = old_status.get("hosts", [])
+        for key in ("domains", "certificates"):
+            if key in old_status:
+                fields[key] = old_status[key]
+        certificate_ready = Condition(CERTIFICATE_READY, False, "CertificateFailed",
+                                      f"Certificates could not be prepared and will be retried: {tls_failure}")
     ready = _ready(verdict, provisioned, spec.active)
     await publish_status(op, body, fields, [
         Condition("Admitted", True, ADMITTED, verdict.message),
         provisioned,
+        certificate_ready,
         ready,
     ])
     if failure is not None:

@@ -1,0 +1,574 @@
+"""The TLS and custom-domain phase: which hosts a tenant is routed on, and the certificate of each.
+
+Called by the Tenant reconcile (`tenant_tls`) and the Reseller reconcile (`reseller_tls`) before
+they apply their children. It reads inputs (the Store; Secrets someone supplied, read with
+`op.client.get` because they are not ours and not watched; DNS), decides with the pure functions of
+`tenantry.tls.certs`, and returns desired children plus status for the caller to apply and write.
+It writes directly only in two places, both explained where they happen: the reseller's CA the
+first time a tenant needs it, and the eager deletion of a reseller key copy when a tenant gains
+owners (key custody, see tenantry.tls).
+
+No regeneration without cause: a certificate in place is kept while it is intact, for the same
+hosts, from the current CA and not within `certificateRenewBeforeDays` of expiry, so a second
+reconcile produces the same manifests and writes nothing.
+
+Per host, by `tls.mode`:
+- SelfSigned: a leaf from the reseller's CA (Secret `tenantry-ca` in reseller-<r>), in the tenant
+  namespace as `tenantry-tls-<host>`.
+- Secret (tenant custom domain): the tenant's own Secret in its namespace, validated, then copied to
+  `tenantry-tls-<host>`: the Ingress only ever names validated material, and the last good copy keeps
+  serving while a broken replacement is reported.
+- Secret (reseller region, the default host): a CA certificate issues a per-tenant leaf; a leaf
+  (wildcard) certificate is copied only into the namespace of a tenant without owners, otherwise
+  withheld (`ResellerKeyWithheld`).
+- Issuer: a cert-manager Certificate `tenantry-<host>` into `tenantry-tls-<host>`; an Issuer of
+  kind `Issuer` must live in the tenant namespace, a ClusterIssuer anywhere. Without cert-manager's
+  CRDs, `CertificateReady=False`, reason `CertManagerMissing`.
+
+Custom domains are routed once verified (DNS TXT `_tenantry-challenge.<host>` = the token in
+`status.domains[].token`, asked of `dnsResolver`), or at once in a Region with
+`domainVerification: None`. Verification is sticky while the domain stays in the spec (status keeps
+it), so removing the TXT record later does not unroute a live site.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from tenantry.admission import HOST_CONFLICT
+from tenantry.builders.tenant import HostRoute
+from tenantry.builders.tls import (
+    ANNOTATION_SOURCE,
+    CA_SECRET,
+    PLATFORM_TLS_SECRET,
+    build_certificate,
+    build_tls_secret,
+    certificate_name,
+    decode_data,
+    tls_secret_name,
+)
+from tenantry.conditions import Condition
+from tenantry.controller import metrics
+from tenantry.controller.apply import apply_one, with_spec_hash
+from tenantry.controller.context import Operator
+from tenantry.controller.informer import Informer
+from tenantry.controller.store import owner_of
+from tenantry.kube import ApiError
+from tenantry.models import RegionSpec, ResellerSpec, TenantSpec, TLSConfig
+from tenantry.naming import RESELLER, TENANT, managed_labels, reseller_namespace
+from tenantry.tls import certs
+from tenantry.tls.certs import Authority, CertificateProblem, CertInfo
+from tenantry.tls.dns import DnsError, challenge_name, challenge_token, query_txt
+
+log = logging.getLogger("tenantry.tls")
+
+CERTIFICATE_READY = "CertificateReady"
+RESELLER_KEY_WITHHELD = "ResellerKeyWithheld"
+CERT_MANAGER_MISSING = "CertManagerMissing"
+CERTIFICATE_NOT_READY = "CertificateNotReady"
+CA_UNAVAILABLE = "CertificateAuthorityUnavailable"
+INVALID_SECRET_NAME = "InvalidSecretName"
+
+_ca_locks: dict[str, asyncio.Lock] = {}
+_cert_manager: dict[str, Any] = {"checked": 0.0, "present": False, "informer": None}
+_expiry_series: dict[tuple[str, str], set[tuple[str, str, str]]] = {}
+
+
+def utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def _renew_before(op: Operator) -> datetime.timedelta:
+    return datetime.timedelta(days=op.settings.certificate_renew_before_days)
+
+
+def _min_validity(op: Operator) -> datetime.timedelta:
+    return datetime.timedelta(days=op.settings.certificate_min_validity_days)
+
+
+def _leaf_validity(op: Operator) -> datetime.timedelta:
+    # Long enough that a fresh leaf is never already inside the renewal margin.
+    return max(certs.LEAF_VALIDITY, 3 * _renew_before(op))
+
+
+@dataclass
+class HostCertificate:
+    route: HostRoute
+    children: list[dict[str, Any]] = field(default_factory=list)
+    status: dict[str, Any] | None = None
+    problem: tuple[str, str] | None = None
+    pending: bool = False  # look again after domainRecheckSeconds
+
+
+@dataclass
+class TenantTls:
+    routes: list[HostRoute]
+    children: list[dict[str, Any]]
+    domains: list[dict[str, Any]]
+    certificates: list[dict[str, Any]]
+    condition: Condition
+    recheck: bool = False
+
+
+# -- the reseller's CA ----------------------------------------------------------------------------
+
+
+def ca_manifest(reseller_body: Mapping[str, Any], authority: Authority) -> dict[str, Any]:
+    name = reseller_body["metadata"]["name"]
+    return build_tls_secret(CA_SECRET, reseller_namespace(name), managed_labels(reseller=name),
+                            certs.authority_secret_data(authority), owner=reseller_body)
+
+
+async def reseller_authority(op: Operator, reseller: str) -> tuple[Authority, dict[str, Any]]:
+    """The reseller's CA and its Secret manifest; made (and applied at once, so that every tenant
+    signs with the same CA) the first time anyone needs it, or when it is near expiry or broken."""
+    lock = _ca_locks.setdefault(reseller, asyncio.Lock())
+    async with lock:
+        body = op.store.get(RESELLER, reseller)
+        if body is None:
+            raise CertificateProblem(CA_UNAVAILABLE, f"Reseller {reseller} does not exist; its CA cannot sign.")
+        namespace = reseller_namespace(reseller)
+        live = op.store.get("Secret", CA_SECRET, namespace)
+        authority = certs.authority_from_secret(decode_data(live), utcnow(), _renew_before(op))
+        if authority is not None:
+            return authority, ca_manifest(body, authority)
+        if op.store.get("Namespace", namespace) is None:
+            raise CertificateProblem(CA_UNAVAILABLE, f"The control namespace {namespace} does not exist yet; "
+                                     "the certificate is issued once it does.")
+        spec = ResellerSpec.model_validate(body.get("spec") or {})
+        authority = certs.issue_ca(f"{spec.company_name[:40]} ({reseller}) Tenantry CA", utcnow())
+        manifest = ca_manifest(body, authority)
+        await apply_one(op.client, op.store, with_spec_hash(manifest))
+        log.info("Reseller %s got a new certificate authority in Secret %s/%s.", reseller, namespace, CA_SECRET)
+        return authority, manifest
+
+
+def tenants_affected_by(op: Operator, obj: Mapping[str, Any]) -> list[tuple[str, str | None, str]]:
+    """A changed CA means every leaf it signed must be issued again: all the reseller's tenants."""
+    meta = obj.get("metadata") or {}
+    if obj.get("kind") != "Secret" or meta.get("name") != CA_SECRET:
+        return []
+    owner = owner_of(obj)
+    if owner is None or owner[0] != RESELLER:
+        return []
+    reseller = owner[2]
+    return [(TENANT, reseller_namespace(reseller), c.name) for c in op.book.tenants_of(reseller)]
+
+
+# -- cert-manager ---------------------------------------------------------------------------------
+
+
+async def cert_manager_available(op: Operator, *, max_age: float = 30.0) -> bool:
+    """Whether cert-manager's Certificate kind is served; looked up at most every `max_age` seconds.
+    Once found, its Certificates are watched like any other child (so they are pruned and their
+    readiness wakes the tenant)."""
+    if _cert_manager["present"]:
+        return True
+    if time.monotonic() - _cert_manager["checked"] < max_age:
+        return False
+    _cert_manager["checked"] = time.monotonic()
+    try:
+        present = await op.client.kind_exists("Certificate")
+    except (ApiError, OSError) as error:
+        log.warning("Could not look up cert-manager's Certificate kind: %s", error)
+        return False
+    if present:
+        informer = Informer(op.client, op.store, "Certificate",
+                            lambda _t, obj: op.enqueue([o] if (o := owner_of(obj)) else []))
+        informer.start()
+        try:
+            await asyncio.wait_for(informer.synced.wait(), timeout=30)
+        except TimeoutError:
+            await informer.stop()
+            return False
+        _cert_manager.update(present=True, informer=informer)
+        op.features.add("Certificate")
+        log.info("cert-manager's Certificate kind was found; TLS mode Issuer is available.")
+    return present
+
+
+async def stop_watches() -> None:
+    informer = _cert_manager.get("informer")
+    if informer is not None:
+        await informer.stop()
+
+
+# -- a tenant's hosts -----------------------------------------------------------------------------
+
+
+@dataclass
+class _Context:
+    op: Operator
+    reseller: str
+    tenant: str
+    namespace: str
+    labels: dict[str, str]
+    has_owners: bool
+    now: datetime.datetime
+
+
+async def tenant_tls(op: Operator, body: Mapping[str, Any], spec: TenantSpec, reseller: str,
+                     reseller_spec: ResellerSpec | None, region_spec: RegionSpec | None, custom_domains: int,
+                     namespace: str, labels: Mapping[str, str]) -> TenantTls:
+    meta = body["metadata"]
+    name, uid = meta["name"], meta.get("uid", "")
+    ctx = _Context(op, reseller, name, namespace, dict(labels), bool(spec.owners), utcnow())
+    wanted: list[tuple[str, TLSConfig, bool]] = []  # (host, tls, is the default host)
+    region_entry = reseller_spec.region(spec.region) if reseller_spec else None
+    if region_entry is not None:
+        wanted.append((f"{name}.{region_entry.domain}", region_entry.tls, True))
+
+    old_domains = {d.get("host"): d for d in (body.get("status") or {}).get("domains") or []}
+    verification = region_spec.domain_verification if region_spec else "DNS"
+    claim = op.book.tenant((reseller, name))
+    domains: list[dict[str, Any]] = []
+    recheck = False
+    for index, domain in enumerate(spec.domains):
+        host = domain.host
+        token = challenge_token(uid, host)
+        entry: dict[str, Any] = {"host": host, "verified": False, "token": token}
+        domains.append(entry)
+        if index >= custom_domains:
+            entry["message"] = (f"Not routed: the plan allows {custom_domains} custom domain(s); remove domains "
+                                "or choose a larger plan.")
+            continue
+        conflict = op.book.host_problem(replace(claim, domains=(host,))) if claim is not None else None
+        if conflict:
+            entry["message"] = f"Not routed ({HOST_CONFLICT}): {conflict}"
+            continue
+        old = old_domains.get(host) or {}
+        if verification == "None":
+            entry.update(verified=True, message="Routed: the region trusts custom domains without a DNS proof.")
+        elif old.get("verified") and old.get("token") == token:
+            entry.update(verified=True, message=old.get("message") or "Ownership proven by DNS TXT record.")
+        else:
+            try:
+                texts = await query_txt(challenge_name(host), op.settings.dns_resolver)
+            except DnsError as error:
+                texts = []
+                entry["message"] = (f"The DNS TXT record {challenge_name(host)} could not be checked ({error}); "
+                                    f"will try again. Its value must be {token}.")
+            else:
+                entry["message"] = (f"Waiting for ownership proof: create a DNS TXT record {challenge_name(host)} "
+                                    f"with the value {token}; the domain is routed once it is found.")
+            if token in texts:
+                entry.update(verified=True, message="Ownership proven by DNS TXT record "
+                             f"{challenge_name(host)}.")
+                log.info("Tenant %s/%s proved ownership of %s by DNS.", meta.get("namespace"), name, host)
+            else:
+                recheck = True
+        if entry["verified"]:
+            wanted.append((host, domain.tls, False))
+
+    results: list[HostCertificate] = []
+    for host, tls, is_default in wanted:
+        try:
+            result = await _host_certificate(ctx, host, tls, is_default, reseller_spec, region_entry)
+        except CertificateProblem as problem:
+            result = HostCertificate(HostRoute(host), problem=(problem.reason, problem.message))
+        results.append(result)
+    await _cleanup_issued_secrets(op, (TENANT, meta.get("namespace"), name),
+                                  {c["metadata"]["name"] for r in results for c in r.children})
+
+    problems = [(r.route.host, *r.problem) for r in results if r.problem]
+    certificates = [r.status for r in results if r.status]
+    _export_expiry(meta.get("namespace", ""), name, namespace, results)
+    return TenantTls(
+        routes=[r.route for r in results],
+        children=[c for r in results for c in r.children],
+        domains=domains,
+        certificates=certificates,
+        condition=_certificate_condition(problems, certificates),
+        recheck=recheck or any(r.pending for r in results),
+    )
+
+
+def _certificate_condition(problems: Sequence[tuple[str, str, str]],
+                           certificates: Sequence[Mapping[str, Any]]) -> Condition:
+    if problems:
+        message = " ".join(f"{host}: {message}" for host, _, message in problems)
+        return Condition(CERTIFICATE_READY, False, problems[0][1], message)
+    if not certificates:
+        return Condition(CERTIFICATE_READY, True, "NoHosts", "The tenant has no routed hosts to certify.")
+    first = min(certificates, key=lambda c: c.get("notAfter") or "9999")
+    expiry = f"; the first to expire is {first['host']} at {first['notAfter']}" if first.get("notAfter") else ""
+    return Condition(CERTIFICATE_READY, True, "CertificatesReady",
+                     f"Every routed host ({len(certificates)}) has a valid certificate{expiry}.")
+
+
+def _status(host: str, info: CertInfo) -> dict[str, Any]:
+    return {"host": host, **info.as_status()}
+
+
+async def _host_certificate(ctx: _Context, host: str, tls: TLSConfig, is_default: bool,
+                            reseller_spec: ResellerSpec | None, region_entry: Any) -> HostCertificate:
+    if tls.mode == "Issuer":
+        return await _issuer_certificate(ctx, host, tls)
+    if tls.mode == "Secret" and tls.secret_name:
+        if is_default:
+            return await _reseller_secret_certificate(ctx, host, tls.secret_name)
+        return await _tenant_secret_certificate(ctx, host, tls.secret_name)
+    authority, _ = await reseller_authority(ctx.op, ctx.reseller)
+    return _issued_from(ctx, host, authority)
+
+
+def _issued_from(ctx: _Context, host: str, authority: Authority, source: str | None = None) -> HostCertificate:
+    """A leaf for `host` signed by `authority`, kept while it is good, issued anew otherwise."""
+    name = tls_secret_name(host)
+    live = decode_data(ctx.op.store.get("Secret", name, ctx.namespace))
+    info = certs.reusable_leaf(live, [host], authority, ctx.now, _renew_before(ctx.op))
+    data = live
+    if info is None or data is None:
+        data = certs.issue_leaf(authority, [host], ctx.now, _leaf_validity(ctx.op))
+        info = certs.validate_bundle(data, host, ctx.now)
+        log.info("Certificate for %s was issued into %s/%s, valid until %s.", host, ctx.namespace, name,
+                 certs.rfc3339(info.not_after))
+    secret = build_tls_secret(name, ctx.namespace, ctx.labels, data, host=host, source=source)
+    return HostCertificate(HostRoute(host, name), [secret], _status(host, info))
+
+
+async def _read_secret(ctx: _Context, name: str, namespace: str) -> dict[str, bytes]:
+    secret = await ctx.op.client.get("Secret", name, namespace)
+    if secret is None:
+        raise CertificateProblem(certs.SECRET_NOT_FOUND, f"Secret {namespace}/{name} does not exist; create it "
+                                 "(kubectl create secret tls NAME --cert=tls.crt --key=tls.key) or fix tls.secretName.")
+    return decode_data(secret) or {}
+
+
+async def _tenant_secret_certificate(ctx: _Context, host: str, secret_name: str) -> HostCertificate:
+    """The tenant's own certificate: validated, then copied to the name the Ingress uses."""
+    copy_name = tls_secret_name(host)
+    if secret_name.startswith("tenantry-"):
+        raise CertificateProblem(INVALID_SECRET_NAME, f"Secret names starting with tenantry- are the operator's; "
+                                 f"rename {secret_name} and set tls.secretName to the new name.")
+    where = f"Secret {ctx.namespace}/{secret_name}"
+    source = f"{ctx.namespace}/{secret_name}"
+    try:
+        data = await _read_secret(ctx, secret_name, ctx.namespace)
+        info = certs.validate_bundle(data, host, ctx.now, min_validity=_min_validity(ctx.op), secret=where)
+    except CertificateProblem as problem:
+        return _keep_last_good(ctx, host, copy_name, problem)
+    secret = build_tls_secret(copy_name, ctx.namespace, ctx.labels, data, host=host, source=source)
+    if not _same_source(ctx, copy_name, source):
+        log.info("Certificate for %s from %s was validated and is served from %s/%s.", host, where, ctx.namespace,
+                 copy_name)
+    return HostCertificate(HostRoute(host, copy_name), [secret], _status(host, info))
+
+
+def _same_source(ctx: _Context, copy_name: str, source: str) -> bool:
+    live = ctx.op.store.get("Secret", copy_name, ctx.namespace)
+    return ((live or {}).get("metadata", {}).get("annotations") or {}).get(ANNOTATION_SOURCE) == source
+
+
+def _keep_last_good(ctx: _Context, host: str, copy_name: str, problem: CertificateProblem) -> HostCertificate:
+    """A supplied certificate that became unusable: keep serving the last validated copy while it
+    is still valid, and say what is wrong."""
+    live = ctx.op.store.get("Secret", copy_name, ctx.namespace)
+    data = decode_data(live)
+    # A supplied Secret is not watched (it is not ours): while it is unusable, look again soon.
+    result = HostCertificate(HostRoute(host), problem=(problem.reason, problem.message), pending=True)
+    if data and live is not None:
+        try:
+            info = certs.validate_bundle(data, host, ctx.now)
+        except CertificateProblem:
+            return result
+        source = ((live.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_SOURCE)
+        if source and not source.startswith(f"{ctx.namespace}/") and ctx.has_owners:
+            return result  # a reseller key must not stay where owners can read it
+        secret = build_tls_secret(copy_name, ctx.namespace, ctx.labels, data, host=host, source=source)
+        result.route, result.children, result.status = HostRoute(host, copy_name), [secret], _status(host, info)
+        result.problem = (problem.reason, problem.message + " The last valid certificate is served until then.")
+    return result
+
+
+async def _reseller_secret_certificate(ctx: _Context, host: str, secret_name: str) -> HostCertificate:
+    """The default host in a reseller region of mode Secret (key custody, see tenantry.tls)."""
+    namespace = reseller_namespace(ctx.reseller)
+    where = f"The reseller's Secret {namespace}/{secret_name}"
+    copy_name = tls_secret_name(host)
+    try:
+        data = await _read_secret(ctx, secret_name, namespace)
+        if _is_ca_bundle(data):
+            certs.validate_bundle(data, None, ctx.now, min_validity=_min_validity(ctx.op), secret=where,
+                                  want_ca=True)
+            return _issued_from(ctx, host, certs.supplied_authority(data))
+        info = certs.validate_bundle(data, host, ctx.now, min_validity=_min_validity(ctx.op), secret=where)
+    except CertificateProblem as problem:
+        if ctx.has_owners:
+            await _withdraw_reseller_copy(ctx, copy_name)
+            return HostCertificate(HostRoute(host), problem=(problem.reason, problem.message), pending=True)
+        return _keep_last_good(ctx, host, copy_name, problem)
+    if ctx.has_owners:
+        await _withdraw_reseller_copy(ctx, copy_name)
+        return HostCertificate(HostRoute(host), problem=(RESELLER_KEY_WITHHELD, (
+            f"{host} is served without a TLS Secret: {where} holds a certificate whose private key would be "
+            f"readable by the tenant's owners in {ctx.namespace}, and a reseller's key is never copied there. "
+            "Use tls.mode Issuer for the region (cert-manager issues a certificate per tenant), put a CA "
+            "certificate in the Secret (Tenantry then issues one per tenant), or use SelfSigned.")))
+    secret = build_tls_secret(copy_name, ctx.namespace, ctx.labels, data, host=host,
+                              source=f"{namespace}/{secret_name}")
+    return HostCertificate(HostRoute(host, copy_name), [secret], _status(host, info))
+
+
+def _is_ca_bundle(data: Mapping[str, bytes]) -> bool:
+    try:
+        first = certs.load_certificates(data.get(certs.TLS_CRT) or b"")[0]
+    except CertificateProblem:
+        return False
+    return certs.cert_info(first).is_ca
+
+
+async def _withdraw_reseller_copy(ctx: _Context, copy_name: str) -> None:
+    """Delete a copy of a reseller's key from a namespace whose owners could read it, now: before
+    the owners' RoleBinding is applied by the same reconcile, not after (when pruning would)."""
+    live = ctx.op.store.get("Secret", copy_name, ctx.namespace)
+    source = ((live or {}).get("metadata", {}).get("annotations") or {}).get(ANNOTATION_SOURCE, "")
+    if live is not None and source.startswith(reseller_namespace(ctx.reseller) + "/"):
+        await ctx.op.client.delete("Secret", copy_name, ctx.namespace)
+        ctx.op.store.delete("Secret", copy_name, ctx.namespace)
+        log.info("The copy of the reseller's certificate in %s/%s was deleted: the tenant has owners now.",
+                 ctx.namespace, copy_name)
+
+
+async def _issuer_certificate(ctx: _Context, host: str, tls: TLSConfig) -> HostCertificate:
+    if not await cert_manager_available(ctx.op):
+        return HostCertificate(HostRoute(host), problem=(CERT_MANAGER_MISSING, (
+            "TLS mode Issuer needs cert-manager, and its CRDs (certificates.cert-manager.io) are not installed; "
+            "install cert-manager, or use mode SelfSigned or Secret.")), pending=True)
+    assert tls.issuer_ref is not None
+    ref = f"{tls.issuer_ref.kind}/{tls.issuer_ref.name}"
+    manifest = build_certificate(host, ctx.namespace, ctx.labels, tls.issuer_ref.kind, tls.issuer_ref.name)
+    live = ctx.op.store.get("Certificate", certificate_name(host), ctx.namespace) or {}
+    status = live.get("status") or {}
+    ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
+    if ready is None or ready.get("status") != "True":
+        detail = (ready or {}).get("message") or "cert-manager has not issued it yet"
+        return HostCertificate(HostRoute(host), [manifest], problem=(CERTIFICATE_NOT_READY, (
+            f"cert-manager Certificate {ctx.namespace}/{certificate_name(host)} from {ref} is not ready: {detail}.")),
+            pending=True)
+    entry = {"host": host, "issuer": ref, "dnsNames": [host]}
+    if status.get("notAfter"):
+        entry["notAfter"] = status["notAfter"]
+    return HostCertificate(HostRoute(host, tls_secret_name(host)), [manifest], entry)
+
+
+async def _cleanup_issued_secrets(op: Operator, owner: tuple[str, str | None, str], wanted: set[str]) -> None:
+    """cert-manager leaves a Certificate's Secret behind; when a host goes, its key goes too."""
+    for kind, namespace, name in op.store.children_of(owner):
+        if kind != "Certificate" or name in wanted:
+            continue
+        certificate = op.store.get(kind, name, namespace) or {}
+        secret = (certificate.get("spec") or {}).get("secretName")
+        if secret and secret.startswith("tenantry-tls-"):
+            await op.client.delete("Secret", secret, namespace)
+
+
+def _export_expiry(tenant_namespace: str, tenant: str, namespace: str, results: Sequence[HostCertificate]) -> None:
+    """tenantry_certificate_expiry_timestamp_seconds{namespace,name,host} for the hosts served now."""
+    key = (tenant_namespace, tenant)
+    series = set()
+    for result in results:
+        if result.status and result.status.get("notAfter") and result.route.tls_secret:
+            labels = (namespace, result.route.tls_secret, result.route.host)
+            expiry = datetime.datetime.strptime(result.status["notAfter"], "%Y-%m-%dT%H:%M:%SZ")
+            metrics.CERTIFICATE_EXPIRY.labels(*labels).set(expiry.replace(tzinfo=datetime.UTC).timestamp())
+            series.add(labels)
+    for stale in _expiry_series.get(key, set()) - series:
+        with contextlib.suppress(KeyError):
+            metrics.CERTIFICATE_EXPIRY.remove(*stale)
+    _expiry_series[key] = series
+
+
+def forget_tenant(tenant_namespace: str, tenant: str) -> None:
+    for labels in _expiry_series.pop((tenant_namespace, tenant), set()):
+        with contextlib.suppress(KeyError):
+            metrics.CERTIFICATE_EXPIRY.remove(*labels)
+
+
+# -- the reseller's own certificates --------------------------------------------------------------
+
+
+@dataclass
+class ResellerTls:
+    children: list[dict[str, Any]]
+    regions: dict[str, dict[str, Any]]  # region -> status.regions[].certificate
+    platform: dict[str, Any] | None  # status.platformCertificate
+    condition: Condition
+
+
+async def reseller_tls(op: Operator, body: Mapping[str, Any], spec: ResellerSpec) -> ResellerTls:
+    """The reseller's CA, its platformDomain certificate, and what each region's TLS source is."""
+    name = body["metadata"]["name"]
+    namespace = reseller_namespace(name)
+    now = utcnow()
+    children: list[dict[str, Any]] = []
+    problems: list[tuple[str, str, str]] = []
+    try:
+        authority, manifest = await reseller_authority(op, name)
+        children.append(manifest)
+    except CertificateProblem as problem:
+        return ResellerTls([], {}, None, Condition(CERTIFICATE_READY, False, problem.reason, problem.message))
+    ca_info = certs.cert_info(authority.cert)
+
+    regions: dict[str, dict[str, Any]] = {}
+    supplied: list[tuple[dict[str, bytes], CertInfo, str]] = []
+    for region in spec.regions:
+        tls = region.tls
+        if tls.mode == "Issuer" and tls.issuer_ref is not None:
+            regions[region.name] = {"issuer": f"{tls.issuer_ref.kind}/{tls.issuer_ref.name}"}
+        elif tls.mode == "Secret" and tls.secret_name:
+            where = f"Secret {namespace}/{tls.secret_name}"
+            secret = await op.client.get("Secret", tls.secret_name, namespace)
+            try:
+                if secret is None:
+                    raise CertificateProblem(certs.SECRET_NOT_FOUND, f"{where} does not exist; create it or fix "
+                                             f"spec.regions[{region.name}].tls.secretName.")
+                data = decode_data(secret) or {}
+                is_ca = _is_ca_bundle(data)
+                info = certs.validate_bundle(data, None if is_ca else f"*.{region.domain}", now,
+                                             min_validity=_min_validity(op), secret=where, want_ca=is_ca)
+            except CertificateProblem as problem:
+                problems.append((region.name, problem.reason, problem.message))
+                continue
+            regions[region.name] = info.as_status()
+            if not is_ca:
+                supplied.append((data, info, f"{namespace}/{tls.secret_name}"))
+        else:
+            regions[region.name] = {"notAfter": certs.rfc3339(ca_info.not_after), "issuer": ca_info.subject}
+
+    platform = None
+    if spec.platform_domain:
+        host = spec.platform_domain
+        covering = next(((d, i, s) for d, i, s in supplied if any(certs.host_matches(n, host) for n in i.dns_names)),
+                        None)
+        live = decode_data(op.store.get("Secret", PLATFORM_TLS_SECRET, namespace))
+        source: str | None = None
+        if covering is not None:
+            data, info, source = covering
+        else:
+            data = live or {}
+            reused = certs.reusable_leaf(live, [host], authority, now, _renew_before(op))
+            if reused is None:
+                data = certs.issue_leaf(authority, [host], now, _leaf_validity(op))
+                reused = certs.validate_bundle(data, host, now)
+                log.info("Reseller %s: the certificate of its platform domain %s was issued.", name, host)
+            info = reused
+        children.append(build_tls_secret(PLATFORM_TLS_SECRET, namespace, managed_labels(reseller=name), data,
+                                         host=host, source=source, owner=body))
+        platform = {"host": host, **info.as_status()}
+
+    if problems:
+        condition = Condition(CERTIFICATE_READY, False, problems[0][1],
+                              " ".join(f"Region {r}: {m}" for r, _, m in problems))
+    else:
+        condition = Condition(CERTIFICATE_READY, True, "CertificatesReady",
+                              f"The certificates of {len(spec.regions)} region(s)"
+                              f"{' and the platform domain' if platform else ''} are valid.")
+    return ResellerTls(children, regions, platform, condition)
