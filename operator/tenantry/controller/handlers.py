@@ -259,6 +259,8 @@ def _make_event_handler(kind: str) -> Any:
         if op is None or not event.get("object"):
             return
         _observe(op, kind, event.get("type"), event["object"])
+        if kind == TENANT:
+            metrics.observe_tenant(event["object"], deleted=event.get("type") == "DELETED")
         if op.queue is not None:
             metrics.QUEUE_DEPTH.set(op.queue.depth)
 

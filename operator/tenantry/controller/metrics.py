@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Mapping
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram
 
 RECONCILES = Counter("tenantry_operator_reconciles_total", "Reconciles by kind and result", ["kind", "result"])
@@ -13,8 +17,42 @@ QUEUE_DEPTH = Gauge("tenantry_operator_queue_depth", "Objects waiting to be reco
 TENANTS_REFUSED = Gauge("tenantry_operator_tenants_refused", "Tenants currently refused admission, by reason",
                         ["reason"])
 ADMISSION_REFUSALS = Counter("tenantry_operator_admission_refusals_total",
-                             "Admission refusals decided, by reason (a tenant refused again counts again)", ["reason"])
+                             "Admission refusals, by reason: counted when a tenant is refused, or refused for a new "
+                             "reason", ["reason"])
 WRITES = Counter("tenantry_operator_api_writes_total", "Writes the operator sent to the apiserver, by verb", ["verb"])
 CERTIFICATE_EXPIRY = Gauge("tenantry_certificate_expiry_timestamp_seconds",
                            "When the certificate served for a host expires (Unix time), by TLS Secret",
                            ["namespace", "name", "host"])
+TENANT_READY = Gauge("tenantry_tenant_ready", "1 when the Tenant's Ready condition is True, else 0",
+                     ["namespace", "reseller", "tenant"])
+
+# The refusal reason of each refused tenant, kept so that gauges and counters follow transitions.
+_refused: dict[tuple[str, str], str] = {}
+
+
+def observe_tenant(obj: Mapping[str, Any], deleted: bool = False) -> None:
+    """Follow one watch event of a Tenant: its readiness, and whether (and why) it is refused.
+
+    Fed from the status the operator wrote, so the series say what `kubectl get tenants` says;
+    a deleted tenant's series go away with it."""
+    meta = obj.get("metadata") or {}
+    namespace, name = meta.get("namespace") or "", meta.get("name") or ""
+    reseller = namespace.removeprefix("reseller-")
+    key = (namespace, name)
+    old_reason = _refused.pop(key, None)
+    if deleted:
+        with contextlib.suppress(KeyError):  # never observed alive
+            TENANT_READY.remove(namespace, reseller, name)
+    else:
+        conditions = {c.get("type"): c for c in (obj.get("status") or {}).get("conditions") or []}
+        ready = conditions.get("Ready", {}).get("status") == "True"
+        TENANT_READY.labels(namespace=namespace, reseller=reseller, tenant=name).set(1 if ready else 0)
+        admitted = conditions.get("Admitted")
+        if admitted is not None and admitted.get("status") == "False":
+            reason = admitted.get("reason") or "Unknown"
+            _refused[key] = reason
+            if reason != old_reason:
+                ADMISSION_REFUSALS.labels(reason=reason).inc()
+    if old_reason != _refused.get(key):
+        for reason in {old_reason, _refused.get(key)} - {None}:
+            TENANTS_REFUSED.labels(reason=reason).set(sum(1 for r in _refused.values() if r == reason))

@@ -1,0 +1,323 @@
+"""The Helm chart, rendered offline by the real Helm engine (helm-python-sdk embeds Helm's Go SDK).
+
+What a platform engineer relies on when installing: the chart lints, its values are validated by
+values.schema.json, the operator configuration it writes is exactly the operator's settings, the
+Deployment is hardened, the RBAC is the file the integration tests prove, and the shipped CRDs and
+manifests/install.yaml are what the repository says they are.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import helm_python as helm
+import pytest
+import yaml
+from chart_support import (
+    CHART,
+    DASHBOARD_FILE,
+    INSTALL_MANIFEST,
+    OPERATOR_ROLE_FILE,
+    PLATFORM_ROLES_FILE,
+    REPO,
+    RULES_FILE,
+    find,
+    hack_script,
+    one,
+    render,
+)
+
+from tenantry.builders.reseller import build_reseller_children
+from tenantry.naming import CLUSTERROLE_RESELLER, CLUSTERROLE_RESELLER_SUPPORT, CLUSTERROLE_TENANT_OWNER
+from tenantry.settings import MeteringSettings, Settings
+
+PLATFORM_ROLE_NAMES = {CLUSTERROLE_RESELLER, CLUSTERROLE_RESELLER_SUPPORT, CLUSTERROLE_TENANT_OWNER}
+
+
+def _config_of(objects: list[dict[str, Any]], fullname: str = "tenantry") -> dict[str, Any]:
+    config_map = one(objects, "ConfigMap", f"{fullname}-config")
+    config: dict[str, Any] = yaml.safe_load(config_map["data"]["config.yaml"])
+    return config
+
+
+def _aliases(model: type[Any]) -> set[str]:
+    return {field.alias or name for name, field in model.model_fields.items()}
+
+
+# ------------------------------------------------------------------------------------------ lint and schema
+def test_chart_lints_without_warnings() -> None:
+    report = helm.lint(CHART, strict=True, kube_version="v1.20.2")
+    problems = [m for m in report["messages"] if m["severity"] >= 2]
+    assert report["errors"] == [] and problems == [], report
+
+
+def test_values_schema_accepts_the_defaults_and_rejects_mistakes() -> None:
+    with helm.Chart.load(CHART) as chart:
+        chart.validate_schema(None)
+        mistakes = {
+            "config/workers": {"config": {"workers": 0}},
+            "podSecurityLevel": {"config": {"podSecurityLevel": "strict"}},
+            "'resyncSecond' not allowed": {"config": {"resyncSecond": 60}},  # a typo must not pass silently
+            "/config/licenseTiers/0/price": {"config": {"licenseTiers": [{"minLicenses": 1, "price": 25.0}]}},
+            "/config/metering/sink": {"config": {"metering": {"sink": "s3://bucket"}}},
+            "/operator/logFormat": {"operator": {"logFormat": "xml"}},
+            "'replicas' not allowed": {"replicas": 2},
+        }
+        for expected, values in mistakes.items():
+            with pytest.raises(helm.HelmValuesError) as error:
+                chart.render(values, name="tenantry", namespace="tenantry-system")
+            assert expected in str(error.value), (values, str(error.value))
+
+
+# ------------------------------------------------------------------------------------------ configuration
+def test_config_values_map_one_to_one_to_the_operator_settings() -> None:
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    config_schema = schema["properties"]["config"]
+    assert set(values["config"]) == _aliases(Settings)
+    assert set(config_schema["properties"]) == _aliases(Settings)
+    assert set(values["config"]["metering"]) == _aliases(MeteringSettings)
+    assert set(config_schema["properties"]["metering"]["properties"]) == _aliases(MeteringSettings)
+    assert config_schema["additionalProperties"] is False
+
+
+def test_default_config_is_the_operators_default_with_the_image_and_namespace_filled_in() -> None:
+    objects = render(namespace="platform")
+    config = Settings.model_validate(_config_of(objects))
+    deployment = one(objects, "Deployment", "tenantry-operator")
+    image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+    expected = Settings().model_copy(update={"metering": Settings().metering.model_copy(
+        update={"image": image, "namespace": "platform"})})
+    assert config == expected
+    assert image == "tenantry:0.1.0"
+
+
+def test_non_default_values_reach_the_operator_configuration_and_deployment() -> None:
+    plan = {"name": "starter", "spec": {"displayName": "Starter",
+                                        "quota": {"cpu": "2", "memory": "4Gi", "storage": "20Gi", "pods": "20"},
+                                        "pricing": {"currency": "EUR", "monthly": "19.00"}}}
+    values = {
+        "image": {"repository": "registry.example/tenantry", "tag": "0.2.0", "pullPolicy": "Always"},
+        "serviceAccount": {"name": "operator"},
+        "operator": {"logFormat": "plain", "verbose": True, "nodeSelector": {"pool": "system"},
+                     "extraEnv": [{"name": "TZ", "value": "UTC"}]},
+        "config": {"workers": 4, "resyncSeconds": 120, "podSecurityLevel": "restricted", "defaultPlans": [plan],
+                   "licenseTiers": [{"minLicenses": 1, "price": "30.00"}], "healthPort": 9080, "metricsPort": 9000,
+                   "metering": {"sink": "https://billing.example/events", "namespace": "metering",
+                                "image": "registry.example/tenantry-meter:0.2.0"}},
+    }
+    objects = render(values, release="platform", namespace="ops")
+    settings = Settings.model_validate(_config_of(objects, "platform-tenantry"))
+    assert settings.workers == 4 and settings.resync_seconds == 120
+    assert settings.pod_security_level == "restricted"
+    assert [p.name for p in settings.default_plans] == ["starter"]
+    assert str(settings.license_tiers[0].price) == "30.00"
+    assert settings.metering.sink == "https://billing.example/events"
+    assert settings.metering.namespace == "metering"
+    assert settings.metering.image == "registry.example/tenantry-meter:0.2.0"
+
+    deployment = one(objects, "Deployment", "platform-tenantry-operator")
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["image"] == "registry.example/tenantry:0.2.0"
+    assert container["imagePullPolicy"] == "Always"
+    assert container["args"][-3:] == ["--log-format", "plain", "--verbose"]
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"health": 9080, "metrics": 9000}
+    assert container["env"] == [{"name": "TZ", "value": "UTC"}]
+    assert pod["nodeSelector"] == {"pool": "system"}
+    assert pod["serviceAccountName"] == "operator"
+    assert one(objects, "ServiceAccount", "operator")["metadata"]["namespace"] == "ops"
+    # The meters' account follows the meters into their namespace.
+    meter_account = one(objects, "ServiceAccount", "tenantry-meter")
+    assert meter_account["metadata"]["namespace"] == "metering"
+    meter_binding = one(objects, "ClusterRoleBinding", "tenantry-meter")
+    assert meter_binding["subjects"] == [{"kind": "ServiceAccount", "name": "tenantry-meter", "namespace": "metering"}]
+    operator_binding = one(objects, "ClusterRoleBinding", "tenantry-operator")
+    assert operator_binding["subjects"] == [{"kind": "ServiceAccount", "name": "operator", "namespace": "ops"}]
+    service = one(objects, "Service", "platform-tenantry-operator-metrics")
+    assert service["spec"]["ports"][0]["port"] == 9000
+
+
+def test_a_changed_configuration_rolls_the_operator() -> None:
+    def checksum(values: dict[str, Any] | None) -> str:
+        deployment = one(render(values), "Deployment", "tenantry-operator")
+        return str(deployment["spec"]["template"]["metadata"]["annotations"]["checksum/config"])
+
+    assert checksum(None) == checksum(None)
+    assert checksum(None) != checksum({"config": {"workers": 3}})
+
+
+# ------------------------------------------------------------------------------------------ the Deployment
+def test_operator_deployment_is_a_hardened_singleton() -> None:
+    objects = render()
+    deployment = one(objects, "Deployment", "tenantry-operator")
+    spec = deployment["spec"]
+    assert spec["replicas"] == 1 and spec["strategy"] == {"type": "Recreate"}
+    pod = spec["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] != 0
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["serviceAccountName"] == one(objects, "ServiceAccount", "tenantry")["metadata"]["name"]
+    assert "hostNetwork" not in pod and "hostPID" not in pod
+    [container] = pod["containers"]
+    security = container["securityContext"]
+    assert security == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
+                        "capabilities": {"drop": ["ALL"]}}
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}, probe
+    assert container["resources"]["requests"] and container["resources"]["limits"]
+    # The spec matches the selector, and the metrics Service selects the pod.
+    labels = spec["template"]["metadata"]["labels"]
+    assert spec["selector"]["matchLabels"].items() <= labels.items()
+    service = one(objects, "Service", "tenantry-operator-metrics")
+    assert service["spec"]["selector"].items() <= labels.items()
+    assert service["spec"]["ports"][0]["targetPort"] == "metrics"
+    # Everything the chart makes is labelled the Helm way.
+    for obj in objects:
+        if obj["kind"] not in ("ClusterRole",):
+            assert obj["metadata"]["labels"]["app.kubernetes.io/instance"] == "tenantry", obj["metadata"]["name"]
+
+
+def test_optional_monitoring_objects_are_off_by_default_and_complete_when_on() -> None:
+    defaults = render()
+    assert not find(defaults, "ServiceMonitor") and not find(defaults, "PrometheusRule")
+    assert one(defaults, "ConfigMap", "tenantry-dashboard")
+
+    objects = render({"metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "prom"}}},
+                      "prometheusRule": {"enabled": True, "labels": {"release": "prom"}},
+                      "dashboards": {"namespace": "grafana", "annotations": {"grafana_folder": "Tenantry"}}})
+    monitor = one(objects, "ServiceMonitor", "tenantry-operator")
+    assert monitor["metadata"]["labels"]["release"] == "prom"
+    service = one(objects, "Service", "tenantry-operator-metrics")
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert monitor["spec"]["endpoints"][0]["port"] == service["spec"]["ports"][0]["name"]
+
+    rule = one(objects, "PrometheusRule", "tenantry")
+    assert rule["metadata"]["labels"]["release"] == "prom"
+    assert rule["spec"] == yaml.safe_load(RULES_FILE.read_text())  # the promtool-tested file, verbatim
+
+    dashboard = one(objects, "ConfigMap", "tenantry-dashboard")
+    assert dashboard["metadata"]["namespace"] == "grafana"
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert dashboard["metadata"]["annotations"] == {"grafana_folder": "Tenantry"}
+    assert json.loads(dashboard["data"]["tenantry.json"]) == json.loads(DASHBOARD_FILE.read_text())
+
+
+def test_a_service_monitor_without_the_service_is_refused() -> None:
+    with pytest.raises(helm.HelmError, match=r"needs metrics.service.enabled"):
+        render({"metrics": {"service": {"enabled": False}, "serviceMonitor": {"enabled": True}}})
+
+
+def test_rbac_and_service_accounts_can_be_left_to_the_platform() -> None:
+    objects = render({"rbac": {"create": False}, "serviceAccount": {"create": False, "name": "byo"},
+                      "meter": {"serviceAccount": {"create": False}}})
+    assert not find(objects, "ClusterRole") and not find(objects, "ClusterRoleBinding")
+    assert not find(objects, "ServiceAccount")
+    assert one(objects, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == "byo"
+    with pytest.raises(helm.HelmError, match="serviceAccount.name is required"):
+        render({"serviceAccount": {"create": False}})
+
+
+# ------------------------------------------------------------------------------------------ RBAC
+def _rules_allow(rules: list[dict[str, Any]], group: str, resource: str, verb: str, name: str | None = None) -> bool:
+    for rule in rules:
+        if group in rule.get("apiGroups", []) and resource in rule.get("resources", []) \
+                and verb in rule.get("verbs", []):
+            names = rule.get("resourceNames")
+            if not names or (name is not None and name in names):
+                return True
+    return False
+
+
+def test_chart_ships_exactly_the_role_files_the_tests_bind() -> None:
+    objects = render()
+    operator_role = one(objects, "ClusterRole", "tenantry-operator")
+    assert operator_role == yaml.safe_load(OPERATOR_ROLE_FILE.read_text())
+    platform = [d for d in yaml.safe_load_all(PLATFORM_ROLES_FILE.read_text()) if d]
+    assert {r["metadata"]["name"] for r in platform} == PLATFORM_ROLE_NAMES
+    for role in platform:
+        assert one(objects, "ClusterRole", role["metadata"]["name"]) == role
+    binding = one(objects, "ClusterRoleBinding", "tenantry-operator")
+    assert binding["roleRef"]["name"] == "tenantry-operator"
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "tenantry", "namespace": "tenantry-system"}]
+
+
+def test_operator_role_has_no_wildcards_no_escalate_and_binds_only_the_platform_roles() -> None:
+    rules = yaml.safe_load(OPERATOR_ROLE_FILE.read_text())["rules"]
+    for rule in rules:
+        for key in ("apiGroups", "resources", "verbs"):
+            assert "*" not in rule[key], rule
+        assert "escalate" not in rule["verbs"], rule
+        assert "impersonate" not in rule["verbs"], rule
+        if "bind" in rule["verbs"]:
+            assert rule == {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"],
+                            "verbs": ["bind"], "resourceNames": sorted(PLATFORM_ROLE_NAMES)}
+        # Nothing cluster-critical: no pods, exec, nodes, service accounts, webhooks or CRD writes.
+        for forbidden in ("pods", "pods/exec", "nodes", "serviceaccounts", "serviceaccounts/token", "roles",
+                          "mutatingwebhookconfigurations", "validatingwebhookconfigurations"):
+            assert forbidden not in rule["resources"], rule
+        if "customresourcedefinitions" in rule["resources"]:
+            assert set(rule["verbs"]) <= {"get", "list", "watch"}, rule
+        if set(rule["resources"]) & {"regions", "resellers"}:
+            assert set(rule["verbs"]) <= {"get", "list", "watch"}, rule  # specs belong to the platform admins
+    for role in PLATFORM_ROLE_NAMES:
+        assert _rules_allow(rules, "rbac.authorization.k8s.io", "clusterroles", "bind", role)
+    assert not _rules_allow(rules, "rbac.authorization.k8s.io", "clusterroles", "bind", "cluster-admin")
+    assert not _rules_allow(rules, "rbac.authorization.k8s.io", "clusterroles", "bind", "admin")
+
+
+def test_operator_holds_every_permission_it_grants_reseller_admins() -> None:
+    """RBAC lets the operator write ClusterRole tenantry-reseller-<name> (and bind it without `bind`)
+    only if it holds each of its permissions itself."""
+    rules = yaml.safe_load(OPERATOR_ROLE_FILE.read_text())["rules"]
+    reseller = {"apiVersion": "tenantry.dev/v1alpha1", "kind": "Reseller",
+                "metadata": {"name": "acme", "uid": "0000-1111"}}
+    children = build_reseller_children(reseller, [{"kind": "User", "name": "alice@acme.example"}], {})
+    granted = [c for c in children if c["kind"] == "ClusterRole"]
+    assert granted, "the reseller builder no longer makes a ClusterRole; update this test"
+    for role in granted:
+        for rule in role["rules"]:
+            for group in rule["apiGroups"]:
+                for resource in rule["resources"]:
+                    for verb in rule["verbs"]:
+                        for name in rule.get("resourceNames") or [None]:
+                            assert _rules_allow(rules, group, resource, verb, name), (group, resource, verb, name)
+
+
+# ------------------------------------------------------------------------------------------ shipped files
+def test_chart_crds_are_identical_to_the_repository_crds() -> None:
+    top = {p.name: p.read_bytes() for p in sorted((REPO / "crds").glob("*.yaml"))}
+    chart = {p.name: p.read_bytes() for p in sorted((CHART / "crds").glob("*.yaml"))}
+    assert top, "no CRDs in crds/"
+    assert chart.keys() == top.keys(), "copy crds/*.yaml to charts/tenantry/crds/"
+    for name in top:
+        assert chart[name] == top[name], f"charts/tenantry/crds/{name} differs from crds/{name}: copy it over"
+
+
+def test_install_manifest_is_the_chart_rendered_with_default_values() -> None:
+    expected = hack_script("render-manifests").install_manifest()
+    assert INSTALL_MANIFEST.read_text() == expected, "manifests/install.yaml is stale: run hack/render-manifests"
+    documents = [d for d in yaml.safe_load_all(expected) if d]
+    kinds = [d["kind"] for d in documents]
+    # Applied in order by kubectl: the namespace first, then the CRDs, before anything that uses them.
+    assert kinds[0] == "Namespace" and documents[0]["metadata"]["name"] == "tenantry-system"
+    assert kinds.index("Deployment") > max(i for i, k in enumerate(kinds) if k == "CustomResourceDefinition")
+    assert {d["metadata"]["name"] for d in documents if d["kind"] == "CustomResourceDefinition"} == {
+        f"{plural}.tenantry.dev" for plural in ("regions", "resellers", "plans", "tenants")}
+    for document in documents:
+        if document["kind"] not in ("Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"):
+            assert document["metadata"]["namespace"] == "tenantry-system", document["metadata"]["name"]
+
+
+def test_render_script_check_mode_reports_a_stale_manifest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    script = hack_script("render-manifests")
+    stale = tmp_path / "install.yaml"
+    stale.write_text("# stale\n")
+    monkeypatch.setattr(script, "OUTPUT", stale)
+    monkeypatch.setattr(script, "REPO", tmp_path)
+    assert script.main(["--check"]) == 1
+    assert script.main([]) == 0
+    assert script.main(["--check"]) == 0
+    assert stale.read_text() == INSTALL_MANIFEST.read_text()
