@@ -63,7 +63,9 @@ def build_meter_children(region: Mapping[str, Any], settings: Settings, *,
     metering = settings.metering
     namespace = metering.namespace
     labels = meter_labels(name)
-    owners = [owner_reference(region)]
+    # No blockOwnerDeletion: nothing needs the Region's deletion to wait for its meter, and setting it
+    # would need `update` on regions/finalizers (OwnerReferencesPermissionEnforcement).
+    owners = [{**owner_reference(region), "blockOwnerDeletion": False}]
     object_name = meter_name(name)
     config = meter_config(settings)
 

@@ -1,0 +1,422 @@
+"""Metering on the real control plane (issue 5): the meter's metrics follow quota usage, records of a
+scripted scenario match hand-computed values, a failing receiver gets every record once it recovers,
+a meter killed mid-window loses nothing, and the operator runs a meter Deployment per Region.
+
+Pods are created with resource requests and stay Pending (no scheduler); the resource-quota
+controller counts them all the same. Two ways of running the meter:
+- in-process (`InProcessMeter`) with a frozen clock the test advances, for exact amounts: the
+  cluster changes while the clock stands still, the test waits until the meter has seen the change,
+  then moves the clock on;
+- `tenantry meter` as a subprocess with the real clock and short windows, to SIGKILL it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import hashlib
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import urllib.request
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+from kubernetes.client import ApiException
+from prometheus_client.parser import text_string_to_metric_families
+
+from support.cloudevents_receiver import Receiver
+from support.cluster import wait_for
+from support.operator import free_port
+from support.platform import Platform
+from tenantry.metering.integrator import TenantState
+from tenantry.quantity import parse_quantity
+
+REPO = Path(__file__).resolve().parents[2]
+T0 = 1_800_000_000  # the frozen clock's start, on an hour boundary (2027-01-15T08:00:00Z)
+GIB = Decimal(2**30)
+PLAN_PRICING = {"currency": "EUR", "monthly": "19.00", "cpu": "0.05", "memory": "0.006", "storage": "0.0004"}
+REGION_PRICING = {"currency": "USD", "cpu": "0.020", "memory": "0.0025", "storage": "0.00015"}
+BIG = {"cpu": "4", "memory": "4Gi", "storage": "10Gi", "pods": "10"}
+
+
+# -- helpers ----------------------------------------------------------------------------------------
+
+
+def pending_pod(core: client.CoreV1Api, namespace: str, name: str, cpu: str, memory: str) -> None:
+    pod = client.V1Pod(
+        metadata=client.V1ObjectMeta(name=name),
+        spec=client.V1PodSpec(automount_service_account_token=False, containers=[client.V1Container(
+            name="main", image="registry.invalid/pause:never-pulled",
+            resources=client.V1ResourceRequirements(requests={"cpu": cpu, "memory": memory},
+                                                    limits={"cpu": cpu, "memory": memory}))]))
+    # The ServiceAccount admission plugin waits for the namespace's `default` account: retry until then.
+    wait_for(lambda: core.create_namespaced_pod(namespace, pod), timeout=30, message=f"pod {namespace}/{name}")
+
+
+def quota_used(core: client.CoreV1Api, namespace: str) -> dict[str, str]:
+    return dict(core.read_namespaced_resource_quota("tenantry", namespace).status.used or {})
+
+
+def wait_quota(core: client.CoreV1Api, namespace: str, cpu: str, pods: str) -> dict[str, str]:
+    return wait_for(lambda: (u := quota_used(core, namespace)).get("pods") == pods
+                    and u.get("requests.cpu") == cpu and u, timeout=40,
+                    message=f"quota of {namespace} to count {pods} pods, {cpu} cpu")
+
+
+def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def labels(**kw: str) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(kw.items()))
+
+
+def metered_platform(platform: Platform, licenses: int = 10) -> tuple[str, str]:
+    region = platform.region(pricing=REGION_PRICING)
+    reseller = platform.reseller(region, licenses=licenses)
+    platform.wait_namespace(f"reseller-{reseller}")
+    platform.plan(reseller, quota=BIG, pricing=PLAN_PRICING)
+    return region, reseller
+
+
+class FrozenClock:
+    def __init__(self, start: float):
+        self.now = float(start)
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class InProcessMeter:
+    """A `Meter` on its own event loop thread, with a frozen clock; `call` runs code on that loop."""
+
+    def __init__(self, kubeconfig: str, region: str, spool: Path, sink: str, clock: Callable[[], float]):
+        from tenantry.kube import KubeClient
+        from tenantry.metering.meter import Meter, MeterConfig
+        from tenantry.metering.sinks import parse_sink
+        from tenantry.settings import Settings
+
+        settings = Settings()
+        credentials = token_credentials(kubeconfig)
+        config = MeterConfig(region=region, spool_dir=spool, interval=3600, window=3600, port=0,
+                             bind_address="127.0.0.1", license_tiers=settings.license_tiers,
+                             license_currency=settings.license_currency, sync_timeout=60)
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+        async def make() -> Meter:
+            meter = Meter(config, KubeClient(credentials), parse_sink(sink), clock=clock)
+            await meter.start()
+            return meter
+
+        self.meter = asyncio.run_coroutine_threadsafe(make(), self.loop).result(90)
+
+    def call(self, fn: Callable[[], Any]) -> Any:
+        async def run() -> Any:
+            return fn()
+
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(30)
+
+    def state(self, uid: str) -> TenantState | None:
+        return self.call(lambda: self.meter.sampler.states.get(uid))
+
+    def tick(self) -> int:
+        return int(self.call(self.meter.tick))
+
+    def deliver(self) -> bool:
+        return bool(asyncio.run_coroutine_threadsafe(self.meter.deliverer.deliver_pending(), self.loop).result(30))
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.meter.stop(), self.loop).result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+def token_credentials(kubeconfig: str) -> Any:
+    """The admin kubeconfig (server, CA data, bearer token) as the meter's Credentials."""
+    import base64
+
+    from tenantry.kube import Credentials
+
+    config = yaml.safe_load(Path(kubeconfig).read_text())
+    cluster = config["clusters"][0]["cluster"]
+    return Credentials(server=cluster["server"], token=config["users"][0]["user"]["token"],
+                       ca_data=base64.b64decode(cluster["certificate-authority-data"]))
+
+
+# -- the scripted scenario, exact amounts -----------------------------------------------------------
+
+
+def test_metrics_follow_quota_usage_and_records_match_hand_computed_amounts(
+        platform: Platform, api_client: client.ApiClient, kubeconfig: str, tmp_path: Path) -> None:
+    core = client.CoreV1Api(api_client)
+    region, reseller = metered_platform(platform)
+    a, b = platform.tenant(reseller, region, plan="small"), platform.tenant(reseller, region, plan="small")
+    for tenant in (a, b):
+        platform.wait_tenant(reseller, tenant)
+    ns_a, ns_b = f"{reseller}--{a}", f"{reseller}--{b}"
+    pending_pod(core, ns_a, "web-1", "500m", "256Mi")
+    pending_pod(core, ns_b, "web-1", "1", "512Mi")
+    wait_quota(core, ns_a, "500m", "1")
+    wait_quota(core, ns_b, "1", "1")
+    uid_a = platform.tenant_obj(reseller, a)["metadata"]["uid"]
+    uid_b = platform.tenant_obj(reseller, b)["metadata"]["uid"]
+
+    clock = FrozenClock(T0)
+    records_file = tmp_path / "records.jsonl"
+    meter = InProcessMeter(kubeconfig, region, tmp_path / "spool", f"file:{records_file}", clock)
+    try:
+        def sees(uid: str, check: Callable[[TenantState], bool]) -> TenantState:
+            return wait_for(lambda: (s := meter.state(uid)) is not None and check(s) and s, timeout=40,
+                            message=f"the meter to see the change of {uid}")
+
+        sees(uid_a, lambda s: s.used["cpu"] == Decimal("0.5") and s.prices.retail["cpu"].unit_price == Decimal("0.05"))
+        sees(uid_b, lambda s: s.used["cpu"] == 1)
+
+        # Metric values are the quota's usage, read back from the apiserver.
+        samples = scrape(meter.meter.port)
+        for tenant, namespace in ((a, ns_a), (b, ns_b)):
+            used = quota_used(core, namespace)
+            common = {"region": region, "reseller": reseller, "tenant": tenant, "plan": "small"}
+            for resource, key in (("cpu", "requests.cpu"), ("memory", "requests.memory")):
+                assert samples[("tenantry_tenant_resource_used", labels(**common, resource=resource))] == float(
+                    parse_quantity(used[key]))
+            assert samples[("tenantry_tenant_resource_used", labels(**common, resource="pods"))] == 1
+            assert samples[("tenantry_tenant_resource_quota", labels(**common, resource="cpu"))] == 4
+        # Reseller and region figures come from their status, followed by watch.
+        wait_for(lambda: scrape(meter.meter.port)[("tenantry_reseller_licenses",
+                                                   labels(reseller=reseller, state="used"))] == 2,
+                 timeout=30, message="the meter to see the reseller's 2 licences used")
+        assert samples[("tenantry_region_capacity", labels(region=region, resource="cpu"))] == 64
+
+        # T0+600: tenant a is resized (a second pod); T0+1200: b is suspended; T0+1800: a is deleted.
+        clock.now = T0 + 600
+        meter.tick()
+        pending_pod(core, ns_a, "web-2", "500m", "256Mi")
+        sees(uid_a, lambda s: s.used["cpu"] == 1 and s.used["memory"] == 512 * 2**20)
+        samples = scrape(meter.meter.port)
+        assert samples[("tenantry_tenant_resource_used", labels(region=region, reseller=reseller, tenant=a,
+                                                                plan="small", resource="cpu"))] == 1.0
+
+        clock.now = T0 + 1200
+        meter.tick()
+        platform.patch("Tenant", b, {"spec": {"active": False}}, f"reseller-{reseller}")
+        sees(uid_b, lambda s: not s.active and s.licensed)
+
+        clock.now = T0 + 1800
+        meter.tick()
+        platform.delete("Tenant", a, f"reseller-{reseller}")
+        wait_for(lambda: meter.state(uid_a) is None, timeout=60, message="the meter to see tenant a deleted")
+        samples = scrape(meter.meter.port)
+        assert not any(dict(lbl).get("tenant") == a for _, lbl in samples)  # its series are gone
+
+        clock.now = T0 + 3600 + 60  # the window is closed at the next tick
+        assert meter.tick() > 0
+        assert meter.deliver()
+    finally:
+        meter.stop()
+
+    records = [json.loads(line) for line in records_file.read_text().splitlines()]
+    got = {(r["data"]["tenant"], r["data"]["meter"]): r["data"] for r in records}
+    window = ("2027-01-15T08:00:00Z", "2027-01-15T09:00:00Z")
+    assert {(d["windowStart"], d["windowEnd"]) for d in got.values()} == {window}
+    assert {r["id"] for r in records} == {
+        hashlib.sha256(f"{region}|{d['tenantUID']}|{d['meter']}|{window[0]}".encode()).hexdigest()
+        for d in got.values()}
+
+    def check(tenant: str, meter_name: str, quantity: str, retail: str, wholesale: str) -> None:
+        data = got[(tenant, meter_name)]
+        assert (data["quantity"], data["retail"]["amount"], data["wholesale"]["amount"]) == (
+            quantity, retail, wholesale), (tenant, meter_name, data)
+
+    # a: cpu 0.5 x 600 s + 1 x 1200 s = 1500 core-s = 0.416666667 core-hour;
+    #    retail x 0.05 = 0.02083333335 -> 0.020833; wholesale x 0.020 = 0.00833333334 -> 0.008333.
+    check(a, "cpu", "0.416666667", "0.020833", "0.008333")
+    # a: memory 0.25 GiB x 600 s + 0.5 GiB x 1200 s = 750 GiB-s = 0.208333333 GiB-hour;
+    #    x 0.006 = 0.00125 (0.001249999998 -> 0.001250); x 0.0025 = 0.000520833 -> 0.000521.
+    check(a, "memory", "0.208333333", "0.001250", "0.000521")
+    # a: 1800 s with a licence and Active = 1800 / 2628000 month = 0.000684932;
+    #    base x 19.00 = 0.013013708 -> 0.013014; licence x 20.00 (10 licences: tier 10-49) = 0.013699.
+    check(a, "base", "0.000684932", "0.013014", "0.000000")
+    check(a, "license", "0.000684932", "0.000000", "0.013699")
+    # b: 1 core for the whole hour (suspension keeps its Pending pod, so its requests still count).
+    check(b, "cpu", "1.000000000", "0.050000", "0.020000")
+    check(b, "memory", "0.500000000", "0.003000", "0.001250")
+    # b: Active 1200 s (base), licence all 3600 s (kept while suspended).
+    check(b, "base", "0.000456621", "0.008676", "0.000000")  # 19.00 x 0.000456621 = 0.008675799
+    check(b, "license", "0.001369863", "0.000000", "0.027397")  # 20.00 x 0.001369863 = 0.02739726
+    assert (a, "storage") not in got and (b, "storage") not in got
+
+    # The statement of that day, from the same records.
+    out = tmp_path / "statements"
+    subprocess.run([sys.executable, "-m", "tenantry", "bill", str(records_file), "--reseller", reseller,
+                    "--from", "2027-01-15", "--to", "2027-01-16", "--out", str(out)], check=True, cwd=REPO)
+    csv_text = (out / f"{reseller}-2027-01-15-2027-01-16.csv").read_text()
+    # retail EUR: 0.020833 + 0.001250 + 0.013014 + 0.05 + 0.003 + 0.008676 = 0.096773 -> 0.10
+    assert f"total-retail,{reseller},2027-01-15,2027-01-16,,,,,,EUR,,0.10" in csv_text
+    # wholesale USD: 0.008333 + 0.000521 + 0.013699 + 0.02 + 0.00125 + 0.027397 = 0.0712 -> 0.07
+    assert f"total-wholesale,{reseller},2027-01-15,2027-01-16,,,,,,USD,,0.07" in csv_text
+    assert "daily-wholesale" in csv_text
+    assert "<table id=\"margin\">" in (out / f"{reseller}-2027-01-15-2027-01-16.html").read_text()
+
+
+# -- a failing receiver and a killed meter ----------------------------------------------------------
+
+
+class MeterProcess:
+    def __init__(self, kubeconfig: str, region: str, sink: str, spool: Path, log: Path, window: str = "4s"):
+        self.port = free_port()
+        self.args = [sys.executable, "-m", "tenantry", "meter", "--region", region, "--sink", sink,
+                     "--interval", "500ms", "--window", window, "--port", str(self.port),
+                     "--bind-address", "127.0.0.1", "--spool", str(spool)]
+        self.env = {**os.environ, "KUBECONFIG": kubeconfig}
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(self.args, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                            cwd=REPO, start_new_session=True)
+        wait_for(lambda: self.alive() and scrape(self.port), timeout=60,
+                 message=f"the meter to serve /metrics (log: {self.log.read_text()[-2000:]})")
+
+    def alive(self) -> bool:
+        if self.process is not None and self.process.poll() is not None:
+            raise AssertionError(f"the meter exited with {self.process.returncode}:\n{self.log.read_text()[-3000:]}")
+        return True
+
+    def signal(self, sig: int) -> None:
+        assert self.process is not None
+        self.process.send_signal(sig)
+        self.process.wait(20)
+
+    def ensure_stopped(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+
+@pytest.fixture
+def meter_processes() -> Iterator[list[MeterProcess]]:
+    made: list[MeterProcess] = []
+    yield made
+    for process in made:
+        process.ensure_stopped()
+
+
+def test_outage_and_crash_lose_no_record_and_replays_keep_ids(
+        platform: Platform, api_client: client.ApiClient, kubeconfig: str, tmp_path: Path,
+        meter_processes: list[MeterProcess]) -> None:
+    core = client.CoreV1Api(api_client)
+    region, reseller = metered_platform(platform)
+    tenant = platform.tenant(reseller, region, plan="small")
+    platform.wait_tenant(reseller, tenant)
+    namespace = f"{reseller}--{tenant}"
+    pending_pod(core, namespace, "web-1", "1", "1Gi")
+    wait_quota(core, namespace, "1", "1")
+    uid = platform.tenant_obj(reseller, tenant)["metadata"]["uid"]
+    spool = tmp_path / "spool"
+
+    with Receiver() as receiver:
+        receiver.failing = True  # the billing system is down from the start
+        meter = MeterProcess(kubeconfig, region, receiver.url, spool, tmp_path / "meter.log")
+        meter_processes.append(meter)
+        meter.start()
+        common = labels(region=region, reseller=reseller, tenant=tenant, plan="small", resource="cpu")
+        wait_for(lambda: scrape(meter.port).get(("tenantry_tenant_resource_used", common)) == 1.0, timeout=30,
+                 message="the meter's cpu usage metric to be the quota's 1 core")
+
+        # Windows close, the receiver refuses them: they wait in the spool.
+        wait_for(lambda: receiver.refused >= 2 and scrape(meter.port)[
+            ("tenantry_billing_spool_records", labels(region=region))] >= 6, timeout=40,
+            message="records to pile up in the spool while the receiver fails")
+        assert scrape(meter.port)[("tenantry_billing_records_total",
+                                   labels(region=region, sink="http", result="failed"))] > 0
+
+        # A crash mid-window, down across a window boundary, then a restart from the same spool.
+        meter.signal(signal.SIGKILL)
+        killed_at = datetime.datetime.now(datetime.UTC)
+        wait_for(lambda: datetime.datetime.now(datetime.UTC) - killed_at > datetime.timedelta(seconds=5),
+                 timeout=10, interval=0.5, message="the meter to stay down across a window boundary")
+        meter.start()
+        receiver.failing = False
+
+        def delivered_after_restart() -> bool:
+            windows = {r["data"]["windowEnd"] for r in receiver.records() if r["data"]["meter"] == "cpu"}
+            return any(datetime.datetime.fromisoformat(w.replace("Z", "+00:00")) > killed_at
+                       + datetime.timedelta(seconds=12) for w in windows)
+
+        wait_for(delivered_after_restart, timeout=60, message="windows after the restart to be delivered")
+        meter.signal(signal.SIGTERM)
+        assert meter.process is not None and meter.process.returncode == 0
+
+        unique = receiver.unique()
+        spool_left = sorted((spool / "outbox").glob("*.json"))
+        assert spool_left == [] or all(json.loads(p.read_text()) for p in spool_left)
+
+    mine = [r for r in unique.values() if r["data"]["tenantUID"] == uid]
+    cpu = sorted((r["data"]["windowStart"], r["data"]["windowEnd"], r["data"]["quantity"])
+                 for r in mine if r["data"]["meter"] == "cpu")
+    # Every window from the first to the last, none missing (the crash and the outage lost nothing) ...
+    for (_, end, _), (start, _, _) in itertools.pairwise(cpu):
+        assert start == end, f"a gap in the windows: {cpu}"
+    assert len(cpu) >= 6
+    # ... and every whole window billed in full: 1 core x 4 s = 0.001111111 core-hour, the windows the
+    # meter was down in included (billed at the usage it last saw, which did not change).
+    assert {q for _, _, q in cpu[1:]} == {"0.001111111"}, cpu
+    # Each record exactly once after de-duplication, and a duplicate (a replay) is identical in id.
+    by_window_meter = {(r["data"]["windowStart"], r["data"]["meter"]) for r in mine}
+    assert len(by_window_meter) == len(mine)
+    assert {r["data"]["meter"] for r in mine} == {"cpu", "memory", "license", "base"}
+
+
+# -- the operator runs a meter per Region -----------------------------------------------------------
+
+
+def test_operator_runs_a_meter_deployment_per_region_and_restores_it(
+        platform: Platform, api_client: client.ApiClient) -> None:
+    apps, core = client.AppsV1Api(api_client), client.CoreV1Api(api_client)
+    region = platform.region()
+    name = f"tenantry-meter-{region}"
+
+    def deployment() -> client.V1Deployment | None:
+        try:
+            return apps.read_namespaced_deployment(name, "tenantry-system")
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    found = wait_for(deployment, timeout=30, message=f"Deployment tenantry-system/{name}")
+    container = found.spec.template.spec.containers[0]
+    assert container.args[:3] == ["meter", "--region", region]
+    owner = found.metadata.owner_references[0]
+    assert (owner.kind, owner.name) == ("Region", region)
+    service = core.read_namespaced_service(name, "tenantry-system")
+    assert service.spec.ports[0].port == 9100
+    config = core.read_namespaced_config_map(name, "tenantry-system")
+    assert yaml.safe_load(config.data["config.yaml"])["licenseTiers"][0]["minLicenses"] == 1
+    platform.wait_condition("Region", region, None, "Metering", "True", "MeterDeployed")
+
+    # Drift: an edit is taken back, a deletion undone.
+    apps.patch_namespaced_deployment(name, "tenantry-system", {"spec": {"replicas": 3}})
+    wait_for(lambda: (d := deployment()) is not None and d.spec.replicas == 1, timeout=30,
+             message="the operator to restore the meter's replicas")
+    uid = found.metadata.uid
+    apps.delete_namespaced_deployment(name, "tenantry-system")
+    wait_for(lambda: (d := deployment()) is not None and d.metadata.uid != uid, timeout=30,
+             message="the operator to recreate the deleted meter Deployment")
