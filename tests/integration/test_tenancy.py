@@ -191,7 +191,7 @@ def test_each_refusal_reason_is_reported(platform: Platform) -> None:
     platform.wait_refused(reseller, inactive, "ResellerInactive")
     assert condition(platform.tenant_obj(reseller, big), "Ready")["status"] == "True"  # type: ignore[index]
     platform.patch("Reseller", reseller, {"spec": {"active": True}})
-    platform.wait_tenant(reseller, inactive)
+    platform.wait_refused(reseller, inactive, "InsufficientCapacity")  # decided again: now capacity is short
 
     # A plan created later admits the tenant that asked for it.
     platform.plan(reseller, "gold", quota={"cpu": "100m", "memory": "1Gi", "storage": "1Gi", "pods": "1"})
@@ -217,7 +217,10 @@ def test_plan_changes_are_admitted_for_the_difference_or_refused_keeping_the_quo
     assert "is kept" in condition(obj, "Ready")["message"]  # type: ignore[index]
     assert platform.core.read_namespaced_resource_quota("tenantry", f"{reseller}--{b}").spec.hard["requests.cpu"] == "1"
 
-    # Editing a plan flows to its tenants: small grows to 1 cpu -> 500m (a shrink always fits).
+    platform.patch("Tenant", b, {"spec": {"plan": "small"}}, ns)  # back to what it has: Ready again
+    platform.wait_tenant(reseller, b)
+
+    # Editing a plan flows to its tenants: small shrinks from 1 cpu to 500m (a shrink always fits).
     platform.patch("Plan", "small", {"spec": {"quota": {"cpu": "500m"}}}, ns)
     wait_for(lambda: platform.core.read_namespaced_resource_quota("tenantry", f"{reseller}--{b}")
              .spec.hard["requests.cpu"] == "500m", message="plan edit reached the tenant")
@@ -250,8 +253,8 @@ def test_suspension_scales_to_zero_unroutes_and_keeps_the_licence(platform: Plat
     net = client.NetworkingV1Api(api_client)
     wait_for(lambda: not net.list_namespaced_ingress(ns_name).items, message="ingress removed")
     assert platform.core.read_namespaced_resource_quota("tenantry", ns_name).spec.hard["pods"] == "0"
-    reseller_obj = platform.get("Reseller", reseller)
-    assert reseller_obj["status"]["licenses"]["used"] == 1  # type: ignore[index]
+    platform.wait_status("Reseller", reseller, None, lambda o: o["status"]["licenses"]["used"] == 1,
+                         "the suspended tenant keeps its licence")
 
     platform.patch("Tenant", tenant, {"spec": {"active": True}}, ns)
     platform.wait_status("Tenant", tenant, ns, lambda o: o["status"].get("phase") == "Active", "Active again")
