@@ -415,3 +415,73 @@ def test_issuer_mode_says_when_cert_manager_is_missing(platform: Platform, api_c
     events = platform.events_for(f"reseller-{reseller}", tenant)
     assert any(e.reason == ISSUER_MISSING for e in events)
 
+
+
+CERT_MANAGER_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "metadata": {"name": "certificates.cert-manager.io"},
+    "spec": {"group": "cert-manager.io", "scope": "Namespaced",
+             "names": {"kind": "Certificate", "plural": "certificates", "singular": "certificate"},
+             "versions": [{"name": "v1", "served": True, "storage": True, "subresources": {"status": {}},
+                           "schema": {"openAPIV3Schema": {"type": "object",
+                                                          "x-kubernetes-preserve-unknown-fields": True}}}]},
+}
+
+
+def test_issuer_mode_requests_a_certificate_and_reflects_its_readiness(
+        platform: Platform, api_client: client.ApiClient) -> None:
+    """cert-manager's CRD (the shape it serves) is installed for this test and removed after it; the
+    test plays cert-manager: it issues the Secret and marks the Certificate Ready."""
+    extensions = client.ApiextensionsV1Api(api_client)
+    extensions.create_custom_resource_definition(CERT_MANAGER_CRD)
+    try:
+        objects = client.CustomObjectsApi(api_client)
+        wait_for(lambda: objects.list_cluster_custom_object("cert-manager.io", "v1", "certificates") is not None,
+                 message="the Certificate kind to be served")
+        region = region_without_verification(platform)
+        domain = f"{platform.unique_name('acme')}.example"
+        reseller = platform.reseller(region, regions=[{
+            "name": region, "domain": domain,
+            "tls": {"mode": "Issuer", "issuerRef": {"kind": "ClusterIssuer", "name": "letsencrypt"}},
+            "allotment": {"cpu": "16", "memory": "64Gi", "storage": "500Gi", "pods": "400"}}])
+        platform.wait_namespace(f"reseller-{reseller}")
+        platform.plan(reseller)
+        tenant = platform.tenant(reseller, region)
+        namespace, host = f"{reseller}--{tenant}", f"{tenant}.{domain}"
+
+        obj = cert_condition(platform, reseller, tenant, "False", "CertificateNotReady")
+        assert "letsencrypt" in condition(obj, "CertificateReady")["message"]
+        certificate = objects.get_namespaced_custom_object("cert-manager.io", "v1", namespace, "certificates",
+                                                           f"tenantry-{host}")
+        assert certificate["spec"] == {"secretName": f"tenantry-tls-{host}", "dnsNames": [host],
+                                       "issuerRef": {"group": "cert-manager.io", "kind": "ClusterIssuer",
+                                                     "name": "letsencrypt"}}
+        assert ingress_tls(api_client, namespace) == {host: None}
+
+        pki = new_pki("ACME")
+        leaf = pki.leaf(host)
+        put_tls_secret(platform.core, f"tenantry-tls-{host}", namespace, pki.bundle(leaf))
+        not_after = certs.rfc3339(leaf.cert.not_valid_after_utc)
+        objects.patch_namespaced_custom_object_status(
+            "cert-manager.io", "v1", namespace, "certificates", f"tenantry-{host}",
+            {"status": {"notAfter": not_after, "conditions": [
+                {"type": "Ready", "status": "True", "reason": "Ready", "message": "Certificate is up to date"}]}})
+        obj = cert_condition(platform, reseller, tenant, "True")
+        assert cert_status(obj, host) == {"host": host, "issuer": "ClusterIssuer/letsencrypt", "dnsNames": [host],
+                                          "notAfter": not_after}
+        wait_for(lambda: ingress_tls(api_client, namespace) == {host: f"tenantry-tls-{host}"},
+                 message="the Ingress to use cert-manager's Secret")
+
+        # Back to SelfSigned: the Certificate goes, and so does the key cert-manager left behind.
+        platform.patch("Reseller", reseller, {"spec": {"regions": [{
+            "name": region, "domain": domain, "tls": {"mode": "SelfSigned"},
+            "allotment": {"cpu": "16", "memory": "64Gi", "storage": "500Gi", "pods": "400"}}]}})
+        wait_for(lambda: not objects.list_namespaced_custom_object("cert-manager.io", "v1", namespace,
+                                                                   "certificates")["items"],
+                 message="the Certificate to be pruned")
+        fresh = wait_for(lambda: (d := secret_data(platform.core, f"tenantry-tls-{host}", namespace))
+                         and d["tls.key"] != leaf.key_pem and d, message="an operator-issued leaf")
+        assert "Tenantry CA" in leaf_of(fresh).issuer.rfc4514_string()
+        cert_condition(platform, reseller, tenant, "True")
+    finally:
+        extensions.delete_custom_resource_definition(CERT_MANAGER_CRD["metadata"]["name"])

@@ -165,21 +165,22 @@ def tenants_affected_by(op: Operator, obj: Mapping[str, Any]) -> list[tuple[str,
 # -- cert-manager ---------------------------------------------------------------------------------
 
 
-async def cert_manager_available(op: Operator, *, max_age: float = 30.0) -> bool:
-    """Whether cert-manager's Certificate kind is served; looked up at most every `max_age` seconds.
-    Once found, its Certificates are watched like any other child (so they are pruned and their
-    readiness wakes the tenant)."""
-    if _cert_manager["present"]:
-        return True
-    if time.monotonic() - _cert_manager["checked"] < max_age:
-        return False
-    _cert_manager["checked"] = time.monotonic()
+async def cert_manager_available(op: Operator, *, max_age: float | None = None) -> bool:
+    """Whether cert-manager's Certificate kind is served, looked up at most every `max_age` seconds
+    (default: domainRecheckSeconds), so that installing or removing cert-manager is noticed without a
+    restart. While it is there, its Certificates are watched like any other child: pruned when no
+    longer wanted, and their readiness wakes the tenant."""
+    state = _cert_manager
+    max_age = op.settings.domain_recheck_seconds if max_age is None else max_age
+    if time.monotonic() - state["checked"] < max_age:
+        return bool(state["present"])
+    state["checked"] = time.monotonic()
     try:
         present = await op.client.kind_exists("Certificate")
     except (ApiError, OSError) as error:
         log.warning("Could not look up cert-manager's Certificate kind: %s", error)
-        return False
-    if present:
+        return bool(state["present"])
+    if present and not state["present"]:
         informer = Informer(op.client, op.store, "Certificate",
                             lambda _t, obj: op.enqueue([o] if (o := owner_of(obj)) else []))
         informer.start()
@@ -188,9 +189,17 @@ async def cert_manager_available(op: Operator, *, max_age: float = 30.0) -> bool
         except TimeoutError:
             await informer.stop()
             return False
-        _cert_manager.update(present=True, informer=informer)
+        state.update(present=True, informer=informer)
         op.features.add("Certificate")
         log.info("cert-manager's Certificate kind was found; TLS mode Issuer is available.")
+    elif not present and state["present"]:
+        await stop_watches()
+        for certificate in list(op.store.list("Certificate")):
+            meta = certificate["metadata"]
+            op.store.delete("Certificate", meta["name"], meta.get("namespace"))
+        state.update(present=False, informer=None)
+        op.features.discard("Certificate")
+        log.warning("cert-manager's Certificate kind is gone; hosts in TLS mode Issuer have no certificate.")
     return present
 
 
@@ -472,14 +481,18 @@ async def _cleanup_issued_secrets(op: Operator, owner: tuple[str, str | None, st
 
 def _export_expiry(tenant_namespace: str, tenant: str, namespace: str, results: Sequence[HostCertificate]) -> None:
     """tenantry_certificate_expiry_timestamp_seconds{namespace,name,host} for the hosts served now."""
-    key = (tenant_namespace, tenant)
+    _set_expiry((tenant_namespace, tenant), [
+        (namespace, r.route.tls_secret, r.route.host, r.status["notAfter"]) for r in results
+        if r.status and r.status.get("notAfter") and r.route.tls_secret])
+
+
+def _set_expiry(key: tuple[str, str], served: Sequence[tuple[str, str, str, str]]) -> None:
+    """Set the expiry series of one owner (namespace, secret, host, notAfter) and drop its stale ones."""
     series = set()
-    for result in results:
-        if result.status and result.status.get("notAfter") and result.route.tls_secret:
-            labels = (namespace, result.route.tls_secret, result.route.host)
-            expiry = datetime.datetime.strptime(result.status["notAfter"], "%Y-%m-%dT%H:%M:%SZ")
-            metrics.CERTIFICATE_EXPIRY.labels(*labels).set(expiry.replace(tzinfo=datetime.UTC).timestamp())
-            series.add(labels)
+    for namespace, secret, host, not_after in served:
+        expiry = datetime.datetime.strptime(not_after, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
+        metrics.CERTIFICATE_EXPIRY.labels(namespace, secret, host).set(expiry.timestamp())
+        series.add((namespace, secret, host))
     for stale in _expiry_series.get(key, set()) - series:
         with contextlib.suppress(KeyError):
             metrics.CERTIFICATE_EXPIRY.remove(*stale)
@@ -564,7 +577,11 @@ async def reseller_tls(op: Operator, body: Mapping[str, Any], spec: ResellerSpec
                                          host=host, source=source, owner=body))
         platform = {"host": host, **info.as_status()}
 
+    _set_expiry(("", name), [(namespace, PLATFORM_TLS_SECRET, str(platform["host"]), str(platform["notAfter"]))]
+                if platform else [])
     if problems:
+        # The reseller's Secrets are not watched (they are not ours): while one is unusable, look again.
+        op.enqueue_one(RESELLER, None, name, delay=op.settings.domain_recheck_seconds)
         condition = Condition(CERTIFICATE_READY, False, problems[0][1],
                               " ".join(f"Region {r}: {m}" for r, _, m in problems))
     else:
