@@ -23,6 +23,8 @@ Rules (DESIGN.md §1–2):
 
 from __future__ import annotations
 
+import datetime
+
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -107,6 +109,8 @@ class Verdict:
     record: AdmissionRecord | None = None
     # For an admitted tenant whose wished change (plan, region, e-mail) was refused.
     change_refused: tuple[str, str] | None = None
+    # Not decided yet: look again after this many seconds (see AdmissionBook.settle_seconds).
+    retry_after: float = 0.0
 
 
 def full_quota(quota: Mapping[str, Decimal]) -> dict[str, Decimal]:
@@ -126,6 +130,16 @@ def domains_collide(a: str, b: str) -> bool:
 
 class AdmissionBook:
     """The platform as admission sees it, with indexes for the questions admission asks."""
+
+    # Tenants created within the same instant race for the last licence or the last capacity. The
+    # watch may deliver the older one later than the newer, so when an admission would take (nearly)
+    # the last of something, the decision waits until the tenant is this old: by then every tenant
+    # created before or with it has been seen, and ties go to the older, then the name, as promised.
+    # creationTimestamp has whole seconds, so 2 s of age means at least 1 s of real time.
+    settle_seconds: float = 2.0
+    # "Nearly the last": fewer than this many licences, or tenants of the same plan, would remain.
+    # With more room than that, a racer arriving late still fits, and nobody needs to wait.
+    contention_margin: int = 5
 
     def __init__(self) -> None:
         self.regions: set[str] = set()
@@ -226,7 +240,9 @@ class AdmissionBook:
 
     # -- deciding --------------------------------------------------------------------------------
 
-    def decide(self, key: TenantKey) -> Verdict:
+    def decide(self, key: TenantKey, now: float | None = None) -> Verdict:
+        """The verdict for one tenant. `now` (epoch seconds) enables the settle wait for contended
+        admissions; without it (unit tests) decisions are immediate."""
         claim = self._tenants[key]
         reseller = self.resellers.get(claim.reseller)
         record = self.record_of(claim)
@@ -260,8 +276,24 @@ class AdmissionBook:
                            f"Plan {claim.plan} needs more than reseller {reseller.name} has left in region "
                            f"{claim.region} ({shortfall}); choose a smaller plan, or the platform must raise "
                            "the reseller's allotment.")
+        if now is not None and self._contended(reseller, licenses_used, allocated, claim.region, quota):
+            age = now - _epoch(claim.created)
+            if age < self.settle_seconds:
+                return Verdict(False, "AwaitingConcurrentRequests",
+                               "Taking one of the last licences or the last capacity; waiting a moment for "
+                               "tenants created at the same time.", retry_after=self.settle_seconds - age)
         new_record = AdmissionRecord(plan=claim.plan, region=claim.region, quota=quota)
         return Verdict(True, ADMITTED, f"Admitted on plan {claim.plan} in region {claim.region}.", new_record)
+
+    def _contended(self, reseller: ResellerTerms, licenses_used: int, allocated: dict[str, dict[str, Decimal]],
+                   region: str, quota: Quota) -> bool:
+        """Would admitting this tenant leave nearly nothing for others of its kind?"""
+        margin = self.contention_margin
+        if reseller.licenses - licenses_used - 1 < margin:
+            return True
+        allotment = full_quota(reseller.allotments.get(region, {}))
+        used = allocated.get(region, full_quota({}))
+        return any(allotment[r] - used[r] - quota[r] < margin * quota[r] for r in QUOTA_RESOURCES if quota[r] > 0)
 
     def _standing_problem(self, claim: TenantClaim, reseller: ResellerTerms | None) -> tuple[str, str] | None:
         """Reasons a pending tenant cannot be admitted that do not depend on the ledger."""
@@ -408,6 +440,13 @@ class AdmissionBook:
             if used[resource] + quota[resource] > allotment[resource]
         ]
         return "; ".join(short)
+
+
+def _epoch(rfc3339: str) -> float:
+    try:
+        return datetime.datetime.strptime(rfc3339, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC).timestamp()
+    except ValueError:
+        return 0.0  # unknown age: treat as old, never wait
 
 
 def _add(allocated: dict[str, dict[str, Decimal]], region: str, quota: Quota) -> None:

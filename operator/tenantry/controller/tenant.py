@@ -10,6 +10,7 @@ Deletion is `finalize_tenant`, run by kopf's deletion handler behind the `tenant
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -66,9 +67,12 @@ async def reconcile_tenant(op: Operator, namespace: str, name: str) -> None:
 
     key = (reseller, name)
     op.book.upsert_tenant(tenant_claim(body, spec))
-    verdict = op.book.decide(key)
+    verdict = op.book.decide(key, now=time.time())
     if verdict.record is not None:
         op.book.record(key, verdict.record)
+    if verdict.retry_after:
+        op.enqueue_one(TENANT, namespace, name, delay=verdict.retry_after)
+        return
 
     if not verdict.admitted:
         # A refused tenant gets no namespace, and keeps trying: any change that may unblock it
