@@ -17,7 +17,7 @@ USE_EXISTING_CLUSTER ?=
 # Root for apt-get when make is run by a normal user.
 AS_ROOT := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help venv control-plane dev-up dev-down test lint demo clean distclean
+.PHONY: help venv control-plane test-tools dev-up dev-down test lint demo kind-up kind-down manifests clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -48,13 +48,48 @@ dev-down: ## stop the .dev/ control plane and remove its data (the next dev-up s
 	@if [ -d $(DEV_DIR) ]; then $(VENV)/bin/python hack/controlplane.py down --dir $(DEV_DIR); fi
 
 # pytest's exit status is the recipe's; 5 (no tests collected) is reported as the failure it is.
-test: venv $(if $(filter 1 true yes,$(USE_EXISTING_CLUSTER)),,control-plane) ## run the tests (USE_EXISTING_CLUSTER=1 uses $KUBECONFIG)
+test: venv test-tools $(if $(filter 1 true yes,$(USE_EXISTING_CLUSTER)),,control-plane) ## run the tests (USE_EXISTING_CLUSTER=1 uses $KUBECONFIG)
 	@if [ -n "$(filter 1 true yes,$(USE_EXISTING_CLUSTER))" ] && [ -z "$${KUBECONFIG:-}" ]; then \
 	  echo "USE_EXISTING_CLUSTER=1 needs KUBECONFIG pointing at the cluster" >&2; exit 2; \
 	fi
 	@rc=0; $(VENV)/bin/pytest $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests; that is a failure" >&2; fi; \
 	exit $$rc
+
+# Debian packages the tests use besides the control plane: promtool (checks the alert rules).
+test-tools: ## install the Debian packages the tests need (promtool from `prometheus`)
+	@command -v promtool >/dev/null || { \
+	  echo "installing Debian's prometheus package for promtool"; \
+	  $(AS_ROOT) apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive $(AS_ROOT) apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	}
+
+manifests: venv ## regenerate manifests/install.yaml from the Helm chart (default values)
+	$(VENV)/bin/python hack/render-manifests
+
+# A real cluster with pods, ingress-nginx and cert-manager, for users with Docker, kind and kubectl.
+KIND_CLUSTER ?= tenantry
+IMAGE ?= tenantry:$(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+INGRESS_NGINX_MANIFEST ?= https://raw.githubusercontent.com/kubernetes/ingress-nginx/controller-v1.11.3/deploy/static/provider/kind/deploy.yaml
+CERT_MANAGER_MANIFEST ?= https://github.com/cert-manager/cert-manager/releases/download/v1.16.2/cert-manager.yaml
+kind-up: ## kind cluster from hack/kind-cluster.yaml + ingress-nginx + cert-manager + the Tenantry image and install
+	kind get clusters | grep -qx '$(KIND_CLUSTER)' || kind create cluster --name $(KIND_CLUSTER) --config hack/kind-cluster.yaml
+	kubectl config use-context kind-$(KIND_CLUSTER)
+	kubectl apply -f $(INGRESS_NGINX_MANIFEST)
+	kubectl apply -f $(CERT_MANAGER_MANIFEST)
+	docker build -t $(IMAGE) .
+	kind load docker-image $(IMAGE) --name $(KIND_CLUSTER)
+	kubectl apply --server-side -f manifests/install.yaml
+	kubectl -n tenantry-system rollout status deployment/tenantry-operator --timeout=180s
+	kubectl -n ingress-nginx wait --for=condition=Available deployment/ingress-nginx-controller --timeout=300s
+	kubectl -n cert-manager wait --for=condition=Available deployment --all --timeout=300s
+	@echo
+	@echo "kind cluster $(KIND_CLUSTER) is up. The tests run their own operator: stop the installed one, then"
+	@echo "  kubectl -n tenantry-system scale deployment/tenantry-operator --replicas=0"
+	@echo "  USE_EXISTING_CLUSTER=1 KUBECONFIG=$$HOME/.kube/config make test"
+
+kind-down: ## delete the kind cluster
+	kind delete cluster --name $(KIND_CLUSTER)
 
 lint: venv ## ruff + mypy
 	$(VENV)/bin/ruff check .

@@ -216,7 +216,7 @@ def test_rbac_and_service_accounts_can_be_left_to_the_platform() -> None:
     assert not find(objects, "ClusterRole") and not find(objects, "ClusterRoleBinding")
     assert not find(objects, "ServiceAccount")
     assert one(objects, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == "byo"
-    with pytest.raises(helm.HelmError, match="serviceAccount.name is required"):
+    with pytest.raises(helm.HelmError, match=r"serviceAccount\.name is required"):
         render({"serviceAccount": {"create": False}})
 
 
