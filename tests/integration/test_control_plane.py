@@ -148,11 +148,12 @@ def test_audit_log_records_writes_by_user_agent_and_user(
         core.create_namespaced_config_map(namespace, client.V1ConfigMap(metadata=_meta(unique_name("cm"))))
     core.list_namespaced_config_map(namespace)  # reads are not audited
 
-    wait_for(lambda: count_writes(audit_log, start, resource="configmaps") == 2,
+    wait_for(lambda: count_writes(audit_log, start, resource="configmaps", namespace=namespace) == 2,
              timeout=10, message="two configmap creates in the audit log")
-    assert count_writes(audit_log, start, user_agent_prefix="tenantry-test/", user="tenantry-admin") == 2
+    assert count_writes(audit_log, start, user_agent_prefix="tenantry-test/", user="tenantry-admin",
+                        namespace=namespace) == 2
     assert count_writes(audit_log, start, user="someone-else") == 0
-    assert count_writes(audit_log, start, user_agent_prefix="kubectl") == 0
+    assert count_writes(audit_log, start, user_agent_prefix="kubectl", namespace=namespace) == 0
     api.close()
 
 
@@ -188,6 +189,8 @@ def test_api_recovers_after_etcd_restart(local_control_plane: Any, api_client: c
 
     cp.start_component("etcd")
     cp.wait_ready()
-    # Data survived, and writes go through again.
-    assert core.read_namespace(name).metadata.name == name
+    # Data survived, and writes go through again (the first requests may still meet the apiserver's
+    # etcd client reconnecting, hence the short wait).
+    survivor = wait_for(lambda: core.read_namespace(name), timeout=20, message="a read after the etcd restart")
+    assert survivor.metadata.name == name
     wait_for(lambda: core.delete_namespace(name), timeout=20, message="a write after the etcd restart")

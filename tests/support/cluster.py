@@ -75,13 +75,13 @@ class _ImpersonatingPoolManager:
         self._user = user
         self._groups = tuple(groups)
 
-    def request(self, method: str, url: str, *args: Any, headers: Any = None, **kwargs: Any) -> Any:
-        merged = urllib3.HTTPHeaderDict(headers or {})
+    def request(self, method: str, url: str, **kwargs: Any) -> Any:
+        merged = urllib3.HTTPHeaderDict(kwargs.pop("headers", None) or {})
         merged["Impersonate-User"] = self._user
         merged.discard("Impersonate-Group")
         for group in self._groups:
             merged.add("Impersonate-Group", group)
-        return self._inner.request(method, url, *args, headers=merged, **kwargs)
+        return self._inner.request(method, url, headers=merged, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
@@ -93,7 +93,9 @@ def impersonating_api_client(
     """An ApiClient acting as `user` in `groups` (the kubeconfig's identity must be allowed to impersonate,
     as the admin of the local control plane is). `system:authenticated` is added by the API server."""
     api = new_api_client(kubeconfig)
-    api.rest_client.pool_manager = _ImpersonatingPoolManager(api.rest_client.pool_manager, user, groups)
+    api.rest_client.pool_manager = _ImpersonatingPoolManager(  # type: ignore[assignment]
+        api.rest_client.pool_manager, user, groups
+    )
     return api
 
 
@@ -125,7 +127,7 @@ def can_i(
         )
     )
     result = client.AuthorizationV1Api(api_client).create_subject_access_review(review)
-    return bool(result.status.allowed)
+    return result.status is not None and bool(result.status.allowed)
 
 
 # ---------------------------------------------------------------------------- audit log
@@ -158,10 +160,12 @@ def count_writes(
     user: str | None = None,
     verbs: frozenset[str] = WRITE_VERBS,
     resource: str | None = None,
+    namespace: str | None = None,
 ) -> int:
     """How many write requests (create/update/patch/delete/deletecollection) completed since
-    `since_offset` whose user agent starts with `user_agent_prefix` ("" = any) and, if given, made by
-    `user` on `resource` (plural, e.g. "configmaps"). Failed writes count too: they reached the API."""
+    `since_offset` whose user agent starts with `user_agent_prefix` ("" = any) and, where given, made
+    by `user` on `resource` (plural, e.g. "configmaps") in `namespace`. Refused writes count too:
+    they reached the API server."""
     if audit_log is None:
         raise RuntimeError("no audit log: this cluster was not started by the test session")
     count = 0
@@ -172,7 +176,10 @@ def count_writes(
             continue
         if user is not None and event.get("user", {}).get("username") != user:
             continue
-        if resource is not None and event.get("objectRef", {}).get("resource") != resource:
+        ref = event.get("objectRef", {})
+        if resource is not None and ref.get("resource") != resource:
+            continue
+        if namespace is not None and ref.get("namespace") != namespace:
             continue
         count += 1
     return count
