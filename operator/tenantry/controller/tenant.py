@@ -267,6 +267,11 @@ async def _retain_namespace(op: Operator, namespace: str, live: Mapping[str, Any
     for kind, name in (("RoleBinding", "tenantry-owners"), ("RoleBinding", "tenantry-reseller-support"),
                        ("Ingress", "tenantry"), ("ConfigMap", "tenantry-branding")):
         await op.client.delete(kind, name, namespace)
+    # Unrouted, its certificates serve nothing; and a copy of a reseller's key must not stay behind.
+    for kind in ("Secret", "Certificate"):
+        for child in list(op.store.list(kind, namespace)):
+            if (child["metadata"].get("labels") or {}).get(LABEL_MANAGED_BY) == MANAGED_BY:
+                await op.client.delete(kind, child["metadata"]["name"], namespace)
     for kind, name in (("ResourceQuota", "tenantry"), ("LimitRange", "tenantry"),
                        ("NetworkPolicy", "tenantry-isolation")):
         try:
