@@ -167,3 +167,26 @@ def test_a_deleted_tenant_s_series_disappear_at_the_next_scrape() -> None:
     p.feed("Tenant", None, ("reseller-acme", "bakery"))
     assert not any(dict(lbl).get("tenant") == "bakery" for _, lbl in p.samples())
     assert "uid-bakery" in p.integrator.accounts  # still to be billed when its window closes
+
+
+def test_the_fast_text_path_serves_exactly_the_samples_of_the_collector() -> None:
+    from tenantry.metering.exporter import MeteringCollector
+
+    p = loaded()
+    p.feed("Tenant", tenant("acme", "florist"), ("reseller-acme", "florist"))
+    p.feed("ResourceQuota", quota("acme", "florist", {"requests.cpu": "2", "requests.memory": "3Gi",
+                                                      "requests.storage": "5Gi", "pods": "4"}),
+           ("acme--florist", "tenantry"))
+    p.now += 1234.5
+    p.integrator.advance(p.now)
+    collector = next(c for c in p.registry._collector_to_names if isinstance(c, MeteringCollector))
+
+    def parsed(text: str) -> dict:
+        return {(s.name, tuple(sorted(s.labels.items()))): s.value
+                for family in text_string_to_metric_families(text) for s in family.samples}
+
+    for _ in range(2):  # the second time from the per-state cache
+        assert parsed(collector.render_text().decode()) == parsed(generate_latest(p.registry).decode())
+    p.feed("Tenant", None, ("reseller-acme", "florist"))
+    assert parsed(collector.render_text().decode()) == parsed(generate_latest(p.registry).decode())
+    assert "florist" not in collector.render_text().decode()

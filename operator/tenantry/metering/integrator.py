@@ -23,6 +23,8 @@ from typing import Any
 
 from tenantry.metering.pricing import (
     METERS,
+    SECONDS_PER_HOUR,
+    SECONDS_PER_MONTH,
     UNPRICED,
     ZERO,
     TenantPrices,
@@ -31,8 +33,13 @@ from tenantry.metering.pricing import (
     quantity_of,
 )
 from tenantry.metering.records import usage_record
+from tenantry.quantity import GIB
 
 CHECKPOINT_VERSION = 1
+# Billing units per unit of a meter's integral: per core-second, per byte-second, per second.
+_UNIT_OF_INTEGRAL = {"cpu": 1 / SECONDS_PER_HOUR, "memory": 1 / (GIB * SECONDS_PER_HOUR),
+                     "storage": 1 / (GIB * SECONDS_PER_HOUR), "license": 1 / SECONDS_PER_MONTH,
+                     "base": 1 / SECONDS_PER_MONTH}
 RESOURCES = ("cpu", "memory", "storage", "pods")
 
 
@@ -58,11 +65,16 @@ class TenantState:
     prices: TenantPrices = UNPRICED
 
     def to_json(self) -> dict[str, Any]:
-        return {"uid": self.uid, "reseller": self.reseller, "tenant": self.tenant, "plan": self.plan,
-                "active": self.active, "licensed": self.licensed,
-                "used": {k: money_text(v) for k, v in self.used.items()},
-                "hard": {k: money_text(v) for k, v in self.hard.items()},
-                "prices": self.prices.to_json()}
+        # A state is immutable and written into every checkpoint until it changes: convert it once.
+        cached: dict[str, Any] | None = self.__dict__.get("_json")
+        if cached is None:
+            cached = {"uid": self.uid, "reseller": self.reseller, "tenant": self.tenant, "plan": self.plan,
+                      "active": self.active, "licensed": self.licensed,
+                      "used": {k: money_text(v) for k, v in self.used.items()},
+                      "hard": {k: money_text(v) for k, v in self.hard.items()},
+                      "prices": self.prices.to_json()}
+            object.__setattr__(self, "_json", cached)
+        return cached
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> TenantState:
@@ -222,6 +234,18 @@ class Integrator:
                 result[key] = result.get(key, ZERO) + amount_of(quantity, price.unit_price)
         return result
 
+    @staticmethod
+    def charges_for_metrics(account: Account) -> dict[tuple[str, str], float]:
+        """`charges_of` as floats for the `tenantry_charge_total` metric, cheaply: the closed windows
+        exactly (sums of record amounts), the open window's running cost in float arithmetic (a
+        metric is a float anyway; records and statements never use this)."""
+        result = {key: float(value) for key, value in account.charges.items()}
+        for meter, key, factor in _metric_factors(account.last.prices):
+            integral = account.window[meter]
+            if integral:
+                result[key] = result.get(key, 0.0) + float(integral) * factor
+        return result
+
     # -- checkpoint ------------------------------------------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
@@ -242,3 +266,17 @@ class Integrator:
         if window_seconds:
             integrator.window_seconds = int(window_seconds)
         return integrator
+
+
+def _metric_factors(prices: TenantPrices) -> list[tuple[str, tuple[str, str], float]]:
+    """(meter, (side, currency), unit price per integral unit) for every priced meter, computed once
+    per prices object (states, and so prices, are immutable) and kept on it."""
+    cached = getattr(prices, "_metric_factors", None)
+    if cached is None:
+        cached = []
+        for meter in METERS:
+            per_unit = float(_UNIT_OF_INTEGRAL[meter])
+            for side, price in (("retail", prices.retail[meter]), ("wholesale", prices.wholesale[meter])):
+                cached.append((meter, (side, price.currency), per_unit * float(price.unit_price)))
+        object.__setattr__(prices, "_metric_factors", cached)
+    return cached

@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from tenantry.kube import KubeClient
 from tenantry.metering.exporter import DeliveryStats, MeteringCollector
@@ -59,9 +59,10 @@ class Meter:
                                license_currency=config.license_currency, on_state=self._on_state)
         self.stats = DeliveryStats(sink=sink.label)
         self.deliverer = Deliverer(self.spool, sink, on_result=self.stats.record)
+        self.collector = MeteringCollector(config.region, self.integrator, self.sampler, self.stats,
+                                           spool_size=lambda: len(self.spool))
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(MeteringCollector(config.region, self.integrator, self.sampler, self.stats,
-                                                 spool_size=lambda: len(self.spool)))
+        self.registry.register(self.collector)
         self.outbox: list[dict[str, Any]] = []
         self.ready = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -133,7 +134,7 @@ class Meter:
 
     async def _serve(self) -> None:
         async def metrics(_request: web.Request) -> web.Response:
-            body = generate_latest(self.registry)
+            body = self.collector.render_text()  # the same samples as generate_latest(self.registry), faster
             return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
         async def healthz(_request: web.Request) -> web.Response:

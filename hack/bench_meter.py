@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""Scrape time and memory of a region's meter with N synthetic tenants (issue 5's closing note).
+
+    .venv/bin/python hack/bench_meter.py                 # 1,000 and 10,000 tenants
+    .venv/bin/python hack/bench_meter.py --tenants 50000
+
+Each size runs in a fresh interpreter so that resident memory is the meter's own. The picture is
+what the sampler builds from watches (tenants, quotas, plans, resellers with certificates, the
+region), fed through the real `Sampler.changed` -> `Integrator.set_state` path, with one hour of
+integration done; then it times what the meter does on its hot paths:
+- a scrape: `generate_latest` over the custom collector (what Prometheus waits for);
+- a tick: integrating every tenant to now, and writing the window checkpoint (atomic, fsynced);
+- a window close: one record per tenant and non-zero meter.
+No cluster is needed; the numbers are the meter's CPU and memory cost, not the apiserver's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def measure(tenants: int, scrapes: int) -> dict[str, float]:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from tenantry.metering.exporter import DeliveryStats, MeteringCollector
+    from tenantry.metering.integrator import Integrator
+    from tenantry.metering.sampler import Sampler, plan_pricing, quota_info, region_info, reseller_info, tenant_info
+    from tenantry.metering.sinks import write_atomically
+    from tenantry.settings import Settings
+
+    baseline = rss_mib()
+    region, t0 = "eu-west", 1_800_000_000.0
+    now = [t0]
+    integrator = Integrator(region, 3600, t0)
+    sampler = Sampler(region, Settings().license_tiers, "USD",
+                      on_state=lambda uid, state: integrator.set_state(now[0], uid, state))
+    collector = MeteringCollector(region, integrator, sampler, DeliveryStats("http"))
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+
+    resellers = max(1, tenants // 50)
+    sampler.changed("Region", (None, region), None, region_info({
+        "metadata": {"name": region},
+        "spec": {"capacity": {"cpu": "64000", "memory": "256Ti", "storage": "2Pi", "pods": "2000000"},
+                 "pricing": {"currency": "USD", "cpu": "0.020", "memory": "0.0025", "storage": "0.00015"}},
+        "status": {"allocated": {"cpu": "16000", "memory": "64Ti", "storage": "500Ti", "pods": "400000"}}}))
+    for r in range(resellers):
+        name = f"rs{r}"
+        sampler.changed("Reseller", (None, name), None, reseller_info({
+            "metadata": {"name": name},
+            "spec": {"licenses": 60, "regions": [{"name": region, "allotment": {
+                "cpu": "160", "memory": "640Gi", "storage": "5Ti", "pods": "4000"}}]},
+            "status": {"licenses": {"total": 60, "used": 50, "available": 10},
+                       "regions": [{"name": region, "allocated": {"cpu": "100", "memory": "200Gi",
+                                                                  "storage": "1Ti", "pods": "1000"},
+                                    "certificate": {"notAfter": "2027-06-01T00:00:00Z",
+                                                    "dnsNames": [f"*.{name}.example"]}}]}}, region))
+        sampler.changed("Plan", (f"reseller-{name}", "starter"), None, plan_pricing({"spec": {"pricing": {
+            "currency": "EUR", "monthly": "19.00", "cpu": "0.05", "memory": "0.006", "storage": "0.0004"}}}))
+    for t in range(tenants):
+        reseller, name = f"rs{t % resellers}", f"tenant-{t}"
+        sampler.changed("Tenant", (f"reseller-{reseller}", name), None, tenant_info({
+            "metadata": {"name": name, "namespace": f"reseller-{reseller}", "uid": f"00000000-0000-0000-0000-{t:012d}"},
+            "spec": {"plan": "starter"},
+            "status": {"phase": "Active", "namespace": f"{reseller}--{name}",
+                       "admission": {"plan": "starter", "region": region}}}))
+        sampler.changed("ResourceQuota", (f"{reseller}--{name}", "tenantry"), None, quota_info({"status": {
+            "used": {"requests.cpu": f"{(t % 8) * 250}m", "requests.memory": f"{(t % 16) * 128}Mi",
+                     "requests.storage": f"{t % 20}Gi", "pods": str(t % 10)},
+            "hard": {"requests.cpu": "2", "requests.memory": "4Gi", "requests.storage": "20Gi", "pods": "20"}}}))
+    loaded = rss_mib()
+    now[0] = t0 + 1800
+    started = time.perf_counter()
+    integrator.advance(now[0])
+    tick_seconds = time.perf_counter() - started
+
+    durations, size = [], 0
+    for _ in range(scrapes):
+        started = time.perf_counter()
+        body = collector.render_text()  # what the meter's /metrics serves
+        durations.append(time.perf_counter() - started)
+        size = len(body)
+    scraped = rss_mib()
+    started = time.perf_counter()
+    generate_latest(registry)  # the same samples through prometheus_client's generic path
+    generic_seconds = time.perf_counter() - started
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(2):  # the second one is a tick's: unchanged states are converted once
+            integrator.advance(now[0] + 15)
+            started = time.perf_counter()
+            data = json.dumps(integrator.to_json(), separators=(",", ":")).encode()
+            write_atomically(Path(tmp) / "checkpoint.json", data)
+            checkpoint_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    records = integrator.advance(t0 + 3600)
+    close_seconds = time.perf_counter() - started
+    return {
+        "tenants": tenants, "resellers": resellers, "series": body.count(b"\n") - body.count(b"\n#"),
+        "scrape_bytes": size, "generic_scrape_s": generic_seconds,
+        "scrape_median_s": statistics.median(durations), "scrape_max_s": max(durations),
+        "rss_baseline_mib": baseline, "rss_loaded_mib": loaded, "rss_after_scrapes_mib": scraped,
+        "tick_s": tick_seconds, "checkpoint_s": checkpoint_seconds, "checkpoint_bytes": len(data),
+        "window_close_s": close_seconds, "records": len(records),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tenants", type=int, action="append", help="tenant counts (default 1000 and 10000)")
+    parser.add_argument("--scrapes", type=int, default=5)
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: measure one size, print JSON
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(measure(args.one, args.scrapes)))
+        return 0
+    print(f"{'tenants':>8} {'series':>8} {'scrape p50':>11} {'scrape max':>11} {'generic':>9} {'body':>8} "
+          f"{'RSS base':>9} "
+          f"{'RSS load':>9} {'RSS scraped':>12} {'tick':>7} {'checkpoint':>16} {'window close':>20}")
+    for count in args.tenants or [1000, 10000]:
+        out = subprocess.run([sys.executable, __file__, "--one", str(count), "--scrapes", str(args.scrapes)],
+                             check=True, capture_output=True, text=True, env={**os.environ}).stdout
+        r = json.loads(out)
+        print(f"{r['tenants']:>8} {r['series']:>8} {r['scrape_median_s'] * 1000:>9.0f}ms "
+              f"{r['scrape_max_s'] * 1000:>9.0f}ms {r['generic_scrape_s'] * 1000:>7.0f}ms "
+              f"{r['scrape_bytes'] / 2**20:>6.1f}Mi "
+              f"{r['rss_baseline_mib']:>7.0f}Mi {r['rss_loaded_mib']:>7.0f}Mi {r['rss_after_scrapes_mib']:>10.0f}Mi "
+              f"{r['tick_s'] * 1000:>5.0f}ms {r['checkpoint_s'] * 1000:>6.0f}ms "
+              f"{r['checkpoint_bytes'] / 2**20:>5.1f}Mi "
+              f"{r['window_close_s'] * 1000:>7.0f}ms {r['records']:>7} rec")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
