@@ -9,7 +9,6 @@ apiserver's message, so that callers can tell "not found" from "conflict" from "
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import datetime
 import json
@@ -55,6 +54,16 @@ _KINDS: dict[str, tuple[str, str, bool]] = {
 }
 for _kind, _plural in PLURALS.items():
     _KINDS[_kind] = (f"apis/{GROUP}/{VERSION}", _plural, _kind in ("Plan", "Tenant"))
+
+
+def _list_items(result: Mapping[str, Any], kind: str) -> list[dict[str, Any]]:
+    """The items of a list response. Items carry no apiVersion and kind; restore both, so that an
+    item looks exactly like the object a GET or a watch returns."""
+    items: list[dict[str, Any]] = result.get("items", [])
+    for item in items:
+        item.setdefault("apiVersion", result.get("apiVersion"))
+        item.setdefault("kind", kind)
+    return items
 
 
 class ApiError(Exception):
@@ -216,21 +225,14 @@ class KubeClient:
                    ) -> list[dict[str, Any]]:
         params = {"labelSelector": label_selector} if label_selector else None
         result = await self.request("GET", resource_path(kind, namespace), params=params)
-        items = result.get("items", [])
-        # Items of a list carry no kind; restore it so they can be fed back to apply().
-        for item in items:
-            item.setdefault("kind", kind)
-        return items
+        return _list_items(result, kind)
 
     async def list_with_version(self, kind: str, label_selector: str | None = None
                                 ) -> tuple[list[dict[str, Any]], str]:
         """Items and the list's resourceVersion, the starting point of a watch."""
         params = {"labelSelector": label_selector} if label_selector else None
         result = await self.request("GET", resource_path(kind), params=params)
-        items = result.get("items", [])
-        for item in items:
-            item.setdefault("kind", kind)
-        return items, result.get("metadata", {}).get("resourceVersion", "")
+        return _list_items(result, kind), result.get("metadata", {}).get("resourceVersion", "")
 
     async def watch(self, kind: str, *, resource_version: str, label_selector: str | None = None,
                     timeout_seconds: int = 300) -> AsyncIterator[tuple[str, dict[str, Any]]]:
@@ -328,5 +330,5 @@ class KubeClient:
         }
         try:
             await self.request("POST", resource_path("Event", namespace), body=event)
-        except (ApiError, aiohttp.ClientError, asyncio.TimeoutError) as error:
+        except (TimeoutError, ApiError, aiohttp.ClientError) as error:
             log.warning("Could not post event %s on %s/%s: %s", reason, involved.get("kind"), meta["name"], error)
