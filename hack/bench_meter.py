@@ -5,7 +5,7 @@
     .venv/bin/python hack/bench_meter.py --tenants 50000
 
 Each size runs in a fresh interpreter so that resident memory is the meter's own. The picture is
-what the sampler builds from watches (tenants, quotas, plans, resellers with certificates, the
+what the sampler builds from watches (tenants, quotas, plans, resellers, the
 region), fed through the real `Sampler.changed` -> `Integrator.set_state` path, with one hour of
 integration done; then it times what the meter does on its hot paths:
 - a scrape: `generate_latest` over the custom collector (what Prometheus waits for);
@@ -67,9 +67,8 @@ def measure(tenants: int, scrapes: int) -> dict[str, float]:
                 "cpu": "160", "memory": "640Gi", "storage": "5Ti", "pods": "4000"}}]},
             "status": {"licenses": {"total": 60, "used": 50, "available": 10},
                        "regions": [{"name": region, "allocated": {"cpu": "100", "memory": "200Gi",
-                                                                  "storage": "1Ti", "pods": "1000"},
-                                    "certificate": {"notAfter": "2027-06-01T00:00:00Z",
-                                                    "dnsNames": [f"*.{name}.example"]}}]}}, region))
+                                                                  "storage": "1Ti", "pods": "1000"}}]}},
+                                                                 region))
         sampler.changed("Plan", (f"reseller-{name}", "starter"), None, plan_pricing({"spec": {"pricing": {
             "currency": "EUR", "monthly": "19.00", "cpu": "0.05", "memory": "0.006", "storage": "0.0004"}}}))
     for t in range(tenants):

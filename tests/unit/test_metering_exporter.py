@@ -26,8 +26,8 @@ METRIC_NAMES = {
     "tenantry_tenant_resource_used", "tenantry_tenant_resource_quota", "tenantry_tenant_cpu_core_seconds",
     "tenantry_tenant_memory_byte_seconds", "tenantry_tenant_storage_byte_seconds", "tenantry_tenant_license_seconds",
     "tenantry_charge", "tenantry_reseller_licenses", "tenantry_reseller_allotment", "tenantry_reseller_allocated",
-    "tenantry_region_capacity", "tenantry_region_allocated", "tenantry_certificate_expiry_timestamp_seconds",
-    "tenantry_billing_records", "tenantry_billing_spool_records",
+    "tenantry_region_capacity", "tenantry_region_allocated", "tenantry_billing_records",
+    "tenantry_billing_spool_records",
 }
 
 
@@ -41,10 +41,7 @@ def tenant(reseller: str, name: str, phase: str = "Active", region: str = "eu-we
     return {"metadata": {"name": name, "namespace": f"reseller-{reseller}", "uid": f"uid-{name}"},
             "spec": {"plan": "starter"},
             "status": {"phase": phase, "namespace": f"{reseller}--{name}",
-                       "admission": {"plan": "starter", "region": region},
-                       "domains": [{"host": f"www.{name}.example", "secretName": "www-tls",
-                                    "certificate": {"notAfter": "2027-01-01T00:00:00Z",
-                                                    "dnsNames": [f"www.{name}.example"]}}]}}
+                       "admission": {"plan": "starter", "region": region}}}
 
 
 PLAN = {"metadata": {"name": "starter", "namespace": "reseller-acme"},
@@ -147,8 +144,6 @@ def test_metric_names_and_values_follow_the_quota() -> None:
     assert samples[("tenantry_reseller_allotment", labels(reseller="acme", region="eu-west", resource="cpu"))] == 16
     assert samples[("tenantry_reseller_allocated", labels(reseller="acme", region="eu-west", resource="cpu"))] == 4
     assert samples[("tenantry_region_capacity", labels(region="eu-west", resource="pods"))] == 2000
-    assert samples[("tenantry_certificate_expiry_timestamp_seconds",
-                    labels(namespace="acme--bakery", name="www-tls", host="www.bakery.example"))] == 1798761600
     p.now += 3600
     p.integrator.advance(p.now)
     samples = p.samples()

@@ -7,6 +7,9 @@ Counters (`*_total`) are the integrals since the meter's first start, carried ac
 the checkpoint; `tenantry_charge_total` is the amount of closed windows plus what the open window
 has cost so far at the prices in force.
 
+`tenantry_certificate_expiry_timestamp_seconds` is exported by the operator, which holds the
+certificates (controller/tls.py); the meters do not repeat it.
+
 Reseller licence series have no region label, so every region's meter where a reseller sells shows
 the same values: aggregate them with `max by (reseller, state)`, not `sum`.
 """
@@ -187,7 +190,6 @@ class MeteringCollector(Collector):
         licenses: list[tuple[tuple[str, ...], float]] = []
         allotment: list[tuple[tuple[str, ...], float]] = []
         allocated: list[tuple[tuple[str, ...], float]] = []
-        certificates: dict[tuple[str, ...], float] = {}
         for name, info in sorted(self.sampler.resellers.items()):
             if info.allotment is None:
                 continue  # does not sell in this region
@@ -196,11 +198,6 @@ class MeteringCollector(Collector):
             for resource in RESOURCES:
                 allotment.append(((name, region, resource), float(info.allotment.get(resource, 0))))
                 allocated.append(((name, region, resource), float(info.allocated.get(resource, 0))))
-            for namespace, secret, host, not_after in info.certificates:
-                certificates.setdefault((namespace, secret, host), not_after)
-        for tenant in self.sampler.tenants.values():
-            for namespace, secret, host, not_after in tenant.certificates:
-                certificates.setdefault((namespace, secret, host), not_after)
         capacity: list[tuple[tuple[str, ...], float]] = []
         region_allocated: list[tuple[tuple[str, ...], float]] = []
         if self.sampler.region_obj is not None:
@@ -218,6 +215,4 @@ class MeteringCollector(Collector):
             ("tenantry_region_capacity", "gauge", "Sellable capacity of the region", ["region", "resource"], capacity),
             ("tenantry_region_allocated", "gauge", "Sum of reseller allotments in the region",
              ["region", "resource"], region_allocated),
-            ("tenantry_certificate_expiry_timestamp_seconds", "gauge", "When a served certificate expires (Unix time)",
-             ["namespace", "name", "host"], sorted(certificates.items())),
         ]

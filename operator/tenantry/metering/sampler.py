@@ -5,7 +5,7 @@ connection), each keeping only the few fields metering needs:
 
 - ResourceQuotas `tenantry` of the region's tenant namespaces, selected on the server by label
   (`app.kubernetes.io/managed-by=tenantry,tenantry.dev/region=<region>`): `status.used`/`hard`;
-- Tenants (admitted to this region: `status.admission.region`): uid, phase, plan, certificates;
+- Tenants (admitted to this region: `status.admission.region`): uid, phase, plan;
 - Plans (retail prices), Resellers (licences, allotments, tier), Regions (capacity, tariff).
 
 Every change recomputes the `TenantState` of the tenants it touches (a quota: its tenant; a Plan:
@@ -40,7 +40,6 @@ from tenantry.naming import (
     RESELLER,
     TENANT,
     reseller_from_namespace,
-    reseller_namespace,
     tenant_namespace,
 )
 from tenantry.quantity import QuantityError, parse_quantity
@@ -90,7 +89,6 @@ class TenantInfo:
     region: str | None  # the admitted region (None: not admitted)
     plan: str
     phase: str
-    certificates: tuple[tuple[str, str, str, float], ...] = ()  # (namespace, name, host, notAfter epoch)
 
 
 @dataclass(frozen=True)
@@ -100,7 +98,6 @@ class ResellerInfo:
     licenses: dict[str, int]  # total, used, available (status)
     allotment: dict[str, Decimal] | None  # in this region (None: does not sell here)
     allocated: dict[str, Decimal]
-    certificates: tuple[tuple[str, str, str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -108,33 +105,6 @@ class RegionInfo:
     capacity: dict[str, Decimal]
     allocated: dict[str, Decimal]
     pricing: WholesalePricing | None
-
-
-def _epoch(text: Any) -> float | None:
-    from tenantry.metering.records import parse_rfc3339
-
-    try:
-        return parse_rfc3339(str(text)).timestamp()
-    except ValueError:
-        return None
-
-
-def _certificates(namespace: str, entries: Iterable[Any]) -> tuple[tuple[str, str, str, float], ...]:
-    """(namespace, secret name, host, notAfter) from status entries that carry `notAfter`.
-    The TLS phase writes `{notAfter, dnsNames[, secretName|name|host]}`; tolerate either."""
-    found = []
-    for entry in entries:
-        if not isinstance(entry, Mapping):
-            continue
-        cert = entry.get("certificate") if isinstance(entry.get("certificate"), Mapping) else entry
-        not_after = _epoch(cert.get("notAfter")) if cert.get("notAfter") else None
-        if not_after is None:
-            continue
-        name = str(cert.get("secretName") or entry.get("secretName") or entry.get("name") or CHILD_NAME)
-        hosts = cert.get("dnsNames") or ([entry["host"]] if entry.get("host") else [])
-        for host in hosts:
-            found.append((namespace, name, str(host), not_after))
-    return tuple(sorted(found))
 
 
 def quota_info(obj: Mapping[str, Any]) -> QuotaInfo:
@@ -146,11 +116,9 @@ def tenant_info(obj: Mapping[str, Any]) -> TenantInfo:
     meta, status = obj["metadata"], obj.get("status") or {}
     admission = status.get("admission") or {}
     reseller = reseller_from_namespace(meta.get("namespace", "")) or ""
-    namespace = status.get("namespace") or tenant_namespace(reseller, meta["name"])
-    entries = list(status.get("certificates") or []) + list(status.get("domains") or [])
     return TenantInfo(uid=meta.get("uid", ""), reseller=reseller, name=meta["name"], region=admission.get("region"),
                       plan=admission.get("plan") or (obj.get("spec") or {}).get("plan", ""),
-                      phase=status.get("phase", "Pending"), certificates=_certificates(namespace, entries))
+                      phase=status.get("phase", "Pending"))
 
 
 def plan_pricing(obj: Mapping[str, Any]) -> RetailPricing | None:
@@ -169,17 +137,14 @@ def reseller_info(obj: Mapping[str, Any], region: str) -> ResellerInfo:
         if entry.get("name") == region:
             allotment = _quota_strings_to_decimals(entry.get("allotment"))
     allocated: dict[str, Decimal] = {}
-    certs: list[Any] = []
     for entry in status.get("regions") or []:
         if entry.get("name") == region:
             allocated = _quota_strings_to_decimals(entry.get("allocated"))
-            certs.append(entry)
     spec_licenses = spec.get("licenses", 0)
     return ResellerInfo(
         name=name, licenses_spec=int(spec_licenses) if isinstance(spec_licenses, int) else 0,
         licenses={k: int(licenses.get(k, 0)) for k in ("total", "used", "available")},
-        allotment=allotment, allocated=allocated,
-        certificates=_certificates(reseller_namespace(name), certs))
+        allotment=allotment, allocated=allocated)
 
 
 def region_info(obj: Mapping[str, Any]) -> RegionInfo:
@@ -232,6 +197,7 @@ class Reflector:
             self.on_change(self.kind, key, old, None)
 
     async def _relist(self) -> str:
+        items: Any  # (KubeClient.list shadows the builtin in its annotations)
         items, version = await self.client.list_with_version(self.kind, self.label_selector)
         seen = set()
         for item in items:
