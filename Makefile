@@ -64,7 +64,8 @@ test-tools: ## install the Debian packages the tests need (promtool from `promet
 	  DEBIAN_FRONTEND=noninteractive $(AS_ROOT) apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
 	}
 
-manifests: venv ## regenerate manifests/install.yaml from the Helm chart (default values)
+manifests: venv ## regenerate the dashboard JSON and manifests/install.yaml (the chart with default values)
+	$(VENV)/bin/python hack/render-dashboard
 	$(VENV)/bin/python hack/render-manifests
 
 # A real cluster with pods, ingress-nginx and cert-manager, for users with Docker, kind and kubectl.

@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from chart_support import DASHBOARD_FILE, METER_METRICS, RULES_FILE, exported_metric_names, operator_metric_names
+from chart_support import (
+    DASHBOARD_FILE,
+    METER_METRICS,
+    RULES_FILE,
+    exported_metric_names,
+    hack_script,
+    operator_metric_names,
+)
 
 ALERTS_TEST = Path(__file__).with_name("alerts.test.yaml")
 
@@ -127,6 +134,11 @@ def test_dashboard_is_grafana_json_with_unique_panel_ids() -> None:
         if panel["type"] != "row":
             assert panel.get("description"), f"panel {panel['title']!r} says nothing about what it shows"
             assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+
+
+def test_dashboard_json_is_what_its_generator_writes() -> None:
+    assert DASHBOARD_FILE.read_text() == hack_script("render-dashboard").render(), \
+        "the dashboard JSON was edited by hand or is stale: change hack/render-dashboard and run it"
 
 
 def test_design_metric_names_are_the_ones_this_test_knows() -> None:
