@@ -44,7 +44,8 @@ dev-up: venv control-plane ## start the local control plane in .dev/ and install
 	@echo
 	@echo "export KUBECONFIG=$(CURDIR)/$(DEV_DIR)/kubeconfig"
 
-dev-down: ## stop the .dev/ control plane and remove its data (the next dev-up starts clean)
+dev-down: ## stop the demo's operator and meter, then the .dev/ control plane, and remove its data
+	@hack/demo.sh stop
 	@if [ -d $(DEV_DIR) ]; then $(VENV)/bin/python hack/controlplane.py down --dir $(DEV_DIR); fi
 
 # pytest's exit status is the recipe's; 5 (no tests collected) is reported as the failure it is.
@@ -96,7 +97,7 @@ lint: venv ## ruff + mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-demo: venv control-plane ## run hack/demo.sh
+demo: venv control-plane ## the platform on this machine: control plane, operator, meter, examples/, a summary
 	hack/demo.sh
 
 clean: ## stop the .dev/ control plane; remove .dev/ and caches (keeps .venv and the binary cache)
