@@ -9,8 +9,9 @@ A statement has four parts (DESIGN.md §4):
 Records are read from JSON-lines files (a `file:` sink's output, or a receiver's dump) and
 de-duplicated by id first, so a replayed window is counted once. A record belongs to the period
 when its window starts in it (UTC days). Amounts are summed exactly and rounded to cents only
-when printed (pricing rule 3); a printed total may therefore differ from the sum of printed lines
-by a cent, never the exact one.
+when printed (pricing rule 3). Lines show their exact amount (the sum of the records' 6-place
+amounts, as cloud bills show line items more precisely than the total), so a short period's usage
+is visible even when it rounds to 0.00; totals and the margin are in cents.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Any
 
 import jinja2
 
-from tenantry.metering.pricing import METERS, ZERO, money_text, statement_total
+from tenantry.metering.pricing import AMOUNT_EXPONENT, METERS, ZERO, money_text, statement_total
 from tenantry.metering.records import TYPE, parse_rfc3339
 
 
@@ -200,6 +201,7 @@ _ENV = jinja2.Environment(
     lstrip_blocks=True,
 )
 _ENV.filters["money"] = lambda value: money_text(statement_total([value]))
+_ENV.filters["exact"] = lambda value: money_text(Decimal(value).quantize(AMOUNT_EXPONENT))
 _ENV.filters["qty"] = lambda value: money_text(Decimal(value).normalize()) if value else "0"
 
 
@@ -215,10 +217,10 @@ def csv_rows(statement: Statement) -> list[list[str]]:
     for section, lines in (("retail", statement.retail), ("wholesale", statement.wholesale)):
         for line in lines:
             rows.append([section, *common, "", line.tenant, line.meter, line.unit, money_text(line.quantity),
-                         line.currency, money_text(line.unit_price), money_text(line.rounded)])
+                         line.currency, money_text(line.unit_price), money_text(line.amount)])
     for daily in statement.daily:
         rows.append(["daily-wholesale", *common, daily.day.isoformat(), "", daily.meter, daily.unit,
-                     money_text(daily.quantity), daily.currency, "", money_text(daily.rounded)])
+                     money_text(daily.quantity), daily.currency, "", money_text(daily.amount)])
     for side in ("retail", "wholesale"):
         for cur, total in statement.totals(side).items():
             rows.append([f"total-{side}", *common, "", "", "", "", "", cur, "", money_text(total)])
