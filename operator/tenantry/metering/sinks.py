@@ -66,18 +66,17 @@ class Spool:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.batch_size = batch_size
         self._sequence = itertools.count()
-        self._ids: dict[str, str] = {}  # record id -> batch file name
-        self._counts: dict[str, int] = {}
+        self._ids: set[str] = set()  # ids of every record waiting
+        self._batch_ids: dict[str, list[str]] = {}  # batch file name -> its record ids
         for stale in self.directory.glob(".*.tmp"):
             stale.unlink()  # a batch whose write a crash interrupted was never acknowledged to anyone
         for path in self.batches():
-            records = self.read(path)
-            self._counts[path.name] = len(records)
-            for record in records:
-                self._ids[record["id"]] = path.name
+            ids = [record["id"] for record in self.read(path)]
+            self._batch_ids[path.name] = ids
+            self._ids.update(ids)
 
     def __len__(self) -> int:
-        return sum(self._counts.values())
+        return len(self._ids)
 
     def put(self, records: Iterable[dict[str, Any]]) -> int:
         """Durably add records (those not already waiting); returns how many were added."""
@@ -91,9 +90,9 @@ class Spool:
             batch = fresh[start:start + self.batch_size]
             name = f"{time.time_ns():020d}-{next(self._sequence):06d}.json"
             write_atomically(self.directory / name, json.dumps(batch, separators=(",", ":")).encode())
-            self._counts[name] = len(batch)
-            for record in batch:
-                self._ids[record["id"]] = name
+            ids = [record["id"] for record in batch]
+            self._batch_ids[name] = ids
+            self._ids.update(ids)
         return len(fresh)
 
     def batches(self) -> list[Path]:
@@ -104,13 +103,18 @@ class Spool:
         records: list[dict[str, Any]] = json.loads(path.read_bytes())
         return records
 
+    def set_aside(self, path: Path) -> None:
+        """A batch that cannot be read is kept for a person to look at, and no longer sent."""
+        with contextlib.suppress(FileNotFoundError):
+            path.rename(path.with_suffix(".bad"))
+        self._ids.difference_update(self._batch_ids.pop(path.name, ()))
+
     def ack(self, path: Path) -> None:
         """The batch was delivered: forget it."""
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
         _fsync_directory(self.directory)
-        self._counts.pop(path.name, None)
-        self._ids = {rid: name for rid, name in self._ids.items() if name != path.name}
+        self._ids.difference_update(self._batch_ids.pop(path.name, ()))
 
 
 class Sink(Protocol):
@@ -207,8 +211,8 @@ class Deliverer:
             try:
                 records = self.spool.read(path)
             except (OSError, ValueError) as error:
-                log.error("Spool batch %s is unreadable and was set aside: %s", path.name, error)
-                path.rename(path.with_suffix(".bad"))
+                log.error("Spool batch %s is unreadable and was set aside as .bad: %s", path.name, error)
+                self.spool.set_aside(path)
                 continue
             try:
                 await self.sink.send(records)
