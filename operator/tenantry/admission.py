@@ -10,7 +10,7 @@ decision, from the set of admitted tenants, i.e. from each tenant's admission re
 in its status). A crash at any point therefore neither leaks nor double-spends: after a restart
 the records in status are the truth, and a tenant whose record was not yet written is decided again.
 
-Rules (DESIGN.md §1–2):
+Rules (DESIGN.md §1-2):
 - Admission is sticky: an admitted tenant stays admitted whatever happens to licences, the reseller's
   activity or capacity; over-use is reported, never enforced by eviction.
 - A pending tenant is admitted when the reseller is active, the region and plan exist, its e-mail and
@@ -24,7 +24,6 @@ Rules (DESIGN.md §1–2):
 from __future__ import annotations
 
 import datetime
-
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal

@@ -47,14 +47,14 @@ def merge_conditions(
     for condition in wanted:
         old = by_type.get(condition.type)
         flipped = old is None or old.get("status") != condition.status_text
-        if flipped or old.get("reason") != condition.reason:
+        if old is None or flipped or old.get("reason") != condition.reason:
             changed.append(condition)
         merged.append({
             "type": condition.type,
             "status": condition.status_text,
             "reason": condition.reason,
             "message": condition.message,
-            "lastTransitionTime": stamp if flipped else old.get("lastTransitionTime", stamp),
+            "lastTransitionTime": stamp if old is None or flipped else old.get("lastTransitionTime", stamp),
             "observedGeneration": generation,
         })
     return merged, changed

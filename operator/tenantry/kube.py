@@ -10,6 +10,7 @@ apiserver's message, so that callers can tell "not found" from "conflict" from "
 from __future__ import annotations
 
 import base64
+import builtins
 import datetime
 import json
 import logging
@@ -228,7 +229,7 @@ class KubeClient:
         return _list_items(result, kind)
 
     async def list_with_version(self, kind: str, label_selector: str | None = None
-                                ) -> tuple[list[dict[str, Any]], str]:
+                                ) -> tuple[builtins.list[dict[str, Any]], str]:
         """Items and the list's resourceVersion, the starting point of a watch."""
         params = {"labelSelector": label_selector} if label_selector else None
         result = await self.request("GET", resource_path(kind), params=params)

@@ -1,4 +1,4 @@
-"""Names, labels and API coordinates that the contract (DESIGN.md §2–3) fixes.
+"""Names, labels and API coordinates that the contract (DESIGN.md §2-3) fixes.
 
 Everything the operator names goes through here so that a reader finds the scheme in one place
 and builders stay deterministic: the same spec always yields the same object names.

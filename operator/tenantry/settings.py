@@ -67,10 +67,10 @@ class Settings(_Model):
     license_currency: str = Field("USD", alias="licenseCurrency")
     license_tiers: tuple[LicenseTier, ...] = Field(
         (
-            LicenseTier(minLicenses=1, price=Decimal("25.00")),
-            LicenseTier(minLicenses=10, price=Decimal("20.00")),
-            LicenseTier(minLicenses=50, price=Decimal("17.50")),
-            LicenseTier(minLicenses=100, price=Decimal("15.00")),
+            LicenseTier(min_licenses=1, price=Decimal("25.00")),
+            LicenseTier(min_licenses=10, price=Decimal("20.00")),
+            LicenseTier(min_licenses=50, price=Decimal("17.50")),
+            LicenseTier(min_licenses=100, price=Decimal("15.00")),
         ),
         alias="licenseTiers",
     )

@@ -54,10 +54,7 @@ class Operator:
 
 def _event_type(condition: Condition) -> str:
     # For ordinary types False is bad news; for negative types (Overcommitted) True is.
-    if condition.type in _NEGATIVE_TYPES:
-        bad = condition.status is True
-    else:
-        bad = condition.status is False
+    bad = condition.status is True if condition.type in _NEGATIVE_TYPES else condition.status is False
     return "Warning" if bad else "Normal"
 
 
@@ -70,9 +67,14 @@ async def publish_status(op: Operator, obj: Mapping[str, Any], fields: Mapping[s
     wanted: dict[str, Any] = {"observedGeneration": generation, **fields, "conditions": merged}
     written = await write_status(op.client, op.store, obj, wanted)
     meta = obj["metadata"]
+    where = f"{meta['namespace']}/{meta['name']}" if meta.get("namespace") else meta["name"]
+    posted: set[str] = set()
     for condition in changed:
-        log.info("%s %s%s: %s is %s (%s): %s", obj["kind"], f"{meta.get('namespace')}/" if meta.get("namespace") else "",
-                 meta["name"], condition.type, condition.status_text, condition.reason, condition.message)
+        log.info("%s %s: %s is %s (%s): %s", obj["kind"], where, condition.type, condition.status_text,
+                 condition.reason, condition.message)
+        if condition.reason in posted:
+            continue  # Admitted=False and Ready=False for the same reason make one Event, not two
+        posted.add(condition.reason)
         await op.client.post_event(obj, reason=condition.reason, message=f"{condition.type}: {condition.message}",
                                    type_=_event_type(condition))
     return written

@@ -10,6 +10,7 @@ handler behind the `tenantry.dev/finalizer` finalizer.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Hashable
@@ -80,8 +81,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     for kind in (REGION, RESELLER, PLAN, TENANT):
         for item in await client.list(kind):
             _observe(op, kind, "MODIFIED", item, enqueue=False)
-    informers = [Informer(client, op.store, kind, lambda _t, obj, op=op: _child_changed(op, obj))
-                 for kind in CHILD_KINDS]
+    informers = [Informer(client, op.store, kind, functools.partial(_child_changed, op)) for kind in CHILD_KINDS]
     for informer in informers:
         informer.start()
     await asyncio.wait_for(asyncio.gather(*(i.synced.wait() for i in informers)), timeout=120)
@@ -135,6 +135,9 @@ async def _resync_forever(op: Operator) -> None:
 
 
 async def _reconcile(op: Operator, key: Hashable) -> None:
+    kind: str
+    namespace: str | None
+    name: str
     kind, namespace, name = key  # type: ignore[misc]
     await _RECONCILERS[kind](op, namespace, name)
 
@@ -197,7 +200,8 @@ def _observe(op: Operator, kind: str, event_type: str | None, obj: dict[str, Any
         affected += [(TENANT, c_ns, c_name) for c_ns, c_name in _tenants_of(op, name)]
         affected += _pending_tenants(op)  # e-mail and domain ownership may have moved
         later += [(REGION, None, r["metadata"]["name"]) for r in op.store.list(REGION)]
-        later += [(RESELLER, None, r["metadata"]["name"]) for r in op.store.list(RESELLER) if r["metadata"]["name"] != name]
+        later += [(RESELLER, None, r["metadata"]["name"]) for r in op.store.list(RESELLER)
+                  if r["metadata"]["name"] != name]
     elif kind == REGION:
         op.book.set_regions(r["metadata"]["name"] for r in op.store.list(REGION))
         affected += [(TENANT, *k) for k in _tenants_in_region(op, name)]
@@ -208,7 +212,7 @@ def _observe(op: Operator, kind: str, event_type: str | None, obj: dict[str, Any
         spec, _ = read_spec(PLAN, obj) if not deleted else (None, None)
         op.book.set_plan(reseller, name, plan_terms(spec) if spec is not None else None)
         affected += [(TENANT, namespace, c.name) for c in op.book.tenants_of(reseller)
-                     if c.plan == name or (r := op.book.record_of(c)) is not None and r.plan == name]
+                     if c.plan == name or ((r := op.book.record_of(c)) is not None and r.plan == name)]
         affected += _pending_tenants(op, reseller)
 
     if enqueue:
@@ -235,7 +239,7 @@ def _tenants_in_region(op: Operator, region: str) -> list[tuple[str, str]]:
     return [(reseller_namespace(c.reseller), c.name) for c in op.book.all_tenants() if c.region == region]
 
 
-def _child_changed(op: Operator, obj: dict[str, Any]) -> None:
+def _child_changed(op: Operator, _event_type: str, obj: dict[str, Any]) -> None:
     owner = owner_of(obj) or _meter_region(obj)
     if owner is not None:
         op.enqueue([owner])

@@ -84,7 +84,7 @@ class Informer:
                     log.warning("Watch of %s failed, listing again in %.1fs: %s", self.kind, delay, error)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 30)
-            except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as error:
+            except (TimeoutError, aiohttp.ClientError, ConnectionError) as error:
                 log.warning("Watch of %s lost its connection, listing again in %.1fs: %s", self.kind, delay, error)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30)

@@ -150,7 +150,7 @@ async def _provision(op: Operator, body: Mapping[str, Any], spec: TenantSpec, re
 
     old_admission = (body.get("status") or {}).get("admission") or {}
     admitted_at = old_admission.get("admittedAt") or now_rfc3339()
-    fields = {
+    fields: dict[str, Any] = {
         "phase": "Active" if spec.active else "Suspended",
         "namespace": namespace,
         "hosts": [r.host for r in routes] if spec.active else [],
@@ -208,7 +208,7 @@ def _kept_fields(body: Mapping[str, Any], phase: str) -> dict[str, Any]:
     """Status fields to keep when the spec cannot be read: an admitted tenant stays admitted."""
     status = body.get("status") or {}
     fields: dict[str, Any] = {"phase": status.get("phase", phase)}
-    for key in ("namespace", "hosts", "admission"):
+    for key in ("namespace", "hosts", "admission", "domains", "certificates"):
         if key in status:
             fields[key] = status[key]
     return fields
