@@ -245,6 +245,13 @@ async def finalize_tenant(op: Operator, body: Mapping[str, Any]) -> None:
     reseller = reseller_from_namespace(meta["namespace"])
     if reseller is None:
         return
+    if (body.get("status") or {}).get("phase") != "Terminating":
+        try:  # the deletion may outlive a glance at `kubectl get tenants`: say what is happening
+            await op.client.merge_patch(TENANT, meta["name"], {"status": {"phase": "Terminating"}},
+                                        namespace=meta["namespace"], subresource="status")
+        except ApiError as error:
+            if not error.not_found:
+                raise
     namespace = tenant_namespace(reseller, meta["name"])
     live = await op.client.get("Namespace", namespace)
     labels = (live or {}).get("metadata", {}).get("labels") or {}
