@@ -319,6 +319,13 @@ def test_reseller_key_is_never_copied_where_tenant_owners_can_read_it(
         as_owner.read_namespaced_secret("tenantry-ca", control)
     assert denied.value.status == 403
 
+    # The reseller renews its wildcard in place (same Secret): the renewal rolls through its tenants.
+    renewed = pki.leaf(f"*.{domain}")
+    put_tls_secret(core, "wildcard", control, pki.bundle(renewed))
+    wait_for(lambda: (secret_data(core, f"tenantry-tls-{hosted}.{domain}", hosted_ns) or {}).get("tls.key")
+             == renewed.key_pem, message="the renewed wildcard to reach the tenant")
+    wildcard = renewed
+
     # The hosted tenant gains an owner: the copy is withdrawn.
     new_owner = f"new@{hosted}.example"
     platform.patch("Tenant", hosted, {"spec": {"owners": [{"kind": "User", "name": new_owner}]}}, control)
@@ -357,7 +364,10 @@ def test_hosts_cannot_be_taken_from_other_tenants_or_resellers(platform: Platfor
         platform.plan(reseller, custom_domains=2)
     shop = f"shop.{platform.unique_name('brand')}.example"
 
-    holder = platform.tenant(first, region, domains=[{"host": shop}])
+    # `neighbour` is the older tenant (created first, and first by name should the second tie).
+    neighbour = platform.tenant(first, region, platform.unique_name("aa"))
+    platform.wait_tenant(first, neighbour)
+    holder = platform.tenant(first, region, platform.unique_name("zz"), domains=[{"host": shop}])
     platform.wait_tenant(first, holder)
     wait_for(lambda: shop in (ingress_tls(api_client, f"{first}--{holder}") or {}), message="holder routed")
 
@@ -372,9 +382,8 @@ def test_hosts_cannot_be_taken_from_other_tenants_or_resellers(platform: Platfor
     obj = platform.wait_refused(second, squatter, "HostConflict")
     assert f"{first}-cloud.example" in condition(obj, "Admitted")["message"]
 
-    # An admitted tenant that adds someone else's host keeps running but is not routed on it.
-    neighbour = platform.tenant(first, region)
-    platform.wait_tenant(first, neighbour)
+    # An admitted tenant that adds someone else's host keeps running but is not routed on it, even
+    # when it is older: the host stays with the tenant that proved it (here: a trusted region).
     platform.patch("Tenant", neighbour, {"spec": {"domains": [{"host": shop}]}}, f"reseller-{first}")
     obj = platform.wait_tenant(first, neighbour, ready=False, reason="HostConflict")
     assert condition(obj, "Admitted")["status"] == "True"

@@ -579,9 +579,14 @@ async def reseller_tls(op: Operator, body: Mapping[str, Any], spec: ResellerSpec
 
     _set_expiry(("", name), [(namespace, PLATFORM_TLS_SECRET, str(platform["host"]), str(platform["notAfter"]))]
                 if platform else [])
-    if problems:
-        # The reseller's Secrets are not watched (they are not ours): while one is unusable, look again.
+    if any(r.tls.mode == "Secret" for r in spec.regions):
+        # The reseller's Secrets are not watched (they are not ours; a watch of every Secret in the
+        # cluster is what the label selector avoids). A reseller has few, so they are looked at every
+        # domainRecheckSeconds, and a replaced certificate rolls through the reseller's tenants.
         op.enqueue_one(RESELLER, None, name, delay=op.settings.domain_recheck_seconds)
+        before = {r.get("name"): r.get("certificate") for r in (body.get("status") or {}).get("regions") or []}
+        if any(before.get(region) != regions.get(region) for region in before.keys() | regions.keys()):
+            op.enqueue([(TENANT, namespace, c.name) for c in op.book.tenants_of(name)])
         condition = Condition(CERTIFICATE_READY, False, problems[0][1],
                               " ".join(f"Region {r}: {m}" for r, _, m in problems))
     else:
