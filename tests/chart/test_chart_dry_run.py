@@ -88,7 +88,9 @@ MONITORING_CRDS = [
 @pytest.fixture
 def monitoring_crds(api_client: client.ApiClient) -> Iterator[None]:
     """The monitoring.coreos.com CRDs: the cluster's own if it has them, else minimal copies that
-    are removed again afterwards (so that no other test sees a Prometheus Operator)."""
+    are removed again afterwards (so that no other test sees a Prometheus Operator). In the usual
+    order (tests/chart first) this runs before the session's operator starts, so the operator never
+    notices the copies come and go."""
     extensions = client.ApiextensionsV1Api(api_client)
     created = []
     for crd in MONITORING_CRDS:
