@@ -208,6 +208,18 @@ def test_self_signed_hosts_dns_proof_renewal_and_no_needless_writes(
              message="the custom domain to be unrouted")
     wait_for(lambda: secret_data(core, f"tenantry-tls-{custom}", namespace) is None,
              message="the custom domain's certificate to be deleted")
+
+    # The reseller moves to another domain: its tenants follow, with new certificates.
+    moved = f"{tenant}.{reseller}-moved.example"
+    platform.patch("Reseller", reseller, {"spec": {"regions": [{
+        "name": region, "domain": f"{reseller}-moved.example", "tls": {"mode": "SelfSigned"},
+        "allotment": {"cpu": "16", "memory": "64Gi", "storage": "500Gi", "pods": "400"}}]}})
+    wait_for(lambda: ingress_tls(api_client, namespace) == {moved: f"tenantry-tls-{moved}"},
+             message="the tenant to move to the reseller's new domain")
+    leaf_of(wait_for(lambda: secret_data(core, f"tenantry-tls-{moved}", namespace), message="new leaf")
+            ).verify_directly_issued_by(ca_cert)
+    wait_for(lambda: secret_data(core, f"tenantry-tls-{default}", namespace) is None,
+             message="the old default host's certificate to be deleted")
     no_key_in_logs_or_events(operator, core, namespace, f"reseller-{reseller}")
 
 
