@@ -185,3 +185,9 @@ def test_the_fast_text_path_serves_exactly_the_samples_of_the_collector() -> Non
     p.feed("Tenant", None, ("reseller-acme", "florist"))
     assert parsed(collector.render_text().decode()) == parsed(generate_latest(p.registry).decode())
     assert "florist" not in collector.render_text().decode()
+
+
+def test_a_deleted_plan_s_tenants_keep_its_last_prices() -> None:
+    p = loaded()
+    p.feed("Plan", None, ("reseller-acme", "starter"))
+    assert p.sampler.states["uid-bakery"].prices.retail["base"].unit_price == Decimal("19.00")

@@ -280,9 +280,10 @@ class Sampler:
         elif kind == PLAN:
             reseller = reseller_from_namespace(namespace or "") or ""
             if new is None:
-                self.plans.pop((reseller, name), None)
-            else:
-                self.plans[(reseller, name)] = new
+                # Tenants admitted on a Plan the reseller then deleted keep their quota, and keep
+                # paying its last prices: a deleted Plan is no reason to bill nothing.
+                return
+            self.plans[(reseller, name)] = new
             self._refresh([k for k, t in self.tenants.items() if k[0] == reseller and t.plan == name])
         elif kind == RESELLER:
             if new is None:
