@@ -147,6 +147,7 @@ def test_self_signed_hosts_dns_proof_renewal_and_no_needless_writes(
     domain = domain_status(obj, custom)
     assert domain is not None and domain["verified"] is False and domain["token"].startswith("tenantry-")
     assert f"_tenantry-challenge.{custom}" in domain["message"]
+    assert condition(obj, "DomainsRouted")["reason"] == "VerificationPending"
 
     # Waiting costs no writes: the operator looks every second, finds nothing, writes nothing.
     start = audit_offset(audit_log)
@@ -163,6 +164,10 @@ def test_self_signed_hosts_dns_proof_renewal_and_no_needless_writes(
                                and cert_status(o, custom) is not None, "custom domain verified in status")
     assert obj["status"]["hosts"] == [default, custom]
     assert condition(obj, "CertificateReady")["status"] == "True"
+    platform.wait_condition("Tenant", tenant, f"reseller-{reseller}", "DomainsRouted", "True")
+    wait_for(lambda: {"VerificationPending", "DomainsRouted"}
+             <= {e.reason for e in platform.events_for(f"reseller-{reseller}", tenant)},
+             message="an Event when the domain waited for its proof, and when it was routed")
 
     # Reseller status: each region's certificate source and the platform domain's certificate.
     reseller_obj = platform.wait_status("Reseller", reseller, None,
@@ -400,6 +405,7 @@ def test_hosts_cannot_be_taken_from_other_tenants_or_resellers(platform: Platfor
     obj = platform.wait_tenant(first, neighbour, ready=False, reason="HostConflict")
     assert condition(obj, "Admitted")["status"] == "True"
     assert "HostConflict" in domain_status(obj, shop)["message"]
+    assert condition(obj, "DomainsRouted")["reason"] == "HostConflict"
     assert shop not in (ingress_tls(api_client, f"{first}--{neighbour}") or {})
     assert shop in (ingress_tls(api_client, f"{first}--{holder}") or {})
 

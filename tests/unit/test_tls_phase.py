@@ -148,6 +148,8 @@ def test_custom_domains_wait_for_their_dns_proof() -> None:
     pending = run(op, {"mode": mode}, owners=True, verification="DNS")
     domain = pending.domains[0]
     assert domain["verified"] is False and pending.recheck
+    assert pending.domains_condition is not None and pending.domains_condition.reason == "VerificationPending"
+    assert domain["token"] in pending.domains_condition.message
     assert [r.host for r in pending.routes] == ["bakery.acme.example"]
     TEST_DNS.set_txt(f"_tenantry-challenge.{domain['host']}", domain["token"])
     try:
@@ -155,6 +157,7 @@ def test_custom_domains_wait_for_their_dns_proof() -> None:
     finally:
         TEST_DNS.remove(f"_tenantry-challenge.{domain['host']}")
     assert proven.domains[0]["verified"] is True and not proven.recheck
+    assert proven.domains_condition is not None and proven.domains_condition.status is True
     # Sticky: once proven (status remembers it), removing the record does not unroute the site.
     again = run(op, {"mode": mode}, owners=True, verification="DNS", status={"domains": proven.domains})
     assert [r.host for r in again.routes] == ["bakery.acme.example", "www.bakery.example"]

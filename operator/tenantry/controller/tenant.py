@@ -177,6 +177,7 @@ async def _provision(op: Operator, body: Mapping[str, Any], spec: TenantSpec, re
         Condition("Admitted", True, ADMITTED, verdict.message),
         provisioned,
         certificate_ready,
+        *([tls.domains_condition] if tls is not None and tls.domains_condition is not None else []),
         ready,
     ])
     if failure is not None:

@@ -42,7 +42,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from tenantry.admission import HOST_CONFLICT
+from tenantry.admission import HOST_CONFLICT, TOO_MANY_DOMAINS
 from tenantry.builders.tenant import HostRoute
 from tenantry.builders.tls import (
     ANNOTATION_SOURCE,
@@ -70,6 +70,8 @@ from tenantry.tls.dns import DnsError, challenge_name, challenge_token, query_tx
 log = logging.getLogger("tenantry.tls")
 
 CERTIFICATE_READY = "CertificateReady"
+DOMAINS_ROUTED = "DomainsRouted"
+VERIFICATION_PENDING = "VerificationPending"
 RESELLER_KEY_WITHHELD = "ResellerKeyWithheld"
 CERT_MANAGER_MISSING = "CertManagerMissing"
 CERTIFICATE_NOT_READY = "CertificateNotReady"
@@ -115,6 +117,7 @@ class TenantTls:
     certificates: list[dict[str, Any]]
     condition: Condition
     recheck: bool = False
+    domains_condition: Condition | None = None
 
 
 # -- the reseller's CA ----------------------------------------------------------------------------
@@ -238,6 +241,7 @@ async def tenant_tls(op: Operator, body: Mapping[str, Any], spec: TenantSpec, re
     verification = region_spec.domain_verification if region_spec else "DNS"
     claim = op.book.tenant((reseller, name))
     domains: list[dict[str, Any]] = []
+    unrouted: list[tuple[str, str, str]] = []  # (host, reason, message)
     recheck = False
     for index, domain in enumerate(spec.domains):
         host = domain.host
@@ -247,10 +251,12 @@ async def tenant_tls(op: Operator, body: Mapping[str, Any], spec: TenantSpec, re
         if index >= custom_domains:
             entry["message"] = (f"Not routed: the plan allows {custom_domains} custom domain(s); remove domains "
                                 "or choose a larger plan.")
+            unrouted.append((host, TOO_MANY_DOMAINS, entry["message"]))
             continue
         conflict = op.book.host_problem(replace(claim, domains=(host,))) if claim is not None else None
         if conflict:
             entry["message"] = f"Not routed ({HOST_CONFLICT}): {conflict}"
+            unrouted.append((host, HOST_CONFLICT, entry["message"]))
             continue
         old = old_domains.get(host) or {}
         if verification == "None":
@@ -273,6 +279,7 @@ async def tenant_tls(op: Operator, body: Mapping[str, Any], spec: TenantSpec, re
                 log.info("Tenant %s/%s proved ownership of %s by DNS.", meta.get("namespace"), name, host)
             else:
                 recheck = True
+                unrouted.append((host, VERIFICATION_PENDING, entry["message"]))
         if entry["verified"]:
             wanted.append((host, domain.tls, False))
 
@@ -296,7 +303,17 @@ async def tenant_tls(op: Operator, body: Mapping[str, Any], spec: TenantSpec, re
         certificates=certificates,
         condition=_certificate_condition(problems, certificates),
         recheck=recheck or any(r.pending for r in results),
+        domains_condition=_domains_condition(unrouted, len(spec.domains)),
     )
+
+
+def _domains_condition(unrouted: Sequence[tuple[str, str, str]], count: int) -> Condition | None:
+    """DomainsRouted: whether every custom domain is routed (None when the tenant has none)."""
+    if not count:
+        return None
+    if not unrouted:
+        return Condition(DOMAINS_ROUTED, True, DOMAINS_ROUTED, f"All {count} custom domain(s) are routed.")
+    return Condition(DOMAINS_ROUTED, False, unrouted[0][1], " ".join(f"{h}: {m}" for h, _, m in unrouted))
 
 
 def _certificate_condition(problems: Sequence[tuple[str, str, str]],
