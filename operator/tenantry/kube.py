@@ -16,7 +16,7 @@ import json
 import logging
 import ssl
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -168,8 +168,15 @@ class KubeClient:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
         self._impersonate = impersonate
-        # Counted per verb so that benchmarks and tests can see what a reconcile cost.
+        # Counted per verb so that benchmarks and tests can see what a reconcile cost; the operator
+        # also hooks `on_request` to export the counts as a metric.
         self.requests: dict[str, int] = {}
+        self.on_request: Callable[[str], None] | None = None
+
+    def _count(self, verb: str) -> None:
+        self.requests[verb] = self.requests.get(verb, 0) + 1
+        if self.on_request is not None:
+            self.on_request(verb)
 
     async def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -200,7 +207,7 @@ class KubeClient:
         url = self.credentials.server + path + (f"?{urlencode(params)}" if params else "")
         data = json.dumps(body) if body is not None else None
         headers = {"Content-Type": content_type} if data is not None else None
-        self.requests[method] = self.requests.get(method, 0) + 1
+        self._count(method)
         async with session.request(method, url, data=data, headers=headers) as response:
             text = await response.text()
             if response.status >= 400:
@@ -245,7 +252,7 @@ class KubeClient:
         if label_selector:
             params["labelSelector"] = label_selector
         url = self.credentials.server + resource_path(kind) + "?" + urlencode(params)
-        self.requests["WATCH"] = self.requests.get("WATCH", 0) + 1
+        self._count("WATCH")
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=timeout_seconds + 30)
         async with session.get(url, timeout=timeout) as response:
             if response.status >= 400:

@@ -74,6 +74,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
 
     config = load_settings()
     client = KubeClient(load_credentials(), max_connections=max(config.workers * 2, 16))
+    client.on_request = metrics.count_request
     op = Operator(client=client, settings=config)
     memo["operator"] = op
 
@@ -91,6 +92,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     queue = WorkQueue(lambda key: _reconcile(op, key), workers=config.workers)
     queue.on_result = _record_result
     op.queue = queue
+    metrics.QUEUE_DEPTH.set_function(lambda: queue.depth)  # read at scrape time, never stale
     queue.start()
     op.enqueue([(kind, obj["metadata"].get("namespace"), obj["metadata"]["name"])
                 for kind in (REGION, RESELLER, PLAN, TENANT) for obj in op.store.list(kind)])
@@ -265,8 +267,6 @@ def _make_event_handler(kind: str) -> Any:
         _observe(op, kind, event.get("type"), event["object"])
         if kind == TENANT:
             metrics.observe_tenant(event["object"], deleted=event.get("type") == "DELETED")
-        if op.queue is not None:
-            metrics.QUEUE_DEPTH.set(op.queue.depth)
 
     handler.__name__ = f"observe_{kind.lower()}"
     return handler

@@ -20,11 +20,24 @@ ADMISSION_REFUSALS = Counter("tenantry_operator_admission_refusals_total",
                              "Admission refusals, by reason: counted when a tenant is refused, or refused for a new "
                              "reason", ["reason"])
 WRITES = Counter("tenantry_operator_api_writes_total", "Writes the operator sent to the apiserver, by verb", ["verb"])
+REQUESTS = Counter("tenantry_operator_api_requests_total",
+                   "Requests Tenantry's own API client sent to the apiserver (reads and writes; kopf's watches of "
+                   "the four Tenantry kinds are not counted), by HTTP verb", ["verb"])
 CERTIFICATE_EXPIRY = Gauge("tenantry_certificate_expiry_timestamp_seconds",
                            "When the certificate served for a host expires (Unix time), by TLS Secret",
                            ["namespace", "name", "host"])
 TENANT_READY = Gauge("tenantry_tenant_ready", "1 when the Tenant's Ready condition is True, else 0",
                      ["namespace", "reseller", "tenant"])
+
+_READ_VERBS = frozenset({"GET", "WATCH"})
+
+
+def count_request(verb: str) -> None:
+    """KubeClient.on_request: every request by verb, and the writes among them."""
+    REQUESTS.labels(verb=verb).inc()
+    if verb not in _READ_VERBS:
+        WRITES.labels(verb=verb).inc()
+
 
 # The refusal reason of each refused tenant, kept so that gauges and counters follow transitions.
 _refused: dict[tuple[str, str], str] = {}

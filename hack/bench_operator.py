@@ -1,0 +1,634 @@
+#!/usr/bin/env python3
+"""The operator at scale (issue 8): R resellers x T tenants on a fresh private control plane.
+
+    hack/bench                              # 20 x 50 = 1,000 tenants, results as a Markdown table
+    hack/bench --resellers 2 --tenants 3    # a smoke run (what tests/integration/test_bench_smoke.py does)
+    hack/bench --json results.json --profile wave.svg
+
+What one run does, in order, on one control plane it starts in a temporary directory (and stops by
+pid at the end):
+1. runs the real operator (`tenantry run`, a subprocess) under its own ServiceAccount and the
+   chart's ClusterRole (the pieces of tests/support/operator.py), with `workers` reconcilers;
+2. creates one Region, R Resellers (licences and allotment with headroom, so that admission's
+   contention rule never makes the wave wait) and one Plan per reseller;
+3. the wave: creates R x T Tenants at once, and watches them: per-tenant latency is from the moment
+   its create was sent to the moment the watch shows Ready=True; the total is first create to last
+   Ready;
+4. quiet: waits until the operator stops writing, then counts its writes for `--idle` seconds
+   (the audit log, by the operator's user) - a resync falls inside that window;
+5. a single tenant on the idle operator (`--probes` of them, one after another);
+6. restart: stops the operator and starts it again over everything that exists, and measures the
+   time until it has reconciled every object and its queue is empty, and the writes it made;
+7. the floor: the very same child objects the operator made (read back from the cluster, renamed
+   into fresh namespaces) created directly with one pooled async client (tenantry.kube, aiohttp) at
+   the operator's worker count, the namespace first and the rest of a tenant's children at once -
+   what the operator would take if its own work cost nothing;
+8. the meter: hack/bench_meter.py at 1,000 and 10,000 tenants (scrape time, no cluster needed).
+
+API requests per tenant come from the audit log (writes, by verb and resource) and from the
+operator's own counter `tenantry_operator_api_requests_total` (reads too). Peak RSS is the
+operator's VmHWM from /proc.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))  # the operator-as-a-subprocess pieces live with the tests
+
+from support import cluster  # noqa: E402
+from support.operator import OPERATOR_USER, OperatorProcess, operator_kubeconfig  # noqa: E402
+from tenantry.kube import ApiError, Credentials, KubeClient  # noqa: E402
+
+GROUP_VERSION = "tenantry.dev/v1alpha1"
+REGION = "bench"
+PLAN = "bench"
+PLAN_QUOTA = {"cpu": "100m", "memory": "128Mi", "storage": "1Gi", "pods": "5"}
+# Admission waits up to 2 s for a tenant that takes one of the last `contention_margin` (5)
+# licences or plan-sized slices of capacity; this much headroom keeps every bench tenant clear of it.
+HEADROOM = 20
+CHILD_KINDS = ("Namespace", "ResourceQuota", "LimitRange", "NetworkPolicy", "RoleBinding", "Ingress",
+               "ConfigMap", "Secret")
+MANAGED = "app.kubernetes.io/managed-by=tenantry"
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))
+    return ordered[index]
+
+
+# -- what we read from the operator and the apiserver ------------------------------------------
+
+
+def proc_status(pid: int) -> dict[str, int]:
+    """VmHWM and VmRSS of a process, in KiB."""
+    result = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmHWM", "VmRSS"):
+            result[key] = int(value.split()[0])
+    return result
+
+
+def scrape(process: OperatorProcess) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The operator's /metrics as {(name, labels): value}."""
+    samples = {}
+    for line in process.metrics().splitlines():
+        if not line or line.startswith("#"):
+            continue
+        match = re.match(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$', line)
+        if not match:
+            continue
+        labels = tuple(sorted(re.findall(r'(\w+)="([^"]*)"', match.group(3) or "")))
+        samples[(match.group(1), labels)] = float(match.group(4))
+    return samples
+
+
+def metric_by(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, label: str
+              ) -> dict[str, float]:
+    return {dict(labels).get(label, ""): value for (n, labels), value in samples.items() if n == name}
+
+
+def operator_writes(audit_log: Path, since: int, until: int | None = None) -> Counter[str]:
+    """The operator's writes in the audit log between two offsets, as 'verb resource[/sub]' -> count."""
+    counts: Counter[str] = Counter()
+    with open(audit_log, "rb") as f:
+        f.seek(since)
+        data = f.read() if until is None else f.read(max(0, until - since))
+    for line in data.splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue  # a line being written right now
+        if event.get("stage") != "ResponseComplete" or event.get("user", {}).get("username") != OPERATOR_USER:
+            continue
+        ref = event.get("objectRef", {})
+        resource = ref.get("resource", "?") + (f"/{ref['subresource']}" if ref.get("subresource") else "")
+        counts[f"{event.get('verb')} {resource}"] += 1
+    return counts
+
+
+def size(path: Path) -> int:
+    return cluster.audit_offset(path)
+
+
+# -- the platform --------------------------------------------------------------------------------
+
+
+def reseller_name(index: int) -> str:
+    return f"bench{index:03d}"
+
+
+def tenant_name(index: int) -> str:
+    return f"t{index:05d}"
+
+
+def tenant_manifest(reseller: str, name: str) -> dict[str, Any]:
+    return {"apiVersion": GROUP_VERSION, "kind": "Tenant",
+            "metadata": {"name": name, "namespace": f"reseller-{reseller}"},
+            "spec": {"displayName": f"Tenant {name}", "email": f"{name}@{reseller}.customers.example",
+                     "region": REGION, "plan": PLAN, "owners": [{"kind": "User", "name": f"owner@{name}.example"}]}}
+
+
+def scaled(quantity: str, factor: int) -> str:
+    match = re.fullmatch(r"(\d+)([A-Za-z]*)", quantity)
+    assert match, quantity
+    return f"{int(match.group(1)) * factor}{match.group(2)}"
+
+
+async def create_platform(client: KubeClient, resellers: int, tenants: int, extra: int) -> None:
+    seats = tenants + extra + HEADROOM
+    region = {"apiVersion": GROUP_VERSION, "kind": "Region", "metadata": {"name": REGION}, "spec": {
+        "displayName": "Bench",
+        "nodePool": {"nodeSelector": {"pool": REGION}},
+        "ingress": {"className": "nginx", "controllerNamespace": "ingress-nginx"},
+        "domainVerification": "None",
+        "capacity": {k: scaled(v, seats * resellers) for k, v in PLAN_QUOTA.items()},
+        "pricing": {"currency": "USD", "cpu": "0.020", "memory": "0.0025", "storage": "0.00015"}}}
+    await client.create(region)
+    await asyncio.gather(*(client.create({
+        "apiVersion": GROUP_VERSION, "kind": "Reseller", "metadata": {"name": reseller_name(r)}, "spec": {
+            "companyName": f"Bench {r}", "email": f"billing@{reseller_name(r)}.example", "licenses": seats,
+            "admins": [{"kind": "User", "name": f"admin@{reseller_name(r)}.example"}],
+            "branding": {"displayName": f"Bench {r} Cloud", "primaryColor": "#0a7cff"},
+            "regions": [{"name": REGION, "domain": f"{reseller_name(r)}.bench.example", "tls": {"mode": "SelfSigned"},
+                         "allotment": {k: scaled(v, seats) for k, v in PLAN_QUOTA.items()}}]}})
+        for r in range(resellers)))
+    # Plans live in the reseller's control namespace, which the operator makes.
+    for r in range(resellers):
+        await wait_until(lambda r=r: client.get("Namespace", f"reseller-{reseller_name(r)}"), 120,
+                         f"namespace reseller-{reseller_name(r)}")
+    await asyncio.gather(*(client.create({
+        "apiVersion": GROUP_VERSION, "kind": "Plan",
+        "metadata": {"name": PLAN, "namespace": f"reseller-{reseller_name(r)}"},
+        "spec": {"displayName": "Bench", "quota": PLAN_QUOTA, "defaults": {"cpu": "50m", "memory": "64Mi"},
+                 "pricing": {"currency": "EUR", "monthly": "1.00"}}}) for r in range(resellers)))
+    for r in range(resellers):
+        await wait_until(lambda r=r: ready(client, "Plan", PLAN, f"reseller-{reseller_name(r)}"), 120,
+                         f"plan of {reseller_name(r)}")
+        await wait_until(lambda r=r: ready(client, "Reseller", reseller_name(r)), 120, f"reseller {reseller_name(r)}")
+
+
+async def ready(client: KubeClient, kind: str, name: str, namespace: str | None = None) -> bool:
+    obj = await client.get(kind, name, namespace)
+    return bool(obj) and is_ready(obj)
+
+
+def is_ready(obj: dict[str, Any]) -> bool:
+    status = obj.get("status") or {}
+    if status.get("observedGeneration") != obj["metadata"].get("generation"):
+        return False
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+
+
+async def wait_until(predicate: Any, timeout: float, what: str, interval: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+class ReadyWatch:
+    """Watches every Tenant; remembers when each was first seen Ready (monotonic clock)."""
+
+    def __init__(self, client: KubeClient):
+        self.client = client
+        self.ready_at: dict[tuple[str, str], float] = {}
+        self.changed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        _, version = await self.client.list_with_version("Tenant")
+        self._task = asyncio.create_task(self._run(version))
+
+    async def _run(self, version: str) -> None:
+        while True:
+            try:
+                async for _type, obj in self.client.watch("Tenant", resource_version=version):
+                    version = obj["metadata"].get("resourceVersion", version)
+                    key = (obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+                    if key not in self.ready_at and is_ready(obj):
+                        self.ready_at[key] = time.monotonic()
+                        self.changed.set()
+            except asyncio.CancelledError:
+                raise
+            except ApiError as error:  # 410: list again from now (only tenants not yet seen matter)
+                if error.status != 410:
+                    raise
+                items, version = await self.client.list_with_version("Tenant")
+                for obj in items:
+                    key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
+                    if key not in self.ready_at and is_ready(obj):
+                        self.ready_at[key] = time.monotonic()
+                self.changed.set()
+
+    async def wait_for(self, keys: set[tuple[str, str]], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not keys <= self.ready_at.keys():
+            self.changed.clear()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                missing = sorted(keys - self.ready_at.keys())
+                raise TimeoutError(f"{len(missing)} tenants not Ready after {timeout:.0f}s, e.g. {missing[:3]}")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.changed.wait(), min(left, 1.0))
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+
+async def create_all(client: KubeClient, manifests: list[dict[str, Any]], concurrency: int
+                     ) -> dict[tuple[str, str], float]:
+    """Create the tenants, `concurrency` at a time; when each create was sent (monotonic)."""
+    sent: dict[tuple[str, str], float] = {}
+    pending = iter(manifests)
+
+    async def creator() -> None:
+        for manifest in pending:
+            key = (manifest["metadata"]["namespace"], manifest["metadata"]["name"])
+            sent[key] = time.monotonic()
+            await client.create(manifest)
+
+    await asyncio.gather(*(creator() for _ in range(concurrency)))
+    return sent
+
+
+async def wait_quiet(process: OperatorProcess, audit_log: Path, quiet: float, timeout: float) -> float:
+    """Until the operator's queue is empty and it has written nothing for `quiet` seconds; how long."""
+    started = time.monotonic()
+    offset, since = size(audit_log), time.monotonic()
+    while time.monotonic() - started < timeout:
+        await asyncio.sleep(0.5)
+        depth = metric_by(scrape(process), "tenantry_operator_queue_depth", "")
+        now_offset = size(audit_log)
+        if operator_writes(audit_log, offset, now_offset) or any(depth.values()):
+            offset, since = now_offset, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return time.monotonic() - started
+        offset = now_offset
+    raise TimeoutError(f"the operator did not go quiet within {timeout:.0f}s")
+
+
+# -- the floor -----------------------------------------------------------------------------------
+
+
+_SERVER_FIELDS = ("uid", "resourceVersion", "creationTimestamp", "managedFields", "generation", "selfLink",
+                  "finalizers")
+
+
+def clean(obj: dict[str, Any], namespace: str, floor_namespace: str) -> dict[str, Any]:
+    """An object as a client would create it, moved from `namespace` to `floor_namespace`."""
+    obj = {k: v for k, v in obj.items() if k != "status"}
+    meta = {k: v for k, v in obj["metadata"].items() if k not in _SERVER_FIELDS}
+    if meta.get("annotations"):
+        meta["annotations"] = {k: v for k, v in meta["annotations"].items()
+                               if not k.startswith("kubectl.kubernetes.io/")}
+    obj["metadata"] = meta
+    if obj["kind"] == "Namespace":
+        obj.pop("spec", None)  # finalizers: [kubernetes], set by the server
+    text = json.dumps(obj).replace(f'"{namespace}"', f'"{floor_namespace}"')
+    return json.loads(text)
+
+
+async def read_children(client: KubeClient, namespaces: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Every object the operator made in each tenant namespace (and the namespace itself)."""
+    wanted = set(namespaces)
+    children: dict[str, list[dict[str, Any]]] = {ns: [] for ns in namespaces}
+    for kind in CHILD_KINDS:
+        for obj in await client.list(kind, label_selector=MANAGED):
+            ns = obj["metadata"]["name"] if kind == "Namespace" else obj["metadata"].get("namespace")
+            if ns in wanted:
+                children[ns].append(obj)
+    return children
+
+
+async def run_floor(client: KubeClient, children: dict[str, list[dict[str, Any]]], workers: int) -> dict[str, Any]:
+    """Create each tenant's objects (the namespace first, then the rest at once), `workers` tenants at a time."""
+    plans = []
+    for ns, objects in children.items():
+        floor_ns = f"floor-{ns}"[:63]
+        manifests = [clean(o, ns, floor_ns) for o in objects]
+        plans.append(([m for m in manifests if m["kind"] == "Namespace"],
+                      [m for m in manifests if m["kind"] != "Namespace"]))
+    client.requests.clear()
+    durations: list[float] = []
+    todo = iter(plans)
+
+    async def worker() -> None:
+        for namespaces, rest in todo:
+            began = time.monotonic()
+            for manifest in namespaces:
+                await client.create(manifest)
+            await asyncio.gather(*(client.create(m) for m in rest))
+            durations.append(time.monotonic() - began)
+
+    started = time.monotonic()
+    await asyncio.gather(*(worker() for _ in range(workers)))
+    total = time.monotonic() - started
+    objects = sum(len(a) + len(b) for a, b in plans)
+    return {"seconds": total, "objects": objects, "objects_per_tenant": objects / max(len(plans), 1),
+            "per_tenant_p50_s": percentile(durations, 50), "per_tenant_p99_s": percentile(durations, 99),
+            "requests": dict(client.requests)}
+
+
+# -- the run -------------------------------------------------------------------------------------
+
+
+def operator_config(workers: int | None, resync: float) -> dict[str, Any]:
+    config: dict[str, Any] = {"resyncSeconds": resync}
+    if workers:
+        config["workers"] = workers
+    return config
+
+
+def py_spy(pid: int, output: Path, seconds: float | None = None) -> subprocess.Popen[bytes] | None:
+    exe = Path(sys.executable).with_name("py-spy")
+    if not exe.exists():
+        log("--profile needs py-spy in the venv (.venv/bin/pip install py-spy); not profiling")
+        return None
+    args = [str(exe), "record", "--pid", str(pid), "--output", str(output), "--rate", "100", "--nonblocking"]
+    if output.suffix == ".txt":
+        args += ["--format", "raw"]
+    if seconds:
+        args += ["--duration", str(int(seconds))]
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+async def bench(args: argparse.Namespace, cp: Any, work: Path) -> dict[str, Any]:
+    audit_log = Path(cp.audit_log)
+    api = cluster.new_api_client(cp.kubeconfig)
+    own_kubeconfig = operator_kubeconfig(api, str(cp.kubeconfig), work)
+    api.close()
+    from tenantry.settings import Settings
+
+    config = operator_config(args.workers, args.resync)
+    workers = args.workers or Settings().workers
+    process = OperatorProcess(own_kubeconfig, work, config)
+    results: dict[str, Any] = {"resellers": args.resellers, "tenants_per_reseller": args.tenants,
+                               "tenants": args.resellers * args.tenants, "workers": workers,
+                               "resync_seconds": args.resync}
+    credentials = Credentials(server=cp.server, token=cp.admin_token, ca_path=str(cp.ca_file))
+    client = KubeClient(credentials, max_connections=max(64, workers * 4), timeout=120)
+    try:
+        process.start()
+        log(f"operator pid {process.pid}, {workers} workers; creating {args.resellers} resellers")
+        await create_platform(client, args.resellers, args.tenants, args.probes)
+        await wait_quiet(process, audit_log, 2.0, 120)
+
+        # -- the wave
+        manifests = [tenant_manifest(reseller_name(r), tenant_name(t))
+                     for t in range(args.tenants) for r in range(args.resellers)]
+        keys = {(m["metadata"]["namespace"], m["metadata"]["name"]) for m in manifests}
+        watch = ReadyWatch(client)
+        await watch.start()
+        before = scrape(process)
+        offset = size(audit_log)
+        profiler = py_spy(process.pid, Path(args.profile)) if args.profile and process.pid else None
+        log(f"wave: creating {len(manifests)} tenants, {args.create_concurrency} at a time")
+        started = time.monotonic()
+        sent = await create_all(client, manifests, args.create_concurrency)
+        created = time.monotonic() - started
+        await watch.wait_for(keys, args.timeout)
+        total = max(watch.ready_at[k] for k in keys) - started
+        latencies = [watch.ready_at[k] - sent[k] for k in keys]
+        if profiler is not None:
+            profiler.terminate()
+            profiler.wait(30)
+        log(f"wave: all Ready in {total:.1f}s; waiting for the operator to go quiet")
+        settle = await wait_quiet(process, audit_log, 3.0, 300)
+        wave_writes = operator_writes(audit_log, offset)
+        after = scrape(process)
+        requests_before = metric_by(before, "tenantry_operator_api_requests_total", "verb")
+        requests = {verb: count - requests_before.get(verb, 0)
+                    for verb, count in metric_by(after, "tenantry_operator_api_requests_total", "verb").items()}
+        n = len(keys)
+        results["wave"] = {
+            "created_s": created, "total_s": total, "settled_after_ready_s": settle,
+            "latency_p50_s": percentile(latencies, 50), "latency_p99_s": percentile(latencies, 99),
+            "latency_max_s": max(latencies),
+            "writes_per_tenant": {k: v / n for k, v in sorted(wave_writes.items())},
+            "writes_per_tenant_total": sum(wave_writes.values()) / n,
+            "client_requests_per_tenant": {k: v / n for k, v in sorted(requests.items())},
+        }
+        results["rss_after_wave_mib"] = proc_status(process.pid)["VmRSS"] / 1024 if process.pid else None
+
+        # -- idle
+        log(f"idle: counting the operator's writes for {args.idle:.0f}s")
+        offset = size(audit_log)
+        await asyncio.sleep(args.idle)
+        idle = operator_writes(audit_log, offset)
+        results["idle"] = {"seconds": args.idle, "writes": dict(idle),
+                           "writes_per_minute": sum(idle.values()) * 60 / args.idle}
+
+        # -- single tenants on the idle operator
+        probe_latencies = []
+        for index in range(args.probes):
+            manifest = tenant_manifest(reseller_name(0), f"probe{index}")
+            key = (manifest["metadata"]["namespace"], manifest["metadata"]["name"])
+            began = time.monotonic()
+            await client.create(manifest)
+            await watch.wait_for({key}, 60)
+            probe_latencies.append(watch.ready_at[key] - began)
+            await wait_quiet(process, audit_log, 1.5, 60)
+        results["single_tenant_s"] = probe_latencies
+        await watch.stop()
+        if process.pid:
+            status = proc_status(process.pid)
+            results["peak_rss_mib"] = status["VmHWM"] / 1024
+            results["rss_mib"] = status["VmRSS"] / 1024
+
+        # -- restart over everything that exists
+        objects = (await client.list("Tenant"), await client.list("Reseller"), await client.list("Plan"),
+                   await client.list("Region"))
+        counts = {"Tenant": len(objects[0]), "Reseller": len(objects[1]), "Plan": len(objects[2]),
+                  "Region": len(objects[3])}
+        log(f"restart: stopping the operator and starting it over {counts['Tenant']} tenants")
+        process.stop()
+        offset = size(audit_log)
+        began = time.monotonic()
+        process.start(timeout=120)
+        healthy = time.monotonic() - began
+        steady = None
+        deadline = began + 300
+        while time.monotonic() < deadline:
+            samples = scrape(process)
+            done = metric_by(samples, "tenantry_operator_reconciles_total", "kind")
+            depth = sum(metric_by(samples, "tenantry_operator_queue_depth", "").values())
+            if all(done.get(kind, 0) >= count for kind, count in counts.items()) and depth == 0:
+                steady = time.monotonic() - began
+                break
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(3)  # anything written just after "steady" counts too
+        restart_writes = operator_writes(audit_log, offset)
+        results["restart"] = {"tenants": counts["Tenant"], "healthy_s": healthy, "steady_s": steady,
+                              "writes": dict(restart_writes),
+                              "peak_rss_mib": proc_status(process.pid)["VmHWM"] / 1024 if process.pid else None}
+        process.stop()
+
+        # -- the floor, with the operator stopped
+        namespaces = [f"{reseller_name(r)}--{tenant_name(t)}"
+                      for t in range(args.tenants) for r in range(args.resellers)]
+        children = await read_children(client, namespaces)
+        kinds = Counter(o["kind"] for o in children[namespaces[0]])
+        log(f"floor: {sum(len(v) for v in children.values())} objects ({dict(kinds)} per tenant), "
+            f"{workers} tenants at a time")
+        floor = await run_floor(client, children, workers)
+        floor["kinds_per_tenant"] = dict(kinds)
+        results["floor"] = floor
+        results["ratio_operator_to_floor"] = results["wave"]["total_s"] / floor["seconds"]
+    finally:
+        process.stop()
+        await client.close()
+        results["operator_log"] = str(process.log_path)
+    return results
+
+
+def meter_bench(sizes: list[int]) -> list[dict[str, Any]]:
+    out = []
+    for count in sizes:
+        log(f"meter: hack/bench_meter.py at {count} tenants")
+        text = subprocess.run([sys.executable, str(REPO / "hack" / "bench_meter.py"), "--one", str(count)],
+                              check=True, capture_output=True, text=True).stdout
+        out.append(json.loads(text))
+    return out
+
+
+def machine() -> dict[str, Any]:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    mem = next((int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                if line.startswith("MemTotal")), 0)
+    return {"cpus": os.cpu_count(), "cpu_model": cpu, "memory_gib": round(mem / 2**20, 1),
+            "load_before": os.getloadavg(), "python": platform.python_version(),
+            "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")}
+
+
+def fmt(value: float | None, unit: str = "s", digits: int = 2) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f} {unit}".strip()
+
+
+def report(r: dict[str, Any]) -> str:
+    wave, floor, idle, restart = r["wave"], r["floor"], r["idle"], r["restart"]
+    probes = r["single_tenant_s"]
+    rows = [
+        ("tenants Ready (wave total)", fmt(wave["total_s"]), f"≤ 1.5 x floor = {1.5 * floor['seconds']:.2f} s",
+         wave["total_s"] <= 1.5 * floor["seconds"]),
+        ("floor: same objects, one client", fmt(floor["seconds"]), "", None),
+        ("ratio operator / floor", f"{r['ratio_operator_to_floor']:.2f}", "≤ 1.5", r["ratio_operator_to_floor"] <= 1.5),
+        ("per-tenant latency p50 (wave)", fmt(wave["latency_p50_s"]), "", None),
+        ("per-tenant latency p99 (wave)", fmt(wave["latency_p99_s"]), "< 5 s", wave["latency_p99_s"] < 5),
+        ("single tenant, idle operator (max)", fmt(max(probes) if probes else None), "< 1 s",
+         bool(probes) and max(probes) < 1),
+        ("operator peak RSS (VmHWM)", fmt(r.get("peak_rss_mib"), "MiB", 0), "< 250 MB",
+         (r.get("peak_rss_mib") or 1e9) * 1.048576 < 250),
+        ("writes per minute, idle", f"{idle['writes_per_minute']:.1f}", "0", idle["writes_per_minute"] == 0),
+        (f"restart to steady ({restart['tenants']} tenants)", fmt(restart["steady_s"]), "< 60 s",
+         restart["steady_s"] is not None and restart["steady_s"] < 60),
+        ("writes during restart", str(sum(restart["writes"].values())), "0", not restart["writes"]),
+    ]
+    for m in r.get("meter", []):
+        rows.append((f"exporter scrape, {m['tenants']:,} tenants", fmt(m["scrape_median_s"] * 1000, "ms", 0),
+                     "< 250 ms" if m["tenants"] >= 10000 else "", m["scrape_median_s"] < 0.25 if m["tenants"] >= 10000
+                     else None))
+    lines = ["| measure | result | target | met |", "|---|---|---|---|"]
+    for name, value, target, met in rows:
+        lines.append(f"| {name} | {value} | {target} | {'' if met is None else ('yes' if met else '**no**')} |")
+    lines += ["", "API writes per tenant during the wave (audit log, operator's user):", ""]
+    lines += ["| verb resource | per tenant |", "|---|---|"]
+    lines += [f"| {k} | {v:.2f} |" for k, v in wave["writes_per_tenant"].items()]
+    lines.append(f"| **total** | **{wave['writes_per_tenant_total']:.2f}** |")
+    lines += ["", "Requests per tenant by the operator's own client (`tenantry_operator_api_requests_total`; "
+              "kopf's watches are not in it):", ""]
+    lines += ["| verb | per tenant |", "|---|---|"]
+    lines += [f"| {k} | {v:.2f} |" for k, v in wave["client_requests_per_tenant"].items()]
+    lines += ["", f"Floor: {floor['objects_per_tenant']:.0f} objects per tenant "
+              f"({', '.join(f'{k} {v}' for k, v in floor['kinds_per_tenant'].items())}), "
+              f"{floor['objects']} creates; per-tenant p50 {floor['per_tenant_p50_s']:.3f} s, "
+              f"p99 {floor['per_tenant_p99_s']:.3f} s."]
+    lines.append(f"Wave: {r['tenants']} tenants created in {wave['created_s']:.1f} s; the operator was quiet "
+                 f"{wave['settled_after_ready_s']:.1f} s after the last Ready. Single tenants: "
+                 f"{', '.join(f'{p:.2f} s' for p in probes)}. RSS now {fmt(r.get('rss_mib'), 'MiB', 0)}.")
+    if restart["writes"]:
+        lines.append(f"Restart writes: {restart['writes']}.")
+    if idle["writes"]:
+        lines.append(f"Idle writes: {idle['writes']}.")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--resellers", type=int, default=20)
+    parser.add_argument("--tenants", type=int, default=50, help="tenants per reseller")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="the operator's workers (default: its own default); the floor uses as many")
+    parser.add_argument("--resync", type=float, default=45.0,
+                        help="the operator's resyncSeconds (default 45, so a resync falls in the idle window)")
+    parser.add_argument("--idle", type=float, default=60.0, help="seconds of idle write counting")
+    parser.add_argument("--probes", type=int, default=3, help="single tenants created on the idle operator")
+    parser.add_argument("--create-concurrency", type=int, default=16, help="tenant creates in flight")
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds for the wave to be Ready")
+    parser.add_argument("--meter", default="1000,10000", help="tenant counts for hack/bench_meter.py ('' = skip)")
+    parser.add_argument("--json", help="also write the results as JSON here")
+    parser.add_argument("--profile", help="py-spy the operator during the wave into this file (.svg or .txt)")
+    parser.add_argument("--keep", action="store_true", help="leave the control plane directory (it is stopped)")
+    args = parser.parse_args(argv)
+
+    controlplane = cluster.load_controlplane_module()
+    info = machine()
+    log(f"{info['cpus']} CPUs ({info['cpu_model']}), {info['memory_gib']} GiB, load {info['load_before']}")
+    work = Path(tempfile.mkdtemp(prefix="tenantry-bench-"))
+    cp = controlplane.ControlPlane(work / "control-plane")
+    try:
+        log(f"starting a control plane in {cp.directory}")
+        cp.start()
+        cp.install_crds(cluster.CRDS_DIR)
+        results = asyncio.run(bench(args, cp, work))
+    finally:
+        if args.keep:
+            cp.stop()
+        else:
+            cp.destroy()
+    results["meter"] = meter_bench([int(s) for s in args.meter.split(",") if s.strip()])
+    results["machine"] = info
+    results["load_after"] = os.getloadavg()
+    results["command"] = "hack/bench " + " ".join(argv if argv is not None else sys.argv[1:])
+    print(report(results))
+    print(f"\nMachine: {info['cpus']} CPUs, {info['cpu_model']}, {info['memory_gib']} GiB; {info['date']}; "
+          f"load average before {', '.join(f'{x:.2f}' for x in info['load_before'])}, after "
+          f"{', '.join(f'{x:.2f}' for x in results['load_after'])}.")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2, default=str) + "\n")
+    return 0
+
+
+
+if __name__ == "__main__":
+    sys.exit(main())
