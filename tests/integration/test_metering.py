@@ -89,6 +89,7 @@ def metered_platform(platform: Platform, licenses: int = 10) -> tuple[str, str]:
     reseller = platform.reseller(region, licenses=licenses)
     platform.wait_namespace(f"reseller-{reseller}")
     platform.plan(reseller, quota=BIG, pricing=PLAN_PRICING)
+    platform.plan(reseller, "large", quota={**BIG, "cpu": "8"}, pricing=PLAN_PRICING)
     return region, reseller
 
 
@@ -206,11 +207,15 @@ def test_metrics_follow_quota_usage_and_records_match_hand_computed_amounts(
         # T0+600: tenant a is resized (a second pod); T0+1200: b is suspended; T0+1800: a is deleted.
         clock.now = T0 + 600
         meter.tick()
-        pending_pod(core, ns_a, "web-2", "500m", "256Mi")
-        sees(uid_a, lambda s: s.used["cpu"] == 1 and s.used["memory"] == 512 * 2**20)
+        platform.patch("Tenant", a, {"spec": {"plan": "large"}}, f"reseller-{reseller}")  # a bigger quota
+        pending_pod(core, ns_a, "web-2", "500m", "256Mi")  # and more of it used
+        sees(uid_a, lambda s: s.used["cpu"] == 1 and s.used["memory"] == 512 * 2**20 and s.hard["cpu"] == 8)
         samples = scrape(meter.meter.port)
-        assert samples[("tenantry_tenant_resource_used", labels(region=region, reseller=reseller, tenant=a,
-                                                                plan="small", resource="cpu"))] == 1.0
+        large = {"region": region, "reseller": reseller, "tenant": a, "plan": "large"}
+        assert samples[("tenantry_tenant_resource_used", labels(**large, resource="cpu"))] == 1.0
+        assert samples[("tenantry_tenant_resource_quota", labels(**large, resource="cpu"))] == 8.0
+        old_plan = {**large, "plan": "small"}
+        assert ("tenantry_tenant_resource_quota", labels(**old_plan, resource="cpu")) not in samples
 
         clock.now = T0 + 1200
         meter.tick()
@@ -223,6 +228,15 @@ def test_metrics_follow_quota_usage_and_records_match_hand_computed_amounts(
         wait_for(lambda: meter.state(uid_a) is None, timeout=60, message="the meter to see tenant a deleted")
         samples = scrape(meter.meter.port)
         assert not any(dict(lbl).get("tenant") == a for _, lbl in samples)  # its series are gone
+
+        # T0+2400: tenant c is created mid-window, with a pod.
+        clock.now = T0 + 2400
+        meter.tick()
+        c = platform.tenant(reseller, region, plan="small")
+        platform.wait_tenant(reseller, c)
+        pending_pod(core, f"{reseller}--{c}", "web-1", "250m", "128Mi")
+        uid_c = platform.tenant_obj(reseller, c)["metadata"]["uid"]
+        sees(uid_c, lambda s: s.used["cpu"] == Decimal("0.25") and s.active)
 
         clock.now = T0 + 3600 + 60  # the window is closed at the next tick
         assert meter.tick() > 0
@@ -245,6 +259,7 @@ def test_metrics_follow_quota_usage_and_records_match_hand_computed_amounts(
 
     # a: cpu 0.5 x 600 s + 1 x 1200 s = 1500 core-s = 0.416666667 core-hour;
     #    retail x 0.05 = 0.02083333335 -> 0.020833; wholesale x 0.020 = 0.00833333334 -> 0.008333.
+    assert got[(a, "cpu")]["plan"] == "large"  # the plan in force when a was last seen
     check(a, "cpu", "0.416666667", "0.020833", "0.008333")
     # a: memory 0.25 GiB x 600 s + 0.5 GiB x 1200 s = 750 GiB-s = 0.208333333 GiB-hour;
     #    x 0.006 = 0.00125 (0.001249999998 -> 0.001250); x 0.0025 = 0.000520833 -> 0.000521.
@@ -259,17 +274,25 @@ def test_metrics_follow_quota_usage_and_records_match_hand_computed_amounts(
     # b: Active 1200 s (base), licence all 3600 s (kept while suspended).
     check(b, "base", "0.000456621", "0.008676", "0.000000")  # 19.00 x 0.000456621 = 0.008675799
     check(b, "license", "0.001369863", "0.000000", "0.027397")  # 20.00 x 0.001369863 = 0.02739726
-    assert (a, "storage") not in got and (b, "storage") not in got
+    # c: from T0+2400 to the window's end, 1200 s: 0.25 core -> 300 core-s = 0.083333333 core-hour;
+    #    128 Mi = 0.125 GiB -> 150 GiB-s = 0.041666667 GiB-hour; 1200 s = 0.000456621 month.
+    check(c, "cpu", "0.083333333", "0.004167", "0.001667")
+    check(c, "memory", "0.041666667", "0.000250", "0.000104")
+    check(c, "base", "0.000456621", "0.008676", "0.000000")
+    check(c, "license", "0.000456621", "0.000000", "0.009132")
+    assert not any(meter_name == "storage" for _, meter_name in got)
 
     # The statement of that day, from the same records.
     out = tmp_path / "statements"
     subprocess.run([sys.executable, "-m", "tenantry", "bill", str(records_file), "--reseller", reseller,
                     "--from", "2027-01-15", "--to", "2027-01-16", "--out", str(out)], check=True, cwd=REPO)
     csv_text = (out / f"{reseller}-2027-01-15-2027-01-16.csv").read_text()
-    # retail EUR: 0.020833 + 0.001250 + 0.013014 + 0.05 + 0.003 + 0.008676 = 0.096773 -> 0.10
-    assert f"total-retail,{reseller},2027-01-15,2027-01-16,,,,,,EUR,,0.10" in csv_text
-    # wholesale USD: 0.008333 + 0.000521 + 0.013699 + 0.02 + 0.00125 + 0.027397 = 0.0712 -> 0.07
-    assert f"total-wholesale,{reseller},2027-01-15,2027-01-16,,,,,,USD,,0.07" in csv_text
+    # retail EUR: a 0.020833 + 0.001250 + 0.013014, b 0.05 + 0.003 + 0.008676,
+    #             c 0.004167 + 0.000250 + 0.008676 = 0.109866 -> 0.11
+    assert f"total-retail,{reseller},2027-01-15,2027-01-16,,,,,,EUR,,0.11" in csv_text
+    # wholesale USD: a 0.008333 + 0.000521 + 0.013699, b 0.02 + 0.00125 + 0.027397,
+    #                c 0.001667 + 0.000104 + 0.009132 = 0.082103 -> 0.08
+    assert f"total-wholesale,{reseller},2027-01-15,2027-01-16,,,,,,USD,,0.08" in csv_text
     assert "daily-wholesale" in csv_text
     assert "<table id=\"margin\">" in (out / f"{reseller}-2027-01-15-2027-01-16.html").read_text()
 
