@@ -411,6 +411,18 @@ class AdmissionBook:
                 return f"Custom domain {host} is already used by another tenant; remove it from spec.domains."
         return None
 
+    def domain_taken(self, reseller: str, domain: str) -> tuple[str, str] | None:
+        """(other reseller, its domain) when `domain` equals or nests with a domain of a reseller
+        older than `reseller` (creationTimestamp, then name): the older one keeps it."""
+        me = self.resellers.get(reseller)
+        for other in self.resellers.values():
+            if other.name == reseller or (me is not None and (other.created, other.name) > (me.created, me.name)):
+                continue
+            for taken in (*other.domains.values(), *(d for d in (other.platform_domain,) if d)):
+                if domains_collide(domain, taken):
+                    return other.name, taken
+        return None
+
     def host_holder(self, host: str) -> TenantKey | None:
         """The tenant a custom domain belongs to: admitted before pending, then the one that proved
         ownership (so an older tenant cannot take a live, verified domain), then older before newer."""

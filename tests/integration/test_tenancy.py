@@ -335,3 +335,29 @@ def test_region_status_and_changes_flow_to_tenants(platform: Platform) -> None:
     platform.patch("Region", region, {"spec": {"nodePool": {"nodeSelector": {"pool": "moved"}}}})
     wait_for(lambda: platform.namespace(f"{a}--{tenant}").metadata.annotations[  # type: ignore[union-attr]
         "scheduler.alpha.kubernetes.io/node-selector"] == "pool=moved", message="node selector follows the region")
+
+
+def test_a_reseller_cannot_take_another_resellers_domain(platform: Platform, api_client: client.ApiClient) -> None:
+    region = platform.region()
+    first = platform.reseller(region)
+    platform.wait_namespace(f"reseller-{first}")
+    platform.plan(first)
+    victim = platform.tenant(first, region, "shop")
+    platform.wait_tenant(first, victim)
+    # A later reseller claims a domain nested under the first one's: refused for routing.
+    second = platform.reseller(region, regions=[{"name": region, "domain": f"eu.{first}-cloud.example",
+                                                 "allotment": {"cpu": "4", "memory": "8Gi", "storage": "10Gi",
+                                                               "pods": "40"}}])
+    obj = platform.wait_condition("Reseller", second, None, "Ready", "False", "DomainConflict")
+    assert first in condition(obj, "Ready")["message"]  # type: ignore[index]
+    platform.wait_namespace(f"reseller-{second}")
+    platform.plan(second)
+    intruder = platform.tenant(second, region, "shop")
+    obj = platform.wait_status("Tenant", intruder, f"reseller-{second}",
+                               lambda o: o["status"].get("phase") == "Active", "intruder provisioned")
+    assert obj["status"]["hosts"] == []
+    net = client.NetworkingV1Api(api_client)
+    assert not net.list_namespaced_ingress(f"{second}--{intruder}").items
+    # The first reseller's tenant is untouched.
+    ingress = net.read_namespaced_ingress("tenantry", f"{first}--{victim}")
+    assert ingress.spec.rules[0].host == f"shop.{first}-cloud.example"

@@ -254,3 +254,12 @@ def test_invariants_and_order_independence(platform, random) -> None:  # type: i
                 assert amount <= allotment[resource], f"{r.name}/{region}/{resource} over its allotment"
         if not r.active:
             assert used == 0
+
+
+def test_a_domain_belongs_to_the_older_reseller() -> None:
+    book = book_with(reseller("acme", created="2026-01-01T00:00:00Z"),
+                     reseller("globex", created="2026-01-02T00:00:00Z"))
+    assert book.domain_taken("globex", "eu.acme.example") == ("acme", "acme.example")
+    assert book.domain_taken("globex", "example") == ("acme", "acme.example")  # a parent collides too
+    assert book.domain_taken("acme", "globex.example") is None  # the older one keeps its own
+    assert book.domain_taken("globex", "globex.example") is None

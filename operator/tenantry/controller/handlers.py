@@ -29,7 +29,17 @@ from tenantry.controller.specs import plan_terms, read_spec, reseller_terms, ten
 from tenantry.controller.store import owner_of
 from tenantry.controller.tenant import finalize_tenant, reconcile_tenant
 from tenantry.kube import KubeClient, load_credentials
-from tenantry.naming import FINALIZER, GROUP, PLAN, REGION, RESELLER, TENANT, VERSION, reseller_from_namespace
+from tenantry.naming import (
+    FINALIZER,
+    GROUP,
+    PLAN,
+    REGION,
+    RESELLER,
+    TENANT,
+    VERSION,
+    reseller_from_namespace,
+    reseller_namespace,
+)
 from tenantry.settings import load_settings
 
 log = logging.getLogger("tenantry")
@@ -199,8 +209,8 @@ def _observe(op: Operator, kind: str, event_type: str | None, obj: dict[str, Any
             spec, _ = read_spec(RESELLER, obj)
             if spec is not None:
                 op.book.set_reseller(reseller_terms(obj, spec))
-        affected += [(TENANT, c_ns, c_name) for c_ns, c_name in _tenants_of(op, name)]
-        affected += _pending_tenants(op)  # e-mail and domain ownership may have moved
+        # Its tenants follow its spec; other resellers' tenants may gain or lose a domain it held.
+        affected += [(TENANT, reseller_namespace(c.reseller), c.name) for c in op.book.all_tenants()]
         later += [(REGION, None, r["metadata"]["name"]) for r in op.store.list(REGION)]
         later += [(RESELLER, None, r["metadata"]["name"]) for r in op.store.list(RESELLER)
                   if r["metadata"]["name"] != name]
@@ -223,21 +233,11 @@ def _observe(op: Operator, kind: str, event_type: str | None, obj: dict[str, Any
 
 
 def _pending_tenants(op: Operator, reseller: str | None = None) -> list[Key]:
-    from tenantry.naming import reseller_namespace
-
     return [(TENANT, reseller_namespace(c.reseller), c.name) for c in op.book.all_tenants()
             if op.book.record_of(c) is None and (reseller is None or c.reseller == reseller)]
 
 
-def _tenants_of(op: Operator, reseller: str) -> list[tuple[str, str]]:
-    from tenantry.naming import reseller_namespace
-
-    return [(reseller_namespace(reseller), c.name) for c in op.book.tenants_of(reseller)]
-
-
 def _tenants_in_region(op: Operator, region: str) -> list[tuple[str, str]]:
-    from tenantry.naming import reseller_namespace
-
     return [(reseller_namespace(c.reseller), c.name) for c in op.book.all_tenants() if c.region == region]
 
 

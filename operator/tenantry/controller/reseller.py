@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from tenantry.admission import domains_collide
 from tenantry.builders.common import quota_strings
 from tenantry.builders.reseller import build_default_plan, build_reseller_children, reseller_branding
 from tenantry.conditions import Condition
@@ -91,18 +90,16 @@ def _ready_condition(op: Operator, name: str, spec: ResellerSpec) -> Condition:
 
 
 def domain_conflict(op: Operator, name: str, spec: ResellerSpec) -> str | None:
-    """A domain of this reseller that equals or nests with an older reseller's domain."""
-    me = op.book.resellers.get(name)
+    """A domain of this reseller that equals or nests with an older reseller's domain. Tenants are
+    not routed under such a domain (see controller/tls.py) until the reseller picks another."""
     mine = [r.domain for r in spec.regions] + ([spec.platform_domain] if spec.platform_domain else [])
-    for other in op.book.resellers.values():
-        if other.name == name or (me is not None and (other.created, other.name) > (me.created, me.name)):
-            continue
-        theirs = list(other.domains.values()) + ([other.platform_domain] if other.platform_domain else [])
-        for domain in mine:
-            for taken in theirs:
-                if domains_collide(domain, taken):
-                    return (f"Domain {domain} collides with {taken}, which reseller {other.name} already uses; "
-                            "choose a domain that is neither equal to nor nested with another reseller's.")
+    for domain in mine:
+        taken = op.book.domain_taken(name, domain)
+        if taken is not None:
+            other, theirs = taken
+            return (f"Domain {domain} collides with {theirs}, which reseller {other} already uses; its tenants "
+                    "are not routed there. Choose a domain that is neither equal to nor nested with another "
+                    "reseller's.")
     return None
 
 

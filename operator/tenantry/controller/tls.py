@@ -79,6 +79,7 @@ CA_UNAVAILABLE = "CertificateAuthorityUnavailable"
 INVALID_SECRET_NAME = "InvalidSecretName"
 
 _ca_locks: dict[str, asyncio.Lock] = {}
+_authorities: dict[str, tuple[str, Authority]] = {}  # reseller -> (the CA Secret's data, parsed)
 _cert_manager: dict[str, Any] = {"checked": 0.0, "present": False, "informer": None}
 _expiry_series: dict[tuple[str, str], set[tuple[str, str, str]]] = {}
 
@@ -139,8 +140,14 @@ async def reseller_authority(op: Operator, reseller: str) -> tuple[Authority, di
             raise CertificateProblem(CA_UNAVAILABLE, f"Reseller {reseller} does not exist; its CA cannot sign.")
         namespace = reseller_namespace(reseller)
         live = op.store.get("Secret", CA_SECRET, namespace)
+        version = repr(sorted(((live or {}).get("data") or {}).items()))  # content, not metadata
+        cached = _authorities.get(reseller)
+        if (live is not None and cached is not None and cached[0] == version
+                and cached[1].cert.not_valid_after_utc - utcnow() >= _renew_before(op)):
+            return cached[1], ca_manifest(body, cached[1])  # parsed once per content of the Secret
         authority = certs.authority_from_secret(decode_data(live), utcnow(), _renew_before(op))
         if authority is not None:
+            _authorities[reseller] = (version, authority)
             return authority, ca_manifest(body, authority)
         if op.store.get("Namespace", namespace) is None:
             raise CertificateProblem(CA_UNAVAILABLE, f"The control namespace {namespace} does not exist yet; "
@@ -234,14 +241,21 @@ async def tenant_tls(op: Operator, body: Mapping[str, Any], spec: TenantSpec, re
     ctx = _Context(op, reseller, name, namespace, dict(labels), bool(spec.owners), utcnow())
     wanted: list[tuple[str, TLSConfig, bool]] = []  # (host, tls, is the default host)
     region_entry = reseller_spec.region(spec.region) if reseller_spec else None
+    unrouted: list[tuple[str, str, str]] = []  # (host, reason, message)
     if region_entry is not None:
-        wanted.append((f"{name}.{region_entry.domain}", region_entry.tls, True))
+        default_host = f"{name}.{region_entry.domain}"
+        taken = op.book.domain_taken(reseller, region_entry.domain)
+        if taken is None:
+            wanted.append((default_host, region_entry.tls, True))
+        else:  # another, older reseller's domain: routing it here would hijack that reseller's tenants
+            unrouted.append((default_host, HOST_CONFLICT,
+                             f"Not routed ({HOST_CONFLICT}): the reseller's domain {region_entry.domain} collides "
+                             f"with {taken[1]} of reseller {taken[0]}."))
 
     old_domains = {d.get("host"): d for d in (body.get("status") or {}).get("domains") or []}
     verification = region_spec.domain_verification if region_spec else "DNS"
     claim = op.book.tenant((reseller, name))
     domains: list[dict[str, Any]] = []
-    unrouted: list[tuple[str, str, str]] = []  # (host, reason, message)
     recheck = False
     for index, domain in enumerate(spec.domains):
         host = domain.host
