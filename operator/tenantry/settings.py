@@ -56,6 +56,9 @@ class MeteringSettings(_Model):
     spool_claim: str | None = Field(None, alias="spoolClaim",
                                     description="PersistentVolumeClaim for a meter's spool ({region} is replaced); "
                                     "default an emptyDir, which survives container restarts but not rescheduling")
+    sink_secret: str | None = Field(None, alias="sinkSecret",
+                                    description="Secret (in the meters' namespace) whose key `authorization` is sent "
+                                    "as the Authorization header of an http(s) sink, e.g. `Bearer <token>`")
 
 
 class Settings(_Model):

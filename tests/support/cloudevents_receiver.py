@@ -18,6 +18,7 @@ class Receiver:
         self.refused = 0
         self.failing = False
         self.content_types: set[str] = set()
+        self.authorizations: set[str] = set()
         self._lock = threading.Lock()
         receiver = self
 
@@ -27,6 +28,7 @@ class Receiver:
                 with receiver._lock:
                     receiver.posts += 1
                     receiver.content_types.add(self.headers.get("Content-Type", ""))
+                    receiver.authorizations.add(self.headers.get("Authorization", ""))
                     if receiver.failing:
                         receiver.refused += 1
                         self.send_response(503)

@@ -39,3 +39,11 @@ def test_service_monitor_only_when_asked_and_new_tiers_restart_the_meter() -> No
     annotations = [build_meter_children(REGION, s)[1]["spec"]["template"]["metadata"]["annotations"]
                    for s in (Settings(), cheaper)]
     assert annotations[0] != annotations[1]
+
+
+def test_an_http_sink_secret_becomes_the_authorization_env_from_the_secret() -> None:
+    children = build_meter_children(REGION, Settings.model_validate({"metering": {"sinkSecret": "billing-token"}}))
+    container = children[1]["spec"]["template"]["spec"]["containers"][0]
+    assert container["env"] == [{"name": "TENANTRY_SINK_AUTHORIZATION", "valueFrom": {
+        "secretKeyRef": {"name": "billing-token", "key": "authorization"}}}]
+    assert "env" not in build_meter_children(REGION, Settings())[1]["spec"]["template"]["spec"]["containers"][0]

@@ -12,7 +12,7 @@ import pytest
 from support.cloudevents_receiver import Receiver
 from tenantry.metering.pricing import Price
 from tenantry.metering.records import BATCH_CONTENT_TYPE, usage_record
-from tenantry.metering.sinks import Deliverer, FileSink, HttpSink, Spool, parse_sink
+from tenantry.metering.sinks import Deliverer, FileSink, HttpSink, SinkError, Spool, parse_sink
 
 T0 = 1_800_000_000
 
@@ -87,3 +87,25 @@ def test_http_sink_retries_until_the_receiver_recovers_and_loses_nothing(tmp_pat
     assert receiver.content_types == {BATCH_CONTENT_TYPE}
     assert ("delivered", 5) in results and ("failed", 5) in results
     assert receiver.posts - receiver.refused == 3  # 12 records in batches of 5
+
+
+def test_http_sink_sends_the_authorization_and_never_shows_secrets(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TENANTRY_SINK_AUTHORIZATION", "Bearer s3cret")
+    with Receiver() as receiver:
+        sink = parse_sink(receiver.url + "?key=k3y")
+
+        async def send_twice() -> None:
+            await sink.send(records(1))
+            assert receiver.authorizations == {"Bearer s3cret"}
+            receiver.failing = True
+            try:
+                with pytest.raises(SinkError) as failed:
+                    await sink.send(records(1))
+                assert "503" in str(failed.value)
+                for secret in ("s3cret", "k3y"):
+                    assert secret not in str(failed.value)
+            finally:
+                await sink.close()
+
+        asyncio.run(send_twice())

@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from tenantry.builders.common import owner_reference
+from tenantry.metering.sinks import AUTHORIZATION_ENV
 from tenantry.naming import LABEL_REGION, managed_labels
 from tenantry.settings import Settings
 
@@ -87,6 +88,8 @@ def build_meter_children(region: Mapping[str, Any], settings: Settings, *,
                  "--window", metering.window, "--port", str(metering.port), "--spool", SPOOL_PATH,
                  "--config", f"{CONFIG_PATH}/config.yaml"],
         "ports": [{"name": "metrics", "containerPort": metering.port, "protocol": "TCP"}],
+        **({"env": [{"name": AUTHORIZATION_ENV, "valueFrom": {"secretKeyRef": {
+            "name": metering.sink_secret, "key": "authorization"}}}]} if metering.sink_secret else {}),
         "readinessProbe": {"httpGet": {"path": "/healthz", "port": "metrics"}, "periodSeconds": 10},
         "livenessProbe": {"httpGet": {"path": "/healthz", "port": "metrics"}, "periodSeconds": 20,
                           "failureThreshold": 6},

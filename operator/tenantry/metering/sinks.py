@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -35,6 +36,7 @@ from tenantry.metering.records import BATCH_CONTENT_TYPE
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 500
+AUTHORIZATION_ENV = "TENANTRY_SINK_AUTHORIZATION"
 
 
 class SinkError(Exception):
@@ -152,11 +154,20 @@ class FileSink:
 
 
 class HttpSink:
-    """`http(s)://...`: one POST of `application/cloudevents-batch+json` per batch; 2xx means taken."""
+    """`http(s)://...`: one POST of `application/cloudevents-batch+json` per batch; 2xx means taken.
 
-    def __init__(self, url: str, *, timeout: float = 30.0):
+    An `Authorization` header value (e.g. `Bearer ...`) comes from `$TENANTRY_SINK_AUTHORIZATION`
+    (the operator fills it from the Secret `metering.sinkSecret`); it and any credentials in the
+    URL never appear in logs or errors, which name the sink by scheme, host and path only."""
+
+    def __init__(self, url: str, *, authorization: str | None = None, timeout: float = 30.0):
         self.url = url
         self.label = url.split(":", 1)[0]
+        parts = urlsplit(url)
+        self.display = f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}{parts.path}"
+        self._headers = {"Content-Type": BATCH_CONTENT_TYPE}
+        if authorization:
+            self._headers["Authorization"] = authorization
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
 
@@ -165,12 +176,14 @@ class HttpSink:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
         body = json.dumps(list(records), separators=(",", ":"))
         try:
-            async with self._session.post(self.url, data=body, headers={"Content-Type": BATCH_CONTENT_TYPE}) as r:
+            async with self._session.post(self.url, data=body, headers=self._headers) as r:
                 if not 200 <= r.status < 300:
                     text = (await r.text())[:200]
-                    raise SinkError(f"{self.url} answered {r.status}: {text}")
-        except (TimeoutError, aiohttp.ClientError, OSError) as error:
-            raise SinkError(f"{self.url}: {error!r}") from error
+                    raise SinkError(f"{self.display} answered {r.status}: {text}")
+        except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as error:
+            # Connection errors name host and port only; other errors may quote the URL: type only.
+            detail = f": {error}" if isinstance(error, aiohttp.ClientConnectorError) else ""
+            raise SinkError(f"{self.display}: {type(error).__name__}{detail}") from error
 
     async def close(self) -> None:
         if self._session is not None:
@@ -187,7 +200,7 @@ def parse_sink(spec: str) -> Sink:
             raise ValueError("a file: sink needs a path, e.g. file:/var/lib/tenantry/records.jsonl")
         return FileSink(path)
     if spec.startswith(("http://", "https://")):
-        return HttpSink(spec)
+        return HttpSink(spec, authorization=os.environ.get(AUTHORIZATION_ENV) or None)
     raise ValueError(f"unknown sink {spec!r}: use file:PATH or an http(s):// URL")
 
 
