@@ -191,3 +191,13 @@ def test_a_deleted_plan_s_tenants_keep_its_last_prices() -> None:
     p = loaded()
     p.feed("Plan", None, ("reseller-acme", "starter"))
     assert p.sampler.states["uid-bakery"].prices.retail["base"].unit_price == Decimal("19.00")
+
+
+def test_an_unreadable_object_is_skipped_not_fatal() -> None:
+    from tenantry.metering.sampler import Reflector
+
+    seen: list[Any] = []
+    reflector = Reflector(None, "Tenant", tenant_info, lambda *args: seen.append(args))  # type: ignore[arg-type]
+    reflector._put({"metadata": {"namespace": "reseller-acme", "name": "broken"}, "status": {"admission": 7}})
+    reflector._put(tenant("acme", "fine"))
+    assert [args[1] for args in seen] == [("reseller-acme", "fine")]

@@ -185,7 +185,11 @@ class Reflector:
                 del self.items[key]
                 self.on_change(self.kind, key, old, None)
             return
-        new = self.transform(obj)
+        try:
+            new = self.transform(obj)
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            log.warning("Skipped %s %s/%s, which the meter cannot read: %r", self.kind, key[0] or "", key[1], error)
+            return
         if new != old:
             self.items[key] = new
             self.on_change(self.kind, key, old, new)
@@ -234,6 +238,11 @@ class Reflector:
                     delay = min(delay * 2, 30)
             except (TimeoutError, aiohttp.ClientError, ConnectionError, ValueError) as error:
                 log.warning("Watch of %s lost its connection, listing again in %.1fs: %s", self.kind, delay, error)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30)
+            except Exception:  # an object we could not read must not end metering: list again
+                log.exception("Watch of %s failed on an object it could not read; listing again in %.1fs",
+                              self.kind, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30)
 
