@@ -76,10 +76,12 @@ def test_config_values_map_one_to_one_to_the_operator_settings() -> None:
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     schema = json.loads((CHART / "values.schema.json").read_text())
     config_schema = schema["properties"]["config"]
-    assert set(values["config"]) == _aliases(Settings)
-    assert set(config_schema["properties"]) == _aliases(Settings)
-    assert set(values["config"]["metering"]) == _aliases(MeteringSettings)
-    assert set(config_schema["properties"]["metering"]["properties"]) == _aliases(MeteringSettings)
+    hint = "a setting changed in operator/tenantry/settings.py: document it under config: in " \
+           "charts/tenantry/values.yaml and values.schema.json (and the README), then run `make manifests`"
+    assert set(values["config"]) == _aliases(Settings), hint
+    assert set(config_schema["properties"]) == _aliases(Settings), hint
+    assert set(values["config"]["metering"]) == _aliases(MeteringSettings), hint
+    assert set(config_schema["properties"]["metering"]["properties"]) == _aliases(MeteringSettings), hint
     assert config_schema["additionalProperties"] is False
 
 
