@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,8 @@ from tenantry.kube import KubeClient
 from tenantry.quantity import QuantityError, parse_quantity
 
 SPEC_HASH = "tenantry.dev/spec-hash"
+
+log = logging.getLogger("tenantry.apply")
 
 
 def with_spec_hash(manifest: Mapping[str, Any]) -> dict[str, Any]:
@@ -63,15 +66,16 @@ def key_of(manifest: Mapping[str, Any]) -> ObjectKey:
     return (manifest["kind"], meta.get("namespace"), meta["name"])
 
 
-def needs_apply(store: Store, manifest: Mapping[str, Any]) -> bool:
+def apply_reason(store: Store, manifest: Mapping[str, Any]) -> str | None:
+    """Why the manifest must be applied ("missing", "changed", "drifted"), or None when it need not."""
     kind, namespace, name = key_of(manifest)
     live = store.get(kind, name, namespace)
     if live is None:
-        return True
+        return "missing"
     wanted_hash = manifest["metadata"]["annotations"][SPEC_HASH]
     if (live["metadata"].get("annotations") or {}).get(SPEC_HASH) != wanted_hash:
-        return True
-    return not contains(live, manifest)
+        return "changed"
+    return None if contains(live, manifest) else "drifted"
 
 
 @dataclass
@@ -89,7 +93,14 @@ async def sync_children(client: KubeClient, store: Store, owner: ObjectKey,
                         desired: Sequence[Mapping[str, Any]]) -> SyncResult:
     """Apply what differs (namespaces first: the rest live in them), then prune what is no longer wanted."""
     hashed = [with_spec_hash(m) for m in desired]
-    todo = [m for m in hashed if needs_apply(store, m)]
+    todo = []
+    for manifest in hashed:
+        reason = apply_reason(store, manifest)
+        if reason is not None:
+            todo.append(manifest)
+            kind, namespace, name = key_of(manifest)
+            level = {"missing": logging.DEBUG, "changed": logging.INFO, "drifted": logging.WARNING}[reason]
+            log.log(level, "%s %s was %s; applying it.", kind, f"{namespace}/{name}" if namespace else name, reason)
     result = SyncResult()
     namespaces = [m for m in todo if m["kind"] == "Namespace"]
     others = [m for m in todo if m["kind"] != "Namespace"]
