@@ -317,12 +317,16 @@ async def tenant_tls(op: Operator, body: Mapping[str, Any], spec: TenantSpec, re
         certificates=certificates,
         condition=_certificate_condition(problems, certificates),
         recheck=recheck or any(r.pending for r in results),
-        domains_condition=_domains_condition(unrouted, len(spec.domains)),
+        # A default host that is not routed (its reseller's domain collides with an older reseller's)
+        # is reported with the custom domains.
+        domains_condition=_domains_condition(unrouted, len(spec.domains) + sum(
+            1 for host, _, _ in unrouted if host not in {d.host for d in spec.domains})),
     )
 
 
 def _domains_condition(unrouted: Sequence[tuple[str, str, str]], count: int) -> Condition | None:
-    """DomainsRouted: whether every custom domain is routed (None when the tenant has none)."""
+    """DomainsRouted: whether every custom domain (and the default host) is routed; None when the
+    tenant has no custom domains and its default host is routed."""
     if not count:
         return None
     if not unrouted:
