@@ -361,3 +361,27 @@ def test_a_reseller_cannot_take_another_resellers_domain(platform: Platform, api
     # The first reseller's tenant is untouched.
     ingress = net.read_namespaced_ingress("tenantry", f"{first}--{victim}")
     assert ingress.spec.rules[0].host == f"shop.{first}-cloud.example"
+
+
+def test_a_deleted_region_or_plan_never_strips_a_running_tenant(platform: Platform) -> None:
+    region, reseller = platform.setup()
+    tenant = platform.tenant(reseller, region)
+    platform.wait_tenant(reseller, tenant)
+    ns_name = f"{reseller}--{tenant}"
+    before = platform.namespace(ns_name).metadata.annotations  # type: ignore[union-attr]
+    limits_before = platform.core.read_namespaced_limit_range("tenantry", ns_name).spec.limits[0].default_request
+
+    platform.delete("Plan", "small", f"reseller-{reseller}")
+    obj = platform.wait_tenant(reseller, tenant, ready=False, reason="KeptAsProvisioned")
+    assert "Plan small" in condition(obj, "Ready")["message"]  # type: ignore[index]
+    platform.delete("Region", region)
+    platform.wait_status("Tenant", tenant, f"reseller-{reseller}",
+                         lambda o: f"Region {region}" in condition(o, "Ready")["message"],  # type: ignore[index]
+                         "the missing region is reported")
+    assert platform.namespace(ns_name).metadata.annotations == before  # type: ignore[union-attr]
+    assert platform.core.read_namespaced_limit_range("tenantry", ns_name).spec.limits[0].default_request \
+        == limits_before
+
+    platform.region(region)
+    platform.plan(reseller)
+    platform.wait_tenant(reseller, tenant)

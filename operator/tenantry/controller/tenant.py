@@ -137,12 +137,21 @@ async def _provision(op: Operator, body: Mapping[str, Any], spec: TenantSpec, re
 
     provisioned = Condition("Provisioned", True, "Provisioned",
                             f"Namespace {namespace} has its quota, limits, network isolation, access and routes.")
+    # Without its Region (node pool) or Plan (container defaults) the tenant's namespace cannot be
+    # rebuilt faithfully; rather than strip it, it is kept exactly as it was until they come back.
+    missing = [what for what, found in ((f"Region {record.region}", region_spec), (f"Plan {record.plan}", plan_spec))
+               if found is None]
     failure: Exception | None = None
     try:
         if tls_failure is not None:
             raise tls_failure
-        await _suspend_or_resume(op, namespace, spec.active)
-        await sync_children(op.client, op.store, (TENANT, body["metadata"]["namespace"], name), children)
+        if missing:
+            provisioned = Condition("Provisioned", True, "KeptAsProvisioned",
+                                    f"{' and '.join(missing)} no longer exist(s) or is invalid; namespace {namespace} "
+                                    "is kept as it was provisioned until it is back.")
+        else:
+            await _suspend_or_resume(op, namespace, spec.active)
+            await sync_children(op.client, op.store, (TENANT, body["metadata"]["namespace"], name), children)
     except Exception as error:  # reported in status, then retried by the queue
         failure = error
         provisioned = Condition("Provisioned", False, "ProvisioningFailed",
@@ -185,7 +194,7 @@ async def _provision(op: Operator, body: Mapping[str, Any], spec: TenantSpec, re
 
 
 def _ready(verdict: Verdict, provisioned: Condition, active: bool) -> Condition:
-    if not provisioned.status:
+    if not provisioned.status or provisioned.reason == "KeptAsProvisioned":
         return Condition("Ready", False, provisioned.reason, provisioned.message)
     if verdict.change_refused is not None:
         reason, message = verdict.change_refused
