@@ -319,6 +319,9 @@ def test_reseller_key_is_never_copied_where_tenant_owners_can_read_it(
     wait_for(lambda: (secret_data(core, f"tenantry-tls-{hosted}.{domain}", hosted_ns) or {}).get("tls.key")
              == wildcard.key_pem, message="the copy for the tenant without owners")
     assert ingress_tls(api_client, owned_ns) == {f"{owned}.{domain}": None}
+    # The reseller's own certificate is in the expiry metric too (alerts fire before it lapses).
+    wait_for(lambda: f'tenantry_certificate_expiry_timestamp_seconds{{host="*.{domain}",name="wildcard",'
+             f'namespace="{control}"}}' in operator.metrics(), message="the wildcard's expiry metric")
 
     def reseller_key_in(namespace: str) -> bool:
         return any(base64.b64decode((s.data or {}).get("tls.key", "")) == wildcard.key_pem

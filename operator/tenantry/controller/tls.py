@@ -567,6 +567,7 @@ async def reseller_tls(op: Operator, body: Mapping[str, Any], spec: ResellerSpec
 
     regions: dict[str, dict[str, Any]] = {}
     supplied: list[tuple[dict[str, bytes], CertInfo, str]] = []
+    served: list[tuple[str, str, str, str]] = []  # expiry series: (namespace, secret, host, notAfter)
     for region in spec.regions:
         tls = region.tls
         if tls.mode == "Issuer" and tls.issuer_ref is not None:
@@ -586,6 +587,8 @@ async def reseller_tls(op: Operator, body: Mapping[str, Any], spec: ResellerSpec
                 problems.append((region.name, problem.reason, problem.message))
                 continue
             regions[region.name] = info.as_status()
+            served.append((namespace, tls.secret_name, region.domain if is_ca else f"*.{region.domain}",
+                           certs.rfc3339(info.not_after)))
             if not is_ca:
                 supplied.append((data, info, f"{namespace}/{tls.secret_name}"))
         else:
@@ -612,8 +615,9 @@ async def reseller_tls(op: Operator, body: Mapping[str, Any], spec: ResellerSpec
                                          host=host, source=source, owner=body))
         platform = {"host": host, **info.as_status()}
 
-    _set_expiry(("", name), [(namespace, PLATFORM_TLS_SECRET, str(platform["host"]), str(platform["notAfter"]))]
-                if platform else [])
+    if platform:
+        served.append((namespace, PLATFORM_TLS_SECRET, str(platform["host"]), str(platform["notAfter"])))
+    _set_expiry(("", name), served)  # the reseller's supplied certificates and its platform domain's
     if any(r.tls.mode == "Secret" for r in spec.regions):
         # The reseller's Secrets are not watched (they are not ours; a watch of every Secret in the
         # cluster is what the label selector avoids). A reseller has few, so they are looked at every
