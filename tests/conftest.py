@@ -38,12 +38,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # Tests that use the cluster get the `controlplane` marker, so `-m "not controlplane"` runs the
-    # fast tiers alone. `long` tests are deselected (not skipped) unless --long is given.
+    # fast tiers alone. `long` tests are deselected (not skipped) unless --long is given; so are the
+    # tests that restart the control plane's components when it is someone else's cluster
+    # (USE_EXISTING_CLUSTER=1), which they must never do. In CI nothing is deselected but `long`.
     keep, dropped = [], []
     for item in items:
-        if "control_plane" in getattr(item, "fixturenames", ()):
+        fixtures = getattr(item, "fixturenames", ())
+        if "control_plane" in fixtures:
             item.add_marker(pytest.mark.controlplane)
-        if item.get_closest_marker("long") and not config.getoption("--long"):
+        if (item.get_closest_marker("long") and not config.getoption("--long")) or (
+                "local_control_plane" in fixtures and use_existing_cluster()):
             dropped.append(item)
         else:
             keep.append(item)
@@ -95,10 +99,10 @@ def _install_crds_with_kubectl(kubeconfig: Path) -> None:
 @pytest.fixture(scope="session")
 def local_control_plane(control_plane: Any) -> Any:
     """The `ControlPlane` this session started, for tests that stop/start components or read its
-    files. Under USE_EXISTING_CLUSTER=1 these tests cannot run (we may not restart someone's API
-    server); that is the one case where they skip, saying why."""
-    if not getattr(control_plane, "local", True) or isinstance(control_plane, cluster.ExistingCluster):
-        pytest.skip("needs the session's own control plane; USE_EXISTING_CLUSTER=1 is set")
+    files. Under USE_EXISTING_CLUSTER=1 these tests are deselected at collection (we may not
+    restart someone's API server), so reaching here with an existing cluster is a harness bug."""
+    if isinstance(control_plane, cluster.ExistingCluster):
+        pytest.fail("local_control_plane with USE_EXISTING_CLUSTER=1: the test should have been deselected")
     return control_plane
 
 
