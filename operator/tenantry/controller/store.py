@@ -10,7 +10,15 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from tenantry.naming import LABEL_MANAGED_BY, LABEL_RESELLER, LABEL_TENANT, MANAGED_BY, PLURALS, reseller_namespace
+from tenantry.naming import (
+    LABEL_MANAGED_BY,
+    LABEL_RESELLER,
+    LABEL_TENANT,
+    MANAGED_BY,
+    PLURALS,
+    reseller_namespace,
+    tenant_namespace,
+)
 
 ObjectKey = tuple[str, str | None, str]  # (kind, namespace, name)
 
@@ -48,10 +56,15 @@ def owner_of(obj: Mapping[str, Any]) -> ObjectKey | None:
     if labels.get(LABEL_MANAGED_BY) != MANAGED_BY:
         return None
     reseller, tenant = labels.get(LABEL_RESELLER), labels.get(LABEL_TENANT)
+    # Labels can be written by whoever may create objects in a namespace (a tenant owner, too), so
+    # an object counts as a child only where its owner's children live: a label alone never lets
+    # anyone make the operator touch (or prune) something of theirs on another tenant's behalf.
+    namespace = obj.get("metadata", {}).get("namespace")
     if reseller and tenant:
-        return ("Tenant", reseller_namespace(reseller), tenant)
+        return ("Tenant", reseller_namespace(reseller), tenant) \
+            if namespace in (None, tenant_namespace(reseller, tenant)) else None
     if reseller:
-        return ("Reseller", None, reseller)
+        return ("Reseller", None, reseller) if namespace in (None, reseller_namespace(reseller)) else None
     return None
 
 
