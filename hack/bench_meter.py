@@ -82,6 +82,7 @@ def measure(tenants: int, scrapes: int) -> dict[str, float]:
             "used": {"requests.cpu": f"{(t % 8) * 250}m", "requests.memory": f"{(t % 16) * 128}Mi",
                      "requests.storage": f"{t % 20}Gi", "pods": str(t % 10)},
             "hard": {"requests.cpu": "2", "requests.memory": "4Gi", "requests.storage": "20Gi", "pods": "20"}}}))
+    sampler.go_live()
     loaded = rss_mib()
     now[0] = t0 + 1800
     started = time.perf_counter()

@@ -67,6 +67,7 @@ class Picture:
         self.integrator = Integrator("eu-west", 3600, self.now)
         self.calls: list[tuple[str, TenantState | None]] = []
         self.sampler = Sampler("eu-west", Settings().license_tiers, "USD", on_state=self._on_state)
+        self.sampler.go_live()
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(MeteringCollector("eu-west", self.integrator, self.sampler, DeliveryStats("file")))
 
@@ -201,3 +202,15 @@ def test_an_unreadable_object_is_skipped_not_fatal() -> None:
     reflector._put({"metadata": {"namespace": "reseller-acme", "name": "broken"}, "status": {"admission": 7}})
     reflector._put(tenant("acme", "fine"))
     assert [args[1] for args in seen] == [("reseller-acme", "fine")]
+
+
+def test_until_every_list_is_in_states_are_held_back_so_a_partial_picture_bills_nothing_wrong() -> None:
+    calls: list[tuple[str, TenantState | None]] = []
+    sampler = Sampler("eu-west", Settings().license_tiers, "USD", on_state=lambda u, s: calls.append((u, s)))
+    sampler.changed("Tenant", ("reseller-acme", "bakery"), None, tenant_info(tenant("acme", "bakery")))
+    sampler.changed("ResourceQuota", ("acme--bakery", "tenantry"), None, quota_info(
+        quota("acme", "bakery", {"requests.cpu": "1", "requests.memory": "1Gi", "requests.storage": "0",
+                                 "pods": "1"})))
+    assert calls == []  # the Tenant alone (no quota yet) looked idle: that was never passed on
+    sampler.go_live()
+    assert [(uid, s.used["cpu"]) for uid, s in calls if s] == [("uid-bakery", Decimal(1))]

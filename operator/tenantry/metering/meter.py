@@ -109,7 +109,9 @@ class Meter:
         self._tasks = [asyncio.create_task(r.run(), name=f"reflector-{r.kind}") for r in reflectors]
         await asyncio.wait_for(asyncio.gather(*(r.synced.wait() for r in reflectors)),
                                timeout=self.config.sync_timeout)
+        # The whole picture at once: a restored window is billed at its last states up to here.
         # Tenants in the checkpoint that are no longer here went away while the meter was down.
+        self.sampler.go_live()
         now = self.clock()
         for uid, _account in self.integrator.live():
             if uid not in self.sampler.states:

@@ -265,6 +265,9 @@ class Sampler:
     region_obj: RegionInfo | None = None
     states: dict[str, TenantState] = field(default_factory=dict)  # uid -> current state
     _uid_of: dict[tuple[str, str], str] = field(default_factory=dict)
+    # Until every reflector has listed once, the picture is partial (a Tenant seen before its quota
+    # would look idle): states are only collected, and `go_live` hands them over at one instant.
+    live: bool = False
 
     # -- the reflectors' callback ----------------------------------------------------------------
 
@@ -311,11 +314,19 @@ class Sampler:
             if uid is not None and (state is None or state.uid != uid):
                 self.states.pop(uid, None)
                 self._uid_of.pop(key, None)
-                self.on_state(uid, None)
+                if self.live:
+                    self.on_state(uid, None)
             if state is not None and self.states.get(state.uid) != state:
                 self.states[state.uid] = state
                 self._uid_of[key] = state.uid
-                self.on_state(state.uid, state)
+                if self.live:
+                    self.on_state(state.uid, state)
+
+    def go_live(self) -> None:
+        """Every reflector has listed: hand every state over, and every change from now on."""
+        self.live = True
+        for uid, state in list(self.states.items()):
+            self.on_state(uid, state)
 
     def state_of(self, key: tuple[str, str]) -> TenantState | None:
         """The tenant's billable state, or None when it is not an admitted tenant of this region."""
