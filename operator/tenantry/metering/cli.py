@@ -90,20 +90,22 @@ def _parse_rate(text: str) -> tuple[str, Decimal]:
 
 
 def _bill(args: argparse.Namespace) -> int:
-    from tenantry.metering.statements import build_statement, load_records, resellers_in, write_statement
+    from tenantry.metering.statements import build_statement, iter_records, resellers_in, write_statement
 
-    records = load_records(args.records)
     start: datetime.date = args.start
     end: datetime.date = args.end or (start.replace(day=28) + datetime.timedelta(days=4)).replace(day=1)
     if end <= start:
         raise SystemExit("--to must be after --from")
-    resellers = args.reseller or resellers_in(records, start, end)
+    # Record files are streamed, once to find the resellers and once per statement, so a month of a
+    # large region never has to fit in memory.
+    resellers = args.reseller or resellers_in(iter_records(args.records), start, end)
     if not resellers:
         print(f"No records between {start} and {end}.")
         return 0
     out = Path(args.out)
     for reseller in resellers:
-        statement = build_statement(records, reseller, start, end, currency=args.currency, rates=dict(args.rate))
+        statement = build_statement(iter_records(args.records), reseller, start, end, currency=args.currency,
+                                    rates=dict(args.rate))
         paths = write_statement(statement, out, formats=args.format)
         print(f"{reseller}: {statement.summary_line()} -> {', '.join(str(p) for p in paths)}")
     return 0

@@ -21,7 +21,7 @@ import datetime
 import io
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -33,10 +33,9 @@ from tenantry.metering.pricing import AMOUNT_EXPONENT, METERS, ZERO, money_text,
 from tenantry.metering.records import TYPE, parse_rfc3339
 
 
-def load_records(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
-    """Usage records from JSON-lines files, the first of each id kept (later copies are replays)."""
-    seen: set[str] = set()
-    records = []
+def iter_records(paths: Iterable[str | Path]) -> Iterator[dict[str, Any]]:
+    """Usage records from JSON-lines files, streamed (a month of a large region is many millions of
+    lines: nothing here holds them all). Duplicates are not dropped here; see `load_records`."""
     for path in paths:
         with open(path, encoding="utf-8") as f:
             for number, line in enumerate(f, 1):
@@ -47,10 +46,19 @@ def load_records(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
                     event = json.loads(line)
                 except ValueError as error:
                     raise ValueError(f"{path}:{number}: not a JSON record: {error}") from error
-                if event.get("type") != TYPE or event.get("id") in seen:
-                    continue
-                seen.add(event["id"])
-                records.append(event)
+                if event.get("type") == TYPE:
+                    yield event
+
+
+def load_records(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
+    """Usage records from JSON-lines files, the first of each id kept (later copies are replays)."""
+    seen: set[str] = set()
+    records = []
+    for event in iter_records(paths):
+        if event.get("id") in seen:
+            continue
+        seen.add(event["id"])
+        records.append(event)
     return records
 
 
@@ -63,6 +71,7 @@ def in_period(record: Mapping[str, Any], start: datetime.date, end: datetime.dat
 
 
 def resellers_in(records: Iterable[Mapping[str, Any]], start: datetime.date, end: datetime.date) -> list[str]:
+    """The resellers with records in the period (streams `records`)."""
     return sorted({r["data"]["reseller"] for r in records if in_period(r, start, end)})
 
 
@@ -131,15 +140,7 @@ class Statement:
         return "; ".join(parts) or "no charges"
 
 
-def _lines(records: Sequence[Mapping[str, Any]], side: str) -> list[Line]:
-    sums: dict[tuple[str, str, str, str, Decimal], list[Decimal]] = {}
-    for record in records:
-        data = record["data"]
-        priced = data[side]
-        key = (data["tenant"], data["meter"], data["unit"], priced["currency"], Decimal(priced["unitPrice"]))
-        entry = sums.setdefault(key, [ZERO, ZERO])
-        entry[0] += Decimal(data["quantity"])
-        entry[1] += Decimal(priced["amount"])
+def _lines(sums: Mapping[tuple[str, str, str, str, Decimal], Sequence[Decimal]]) -> list[Line]:
     order = {m: i for i, m in enumerate(METERS)}
     lines = [Line(t, m, u, q, c, p, a) for (t, m, u, c, p), (q, a) in sums.items() if q or a]
     return sorted(lines, key=lambda line: (line.tenant, order.get(line.meter, 99), line.currency, line.unit_price))
@@ -148,19 +149,35 @@ def _lines(records: Sequence[Mapping[str, Any]], side: str) -> list[Line]:
 def build_statement(records: Iterable[Mapping[str, Any]], reseller: str, start: datetime.date,
                     end: datetime.date, *, currency: str | None = None,
                     rates: Mapping[str, Decimal] | None = None) -> Statement:
-    mine = [r for r in records if r["data"]["reseller"] == reseller and in_period(r, start, end)]
-    statement = Statement(reseller=reseller, start=start, end=end, records=len(mine))
-    statement.retail = _lines(mine, "retail")
-    statement.wholesale = [line for line in _lines(mine, "wholesale") if line.amount]
+    """One pass over `records` (a list or a stream): the reseller's records of the period are
+    de-duplicated by id and summed as they come; only the sums are kept."""
+    seen: set[bytes] = set()
+    sums: dict[str, dict[tuple[str, str, str, str, Decimal], list[Decimal]]] = {"retail": {}, "wholesale": {}}
     daily: dict[tuple[datetime.date, str, str, str], list[Decimal]] = {}
-    for record in mine:
+    for record in records:
         data = record["data"]
-        priced = data["wholesale"]
-        if not Decimal(priced["amount"]):
+        if data["reseller"] != reseller or not in_period(record, start, end):
             continue
-        entry = daily.setdefault((_day(record), data["meter"], data["unit"], priced["currency"]), [ZERO, ZERO])
-        entry[0] += Decimal(data["quantity"])
-        entry[1] += Decimal(priced["amount"])
+        digest = bytes.fromhex(record["id"]) if len(record["id"]) == 64 else record["id"].encode()
+        if digest in seen:
+            continue  # a replay of a record already counted
+        seen.add(digest)
+        quantity = Decimal(data["quantity"])
+        for side in ("retail", "wholesale"):
+            priced = data[side]
+            key = (data["tenant"], data["meter"], data["unit"], priced["currency"], Decimal(priced["unitPrice"]))
+            entry = sums[side].setdefault(key, [ZERO, ZERO])
+            entry[0] += quantity
+            entry[1] += Decimal(priced["amount"])
+        wholesale_amount = Decimal(data["wholesale"]["amount"])
+        if wholesale_amount:
+            entry = daily.setdefault((_day(record), data["meter"], data["unit"], data["wholesale"]["currency"]),
+                                     [ZERO, ZERO])
+            entry[0] += quantity
+            entry[1] += wholesale_amount
+    statement = Statement(reseller=reseller, start=start, end=end, records=len(seen))
+    statement.retail = _lines(sums["retail"])
+    statement.wholesale = [line for line in _lines(sums["wholesale"]) if line.amount]
     order = {m: i for i, m in enumerate(METERS)}
     statement.daily = sorted((DailyLine(d, m, u, q, c, a) for (d, m, u, c), (q, a) in daily.items()),
                              key=lambda line: (line.day, order.get(line.meter, 99), line.currency))
