@@ -149,9 +149,8 @@ class Meter:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.bind_address, self.config.port)
         await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        self.port = sockets[0].getsockname()[1] if sockets else self.config.port
+        addresses = self._runner.addresses  # the bound (host, port): --port 0 picks a free one
+        self.port = int(addresses[0][1]) if addresses else self.config.port
 
     async def stop(self) -> None:
         """Graceful stop: integrate to now and checkpoint, so a planned restart loses nothing either."""
