@@ -91,7 +91,8 @@ async def apply_one(client: KubeClient, store: Store, manifest: Mapping[str, Any
 
 async def sync_children(client: KubeClient, store: Store, owner: ObjectKey,
                         desired: Sequence[Mapping[str, Any]]) -> SyncResult:
-    """Apply what differs (namespaces first: the rest live in them), then prune what is no longer wanted."""
+    """Apply what differs (namespaces first: the rest live in them; roles before the bindings that
+    name them, which the apiserver refuses until the role exists), then prune what is no longer wanted."""
     hashed = [with_spec_hash(m) for m in desired]
     todo = []
     for manifest in hashed:
@@ -103,11 +104,13 @@ async def sync_children(client: KubeClient, store: Store, owner: ObjectKey,
             log.log(level, "%s %s was %s; applying it.", kind, f"{namespace}/{name}" if namespace else name, reason)
     result = SyncResult()
     namespaces = [m for m in todo if m["kind"] == "Namespace"]
-    others = [m for m in todo if m["kind"] != "Namespace"]
+    roles = [m for m in todo if m["kind"] in ("ClusterRole", "Role")]
+    others = [m for m in todo if m["kind"] not in ("Namespace", "ClusterRole", "Role")]
     for manifest in namespaces:
         await apply_one(client, store, manifest)
-    if others:
-        await asyncio.gather(*(apply_one(client, store, m) for m in others))
+    for batch in (roles, others):
+        if batch:
+            await asyncio.gather(*(apply_one(client, store, m) for m in batch))
     result.applied = len(todo)
     wanted = {key_of(m) for m in hashed}
     stale = [key for key in store.children_of(owner) if key not in wanted]

@@ -8,6 +8,7 @@ condition transition with the condition's reason.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -68,14 +69,15 @@ async def publish_status(op: Operator, obj: Mapping[str, Any], fields: Mapping[s
     written = await write_status(op.client, op.store, obj, wanted)
     meta = obj["metadata"]
     where = f"{meta['namespace']}/{meta['name']}" if meta.get("namespace") else meta["name"]
-    posted: set[str] = set()
+    posted: dict[str, Condition] = {}
     for condition in changed:
         log.info("%s %s: %s is %s (%s): %s", obj["kind"], where, condition.type, condition.status_text,
                  condition.reason, condition.message)
-        if condition.reason in posted:
-            continue  # Admitted=False and Ready=False for the same reason make one Event, not two
-        posted.add(condition.reason)
-        await op.client.post_event(obj, reason=condition.reason, message=f"{condition.type}: {condition.message}",
-                                   type_=_event_type(condition))
+        # Admitted=False and Ready=False for the same reason make one Event, not two.
+        posted.setdefault(condition.reason, condition)
+    # Posted together, not one after another: a new tenant's four transitions would otherwise hold
+    # a worker for four round trips (post_event never raises).
+    await asyncio.gather(*(op.client.post_event(obj, reason=reason, message=f"{c.type}: {c.message}",
+                                                type_=_event_type(c)) for reason, c in posted.items()))
     return written
 

@@ -66,6 +66,19 @@ def _operator(memo: Any) -> Operator:
     return memo["operator"]
 
 
+class _NoDiffBase(kopf.DiffBaseStorage):
+    """Kopf keeps each object's last handled spec (an annotation) to tell creations from updates for
+    on.create/on.update handlers. Tenantry has none (reconciles compare with the Store), so that copy
+    cost one PATCH of every new Tenant, one more watch event, and a second copy of each spec in memory.
+    Nothing is stored; the deletion handler needs only the finalizer."""
+
+    def fetch(self, *, body: kopf.Body) -> None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: Any) -> None:
+        return None
+
+
 # -- start-up and shut-down ----------------------------------------------------------------------
 
 
@@ -73,8 +86,7 @@ def _operator(memo: Any) -> Operator:
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=GROUP, key="last-handled-configuration")
+    settings.persistence.diffbase_storage = _NoDiffBase()
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 30

@@ -16,8 +16,30 @@ from tenantry.quantity import QuantityError, parse_quantity
 INVALID_SPEC = "InvalidSpec"
 
 
+# Parsed specs by (kind, uid, generation): every tenant's reconcile reads its reseller's, region's and
+# plan's spec, and every watch event its own; parsing them again each time was some 4% of the
+# operator's CPU during a wave. A custom resource's generation changes with its spec, and the models
+# are frozen, so a cached spec is always the one parsing would give.
+_parsed: dict[tuple[str, str, int], tuple[Any, str | None]] = {}
+_PARSED_MAX = 20_000
+
+
 def read_spec(kind: str, body: Mapping[str, Any]) -> tuple[Any, str | None]:
     """(spec, None) for a coherent object, (None, "spec.x: what to change") otherwise."""
+    meta = body.get("metadata") or {}
+    uid, generation = meta.get("uid"), meta.get("generation")
+    if not uid or generation is None:
+        return _read_spec(kind, body)
+    key = (kind, uid, int(generation))
+    result = _parsed.get(key)
+    if result is None:
+        if len(_parsed) >= _PARSED_MAX:
+            _parsed.clear()  # old generations of edited objects; the live ones are parsed again once
+        result = _parsed[key] = _read_spec(kind, body)
+    return result
+
+
+def _read_spec(kind: str, body: Mapping[str, Any]) -> tuple[Any, str | None]:
     try:
         spec = parse_spec(kind, body)
     except SpecError as error:
