@@ -40,6 +40,7 @@ import json
 import os
 import platform
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -92,6 +93,25 @@ def proc_status(pid: int) -> dict[str, int]:
     return result
 
 
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of a process so far."""
+    if not pid:
+        return float("nan")
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_of(cp: Any, process: OperatorProcess) -> dict[str, float]:
+    """CPU seconds so far of the operator and of each control-plane component."""
+    result = {"operator": cpu_seconds(process.pid)}
+    for component in ("etcd", "apiserver", "controller-manager"):
+        result[component] = cpu_seconds(cp.pid(component))
+    return result
+
+
 def scrape(process: OperatorProcess) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """The operator's /metrics as {(name, labels): value}."""
     samples = {}
@@ -108,7 +128,13 @@ def scrape(process: OperatorProcess) -> dict[tuple[str, tuple[tuple[str, str], .
 
 def metric_by(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, label: str
               ) -> dict[str, float]:
-    return {dict(labels).get(label, ""): value for (n, labels), value in samples.items() if n == name}
+    """The samples of one metric summed by one label's value (e.g. reconciles by kind, whatever the result)."""
+    result: dict[str, float] = {}
+    for (n, labels), value in samples.items():
+        if n == name:
+            key = dict(labels).get(label, "")
+            result[key] = result.get(key, 0.0) + value
+    return result
 
 
 def operator_writes(audit_log: Path, since: int, until: int | None = None) -> Counter[str]:
@@ -230,17 +256,20 @@ class ReadyWatch:
     async def _run(self, version: str) -> None:
         while True:
             try:
-                async for _type, obj in self.client.watch("Tenant", resource_version=version):
+                async for event_type, obj in self.client.watch("Tenant", resource_version=version):
                     version = obj["metadata"].get("resourceVersion", version)
+                    if event_type == "BOOKMARK":
+                        continue
                     key = (obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
                     if key not in self.ready_at and is_ready(obj):
                         self.ready_at[key] = time.monotonic()
                         self.changed.set()
             except asyncio.CancelledError:
                 raise
-            except ApiError as error:  # 410: list again from now (only tenants not yet seen matter)
-                if error.status != 410:
-                    raise
+            except Exception as error:  # 410, a dropped stream: list again (only tenants not yet seen matter)
+                if not (isinstance(error, ApiError) and error.status == 410):
+                    log(f"the bench's watch of Tenants failed ({error!r}); listing again")
+                await asyncio.sleep(0.2)
                 items, version = await self.client.list_with_version("Tenant")
                 for obj in items:
                     key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
@@ -251,6 +280,8 @@ class ReadyWatch:
     async def wait_for(self, keys: set[tuple[str, str]], timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while not keys <= self.ready_at.keys():
+            if self._task is not None and self._task.done():
+                self._task.result()  # raises what stopped the watch
             self.changed.clear()
             left = deadline - time.monotonic()
             if left <= 0:
@@ -411,6 +442,7 @@ async def bench(args: argparse.Namespace, cp: Any, work: Path) -> dict[str, Any]
         await watch.start()
         before = scrape(process)
         offset = size(audit_log)
+        cpu_before = cpu_of(cp, process)
         profiler = py_spy(process.pid, Path(args.profile)) if args.profile and process.pid else None
         log(f"wave: creating {len(manifests)} tenants, {args.create_concurrency} at a time")
         started = time.monotonic()
@@ -419,8 +451,9 @@ async def bench(args: argparse.Namespace, cp: Any, work: Path) -> dict[str, Any]
         await watch.wait_for(keys, args.timeout)
         total = max(watch.ready_at[k] for k in keys) - started
         latencies = [watch.ready_at[k] - sent[k] for k in keys]
+        cpu = {k: v - cpu_before.get(k, 0.0) for k, v in cpu_of(cp, process).items()}
         if profiler is not None:
-            profiler.terminate()
+            profiler.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
             profiler.wait(30)
         log(f"wave: all Ready in {total:.1f}s; waiting for the operator to go quiet")
         settle = await wait_quiet(process, audit_log, 3.0, 300)
@@ -430,6 +463,9 @@ async def bench(args: argparse.Namespace, cp: Any, work: Path) -> dict[str, Any]
         requests = {verb: count - requests_before.get(verb, 0)
                     for verb, count in metric_by(after, "tenantry_operator_api_requests_total", "verb").items()}
         n = len(keys)
+        reconciles_before = metric_by(before, "tenantry_operator_reconciles_total", "kind")
+        reconciles = {kind: count - reconciles_before.get(kind, 0)
+                      for kind, count in metric_by(after, "tenantry_operator_reconciles_total", "kind").items()}
         results["wave"] = {
             "created_s": created, "total_s": total, "settled_after_ready_s": settle,
             "latency_p50_s": percentile(latencies, 50), "latency_p99_s": percentile(latencies, 99),
@@ -437,6 +473,8 @@ async def bench(args: argparse.Namespace, cp: Any, work: Path) -> dict[str, Any]
             "writes_per_tenant": {k: v / n for k, v in sorted(wave_writes.items())},
             "writes_per_tenant_total": sum(wave_writes.values()) / n,
             "client_requests_per_tenant": {k: v / n for k, v in sorted(requests.items())},
+            "cpu_seconds": cpu,
+            "reconciles": reconciles,
         }
         results["rss_after_wave_mib"] = proc_status(process.pid)["VmRSS"] / 1024 if process.pid else None
 
@@ -500,7 +538,10 @@ async def bench(args: argparse.Namespace, cp: Any, work: Path) -> dict[str, Any]
         kinds = Counter(o["kind"] for o in children[namespaces[0]])
         log(f"floor: {sum(len(v) for v in children.values())} objects ({dict(kinds)} per tenant), "
             f"{workers} tenants at a time")
+        cpu_before = cpu_of(cp, process)
         floor = await run_floor(client, children, workers)
+        floor["cpu_seconds"] = {k: v - cpu_before.get(k, 0.0) for k, v in cpu_of(cp, process).items()
+                                if k != "operator"}
         floor["kinds_per_tenant"] = dict(kinds)
         results["floor"] = floor
         results["ratio_operator_to_floor"] = results["wave"]["total_s"] / floor["seconds"]
@@ -576,6 +617,11 @@ def report(r: dict[str, Any]) -> str:
     lines.append(f"Wave: {r['tenants']} tenants created in {wave['created_s']:.1f} s; the operator was quiet "
                  f"{wave['settled_after_ready_s']:.1f} s after the last Ready. Single tenants: "
                  f"{', '.join(f'{p:.2f} s' for p in probes)}. RSS now {fmt(r.get('rss_mib'), 'MiB', 0)}.")
+    lines.append("Reconciles during the wave: " + ", ".join(f"{k} {v:.0f}" for k, v in wave["reconciles"].items())
+                 + ".")
+    lines.append("CPU seconds during the wave: " + ", ".join(f"{k} {v:.1f}" for k, v in wave["cpu_seconds"].items())
+                 + "; during the floor: " + ", ".join(f"{k} {v:.1f}" for k, v in floor["cpu_seconds"].items())
+                 + " (the bench's own client is not counted).")
     if restart["writes"]:
         lines.append(f"Restart writes: {restart['writes']}.")
     if idle["writes"]:
@@ -601,6 +647,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="leave the control plane directory (it is stopped)")
     args = parser.parse_args(argv)
 
+    # Stopped by SIGINT or SIGTERM (even when started in the background, where SIGINT is ignored),
+    # the `finally` clauses still stop the operator and the control plane.
+    def interrupted(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGINT, interrupted)
+    signal.signal(signal.SIGTERM, interrupted)
     controlplane = cluster.load_controlplane_module()
     info = machine()
     log(f"{info['cpus']} CPUs ({info['cpu_model']}), {info['memory_gib']} GiB, load {info['load_before']}")
