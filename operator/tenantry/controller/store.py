@@ -74,15 +74,19 @@ class Store:
         self._children: dict[ObjectKey, set[ObjectKey]] = {}
 
     def put(self, kind: str, obj: Mapping[str, Any]) -> bool:
-        """Store an object unless what we hold is newer; True when stored."""
+        """Store an object unless what we hold is as new or newer; True when stored (news to watchers).
+
+        The watch event of our own write carries the version the write returned, which is stored
+        already (apply.py): it is no news, and must not wake its owner for a reconcile that would
+        find nothing to do - nine times per new tenant."""
         meta = obj["metadata"]
         key = (meta.get("namespace"), meta["name"])
         bucket = self._objects.setdefault(kind, {})
         old = bucket.get(key)
         if old is not None:
             old_rv, new_rv = _resource_version(old), _resource_version(obj)
-            if old_rv is not None and new_rv is not None and new_rv < old_rv:
-                return False  # a late event from before our own write
+            if old_rv is not None and new_rv is not None and new_rv <= old_rv:
+                return False  # our own write coming back, or a late event from before it
             self._unlink(kind, old)
         trimmed = trim(kind, obj)
         bucket[key] = trimmed
