@@ -93,6 +93,15 @@ class WorkQueue:
             await asyncio.sleep(0.05)
         return False
 
+    async def wait_not_processing(self, key: Hashable, timeout: float) -> bool:
+        """Wait until no worker is processing `key` (True), or `timeout` seconds passed (False)."""
+        deadline = time.monotonic() + timeout
+        while key in self._processing:
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.05)
+        return True
+
     async def _work(self) -> None:
         while True:
             key = await self._queue.get()

@@ -263,6 +263,12 @@ async def finalize_tenant(op: Operator, body: Mapping[str, Any]) -> None:
             if not error.not_found:
                 raise
     namespace = tenant_namespace(reseller, meta["name"])
+    # A reconcile that read the Tenant just before its deletion may be creating the namespace right
+    # now; looked at before it finishes, that namespace would be missed and orphaned. Later
+    # reconciles see the deletionTimestamp and do nothing.
+    if op.queue is not None and not await op.queue.wait_not_processing((TENANT, meta["namespace"], meta["name"]), 60):
+        raise RuntimeError(f"Tenant {meta['namespace']}/{meta['name']} is still being reconciled; "
+                           "its deletion is retried.")
     live = await op.client.get("Namespace", namespace)
     labels = (live or {}).get("metadata", {}).get("labels") or {}
     ours = labels.get(LABEL_MANAGED_BY) == MANAGED_BY and labels.get(LABEL_TENANT) == meta["name"]
