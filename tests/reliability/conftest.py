@@ -1,0 +1,19 @@
+"""Reliability suites (issue 7): crash consistency, control-plane faults, races, a bad-input corpus,
+the isolation matrix and secrets hygiene, on the real control plane with the real operator.
+
+The figures each suite counts (faults injected, races run, bad inputs tried) are printed at the end
+of the run under "reliability figures"; the README's "Reliability" section reports them.
+"""
+
+from __future__ import annotations
+
+import pytest
+from reliability_support import FIGURES
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not FIGURES:
+        return
+    terminalreporter.section("reliability figures")
+    for key in sorted(FIGURES):
+        terminalreporter.write_line(f"{key}: {FIGURES[key]}")

@@ -1,0 +1,165 @@
+"""Helpers of the reliability suites: figures, and the ledger invariants checked after every fault.
+
+`ledger_problems` states, for a set of resellers, everything the admission ledger promises
+(DESIGN.md §3, "Admission ledger"), and returns what is wrong in words (empty: all holds). The suites
+wait until it is empty after a fault, then assert it stays so.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+
+from support.platform import GROUP, VERSION, Platform, condition
+from tenantry.quantity import parse_quantity
+
+# Filled by the suites: "faults injected", "races run", "bad inputs tried", ...
+FIGURES: Counter[str] = Counter()
+# Logs of operator processes other than the session's (the one behind the fault proxy): the
+# secrets-hygiene check reads them too.
+EXTRA_OPERATOR_LOGS: list[Path] = []
+
+QUOTA_KEYS = {"cpu": "requests.cpu", "memory": "requests.memory", "storage": "requests.storage", "pods": "pods"}
+LABEL_RESELLER, LABEL_TENANT = "tenantry.dev/reseller", "tenantry.dev/tenant"
+
+
+def timed_seconds(started: float) -> float:
+    return round(time.monotonic() - started, 1)
+
+
+def admitted(obj: Mapping[str, Any] | None) -> bool:
+    found = condition(obj, "Admitted")
+    return bool(found and found["status"] == "True")
+
+
+def decided(obj: Mapping[str, Any] | None) -> bool:
+    """The operator has looked at this generation and said yes or no."""
+    if obj is None:
+        return False
+    found = condition(obj, "Admitted")
+    if found is None or found.get("reason") == "AwaitingConcurrentRequests":
+        return False
+    status = obj.get("status") or {}
+    return status.get("observedGeneration") == obj["metadata"].get("generation")
+
+
+def tenants_of(platform: Platform, reseller: str) -> list[dict[str, Any]]:
+    result = platform.objects.list_namespaced_custom_object(GROUP, VERSION, f"reseller-{reseller}", "tenants")
+    return list(result["items"])
+
+
+def quota_of(values: Mapping[str, str]) -> dict[str, Decimal]:
+    return {k: parse_quantity(v) for k, v in values.items()}
+
+
+def ledger_problems(platform: Platform, resellers: Iterable[str], deleted: Iterable[tuple[str, str]] = (),
+                    plans: Mapping[tuple[str, str], Mapping[str, str]] | None = None) -> list[str]:
+    """Everything wrong with the ledger of these resellers, in words (empty: it is exact).
+
+    - every tenant is decided for its current generation; none is being deleted any more;
+    - status.licenses.used == admitted tenants == live tenant namespaces <= licences;
+    - the admitted tenants' recorded quotas fit the allotment; each namespace's quota is its record;
+    - a refused tenant has no namespace, and (with `plans`) really does not fit: nobody left out who fits;
+    - nothing carries the label of a deleted tenant (`deleted`: (reseller, tenant) pairs).
+    """
+    problems: list[str] = []
+    core = platform.core
+    deleted_by_reseller: dict[str, set[str]] = {}
+    for reseller, tenant in deleted:
+        deleted_by_reseller.setdefault(reseller, set()).add(tenant)
+    for reseller in resellers:
+        rs = platform.get("Reseller", reseller)
+        if rs is None:
+            problems.append(f"reseller {reseller} is gone")
+            continue
+        spec, status = rs["spec"], rs.get("status") or {}
+        tenants = tenants_of(platform, reseller)
+        undecided = [t["metadata"]["name"] for t in tenants if not decided(t)]
+        terminating = [t["metadata"]["name"] for t in tenants if t["metadata"].get("deletionTimestamp")]
+        if undecided:
+            problems.append(f"{reseller}: {len(undecided)} tenant(s) not decided yet: {sorted(undecided)[:5]}")
+        if terminating:
+            problems.append(f"{reseller}: {len(terminating)} tenant(s) still being deleted: {sorted(terminating)[:5]}")
+        yes = {t["metadata"]["name"]: t for t in tenants if admitted(t)}
+        no = {t["metadata"]["name"]: t for t in tenants if not admitted(t)}
+        licenses = int(spec.get("licenses", 0))
+        used = (status.get("licenses") or {}).get("used")
+        if used != len(yes):
+            problems.append(f"{reseller}: status.licenses.used is {used}, {len(yes)} tenants are admitted")
+        if len(yes) > licenses:
+            problems.append(f"{reseller}: {len(yes)} admitted beyond {licenses} licences")
+        namespaces = core.list_namespace(label_selector=f"{LABEL_RESELLER}={reseller},{LABEL_TENANT}").items
+        live = {n.metadata.labels[LABEL_TENANT] for n in namespaces if n.status.phase != "Terminating"}
+        if live != set(yes):
+            problems.append(f"{reseller}: tenant namespaces {sorted(live - set(yes))[:5]} without an admitted tenant, "
+                            f"admitted tenants {sorted(set(yes) - live)[:5]} without a namespace")
+        allotment = quota_of(spec["regions"][0]["allotment"])
+        allocated = Counter[str]()
+        for name, tenant in yes.items():
+            record = quota_of(((tenant.get("status") or {}).get("admission") or {}).get("quota") or {})
+            for resource, amount in record.items():
+                allocated[resource] += amount  # type: ignore[assignment]
+            if name in live:
+                try:
+                    hard = core.read_namespaced_resource_quota("tenantry", f"{reseller}--{name}").spec.hard
+                except client.ApiException as error:
+                    problems.append(f"{reseller}/{name}: no ResourceQuota ({error.status})")
+                    continue
+                for resource, amount in record.items():
+                    key = QUOTA_KEYS[resource]
+                    if parse_quantity(hard.get(key, "-1")) != amount:
+                        problems.append(f"{reseller}/{name}: quota {key}={hard.get(key)} but the admission "
+                                        f"record says {amount}")
+        for resource, amount in allocated.items():
+            if amount > allotment.get(resource, Decimal(0)):
+                problems.append(f"{reseller}: {resource} {amount} admitted beyond the allotment {allotment[resource]}")
+        if plans is not None:
+            for name, tenant in no.items():
+                reason = (condition(tenant, "Admitted") or {}).get("reason")
+                wanted = quota_of(plans.get((reseller, tenant["spec"]["plan"]), {}))
+                if reason == "LicenseLimitReached" and len(yes) < licenses:
+                    problems.append(f"{reseller}/{name}: refused for licences with {len(yes)} of {licenses} used")
+                if reason == "InsufficientCapacity" and wanted and len(yes) < licenses and all(
+                        allocated.get(r, Decimal(0)) + wanted[r] <= allotment[r] for r in wanted):
+                    problems.append(f"{reseller}/{name}: refused for capacity although its plan fits")
+        gone = deleted_by_reseller.get(reseller, set())
+        if gone:
+            all_ns = {n.metadata.name for n in core.list_namespace().items}
+            for tenant in gone:
+                if f"{reseller}--{tenant}" in all_ns:
+                    problems.append(f"{reseller}/{tenant}: deleted, its namespace is still there")
+            selector = f"{LABEL_RESELLER}={reseller}"
+            labelled = [*core.list_secret_for_all_namespaces(label_selector=selector).items,
+                        *core.list_config_map_for_all_namespaces(label_selector=selector).items,
+                        *client.RbacAuthorizationV1Api(platform.api)
+                        .list_role_binding_for_all_namespaces(label_selector=selector).items]
+            leftovers = sorted({f"{o.kind or type(o).__name__} {o.metadata.namespace}/{o.metadata.name}"
+                                for o in labelled if (o.metadata.labels or {}).get(LABEL_TENANT) in gone})
+            if leftovers:
+                problems.append(f"{reseller}: objects labelled for deleted tenants: {leftovers[:5]}")
+    return problems
+
+
+def namespace_children_versions(api: client.ApiClient, namespace: str) -> dict[str, str]:
+    """resourceVersion of every object Tenantry keeps in a tenant namespace (the bystander check)."""
+    core, net = client.CoreV1Api(api), client.NetworkingV1Api(api)
+    rbac = client.RbacAuthorizationV1Api(api)
+    versions = {f"Namespace/{namespace}": core.read_namespace(namespace).metadata.resource_version}
+    for kind, items in (("ResourceQuota", core.list_namespaced_resource_quota(namespace).items),
+                        ("LimitRange", core.list_namespaced_limit_range(namespace).items),
+                        ("Secret", core.list_namespaced_secret(namespace, label_selector=LABEL_TENANT).items),
+                        ("ConfigMap", core.list_namespaced_config_map(namespace, label_selector=LABEL_TENANT).items),
+                        ("NetworkPolicy", net.list_namespaced_network_policy(namespace).items),
+                        ("Ingress", net.list_namespaced_ingress(namespace).items),
+                        ("RoleBinding", rbac.list_namespaced_role_binding(namespace).items)):
+        for obj in items:
+            versions[f"{kind}/{obj.metadata.name}"] = obj.metadata.resource_version
+    return versions
+
+
