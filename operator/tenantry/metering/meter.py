@@ -99,8 +99,7 @@ class Meter:
         return added
 
     def save_checkpoint(self) -> None:
-        data = json.dumps(self.integrator.to_json(), separators=(",", ":")).encode()
-        write_atomically(self.checkpoint_path, data)
+        write_atomically(self.checkpoint_path, self.integrator.checkpoint_bytes())
 
     # -- running ---------------------------------------------------------------------------------
 
