@@ -30,6 +30,7 @@ from tenantry.controller.store import owner_of
 from tenantry.controller.tenant import finalize_tenant, reconcile_tenant
 from tenantry.kube import KubeClient, load_credentials
 from tenantry.naming import (
+    FIELD_MANAGER,
     FINALIZER,
     GROUP,
     PLAN,
@@ -253,11 +254,18 @@ def _tenants_in_region(op: Operator, region: str) -> list[tuple[str, str]]:
     return [(reseller_namespace(c.reseller), c.name) for c in op.book.all_tenants() if c.region == region]
 
 
-def _child_changed(op: Operator, _event_type: str, obj: dict[str, Any]) -> None:
+def _child_changed(op: Operator, event_type: str, obj: dict[str, Any]) -> None:
     owner = owner_of(obj) or _meter_region(obj)
-    if owner is not None:
+    if owner is not None and not (event_type == "ADDED" and _made_by_us_alone(obj)):
         op.enqueue([owner])
     op.enqueue(tls.tenants_affected_by(op, obj))  # a new reseller CA: every tenant's leaf is issued again
+
+
+def _made_by_us_alone(obj: dict[str, Any]) -> bool:
+    """A child we created ourselves, which nobody else has touched: its creation is no news to its
+    owner, whose reconcile made it (and may still be running, when the watch beats the response)."""
+    managers = (obj.get("metadata") or {}).get("managedFields") or []
+    return bool(managers) and all(m.get("manager") == FIELD_MANAGER for m in managers)
 
 
 def _meter_region(obj: dict[str, Any]) -> Key | None:

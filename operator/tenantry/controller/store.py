@@ -47,6 +47,19 @@ def trim(kind: str, obj: Mapping[str, Any]) -> dict[str, Any]:
     return result
 
 
+def _same_but_version(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    if old.keys() != new.keys():
+        return False
+    for field, value in new.items():
+        if field != "metadata":
+            if old[field] != value:
+                return False
+        elif ({k: v for k, v in old[field].items() if k != "resourceVersion"}
+              != {k: v for k, v in value.items() if k != "resourceVersion"}):
+            return False
+    return True
+
+
 def owner_of(obj: Mapping[str, Any]) -> ObjectKey | None:
     """The Tenant or Reseller a managed child belongs to, from its labels. Tenantry's own kinds
     are never children (a seeded Plan belongs to the reseller once made, and is never pruned)."""
@@ -93,7 +106,9 @@ class Store:
         owner = owner_of(trimmed)
         if owner is not None:
             self._children.setdefault(owner, set()).add((kind, key[0], key[1]))
-        return True
+        # A change only in what is trimmed away (a quota's usage, a namespace's phase) is stored for
+        # its version, but is no news: nobody here reads it.
+        return old is None or not _same_but_version(old, trimmed)
 
     def delete(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
         old = self._objects.get(kind, {}).pop((namespace, name), None)
