@@ -365,11 +365,15 @@ async def read_children(client: KubeClient, namespaces: list[str]) -> dict[str, 
     return children
 
 
-async def run_floor(client: KubeClient, children: dict[str, list[dict[str, Any]]], workers: int) -> dict[str, Any]:
-    """Create each tenant's objects (the namespace first, then the rest at once), `workers` tenants at a time."""
+async def run_floor(client: KubeClient, children: dict[str, list[dict[str, Any]]], workers: int,
+                    apply: bool = False) -> dict[str, Any]:
+    """Create each tenant's objects (the namespace first, then the rest at once), `workers` tenants at
+    a time: with POST, or with server-side apply like the operator (`apply`, to tell the cost of SSA)."""
+    prefix = "ssa" if apply else "floor"
+    send = client.apply if apply else client.create
     plans = []
     for ns, objects in children.items():
-        floor_ns = f"floor-{ns}"[:63]
+        floor_ns = f"{prefix}-{ns}"[:63]
         manifests = [clean(o, ns, floor_ns) for o in objects]
         plans.append(([m for m in manifests if m["kind"] == "Namespace"],
                       [m for m in manifests if m["kind"] != "Namespace"]))
@@ -383,8 +387,8 @@ async def run_floor(client: KubeClient, children: dict[str, list[dict[str, Any]]
         for namespaces, rest in todo:
             began = time.monotonic()
             for manifest in namespaces:
-                await client.create(manifest)
-            await asyncio.gather(*(client.create(m) for m in rest))
+                await send(manifest)
+            await asyncio.gather(*(send(m) for m in rest))
             durations.append(time.monotonic() - began)
             done_at.append(time.monotonic() - started)
 
@@ -553,6 +557,13 @@ async def bench(args: argparse.Namespace, cp: Any, work: Path) -> dict[str, Any]
                                 if k != "operator"}
         floor["kinds_per_tenant"] = dict(kinds)
         results["floor"] = floor
+        if args.floor_apply:
+            log("floor with server-side apply instead of create")
+            cpu_before = cpu_of(cp, process)
+            ssa = await run_floor(client, children, workers, apply=True)
+            ssa["cpu_seconds"] = {k: v - cpu_before.get(k, 0.0) for k, v in cpu_of(cp, process).items()
+                                  if k != "operator"}
+            results["floor_apply"] = ssa
         results["ratio_operator_to_floor"] = results["wave"]["total_s"] / floor["seconds"]
     finally:
         process.stop()
@@ -625,6 +636,11 @@ def report(r: dict[str, Any]) -> str:
               f"({', '.join(f'{k} {v}' for k, v in floor['kinds_per_tenant'].items())}), "
               f"{floor['objects']} creates; per-tenant p50 {floor['per_tenant_p50_s']:.3f} s, "
               f"p99 {floor['per_tenant_p99_s']:.3f} s."]
+    if r.get("floor_apply"):
+        ssa = r["floor_apply"]
+        lines.append(f"Floor with server-side apply instead of create: {ssa['seconds']:.2f} s "
+                     f"({ssa['seconds'] / floor['seconds']:.2f} x the create floor); CPU seconds: "
+                     + ", ".join(f"{k} {v:.1f}" for k, v in ssa["cpu_seconds"].items()) + ".")
     paced = f" (paced at {r['rate']:g}/s)" if r.get("rate") else ""
     lines.append(f"Wave: {r['tenants']} tenants created in {wave['created_s']:.1f} s{paced}; the operator was quiet "
                  f"{wave['settled_after_ready_s']:.1f} s after the last Ready. Single tenants: "
@@ -655,6 +671,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=0.0,
                         help="tenants created per second (default 0: all at once, as fast as the apiserver takes "
                         "them); a rate below the operator's throughput measures latency without queueing")
+    parser.add_argument("--floor-apply", action="store_true",
+                        help="also time the floor with server-side apply (PATCH) instead of create (POST)")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds for the wave to be Ready")
     parser.add_argument("--meter", default="1000,10000", help="tenant counts for hack/bench_meter.py ('' = skip)")
     parser.add_argument("--json", help="also write the results as JSON here")
