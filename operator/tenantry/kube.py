@@ -9,6 +9,7 @@ apiserver's message, so that callers can tell "not found" from "conflict" from "
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import builtins
 import datetime
@@ -340,3 +341,42 @@ class KubeClient:
             await self.request("POST", resource_path("Event", namespace), body=event)
         except (TimeoutError, ApiError, aiohttp.ClientError) as error:
             log.warning("Could not post event %s on %s/%s: %s", reason, involved.get("kind"), meta["name"], error)
+
+
+async def list_then_watch(
+    client: KubeClient,
+    kind: str,
+    *,
+    on_list: Callable[[list[dict[str, Any]]], None],
+    on_event: Callable[[str, dict[str, Any]], None],
+    label_selector: str | None = None,
+    on_synced: Callable[[], None] | None = None,
+) -> None:
+    """Keep a picture of one kind current, forever: list (`on_list` gets every item), then watch from
+    the list's resourceVersion (`on_event` gets ADDED/MODIFIED/DELETED). When the watch expires (410)
+    or the connection is lost, list again, with back-off while the apiserver is unreachable. The
+    operator's informers and the meter's reflectors both run on this loop."""
+    delay = 0.5
+    while True:
+        try:
+            items, version = await client.list_with_version(kind, label_selector)
+            on_list(items)
+            if on_synced is not None:
+                on_synced()
+            delay = 0.5
+            while True:
+                async for event_type, obj in client.watch(kind, resource_version=version,
+                                                          label_selector=label_selector):
+                    version = obj.get("metadata", {}).get("resourceVersion", version)
+                    if event_type != "BOOKMARK":
+                        on_event(event_type, obj)
+        except asyncio.CancelledError:
+            raise
+        except ApiError as error:
+            if error.status == 410:
+                continue  # the version is too old: list again at once
+            log.warning("Watch of %s failed, listing again in %.1fs: %s", kind, delay, error)
+        except (TimeoutError, aiohttp.ClientError, ConnectionError, ValueError) as error:
+            log.warning("Watch of %s lost its connection, listing again in %.1fs: %s", kind, delay, error)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 30)

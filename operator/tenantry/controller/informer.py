@@ -14,10 +14,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import aiohttp
-
 from tenantry.controller.store import Store
-from tenantry.kube import ApiError, KubeClient
+from tenantry.kube import KubeClient, list_then_watch
 from tenantry.naming import LABEL_MANAGED_BY, MANAGED_BY
 
 log = logging.getLogger(__name__)
@@ -42,8 +40,7 @@ class Informer:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
-    async def _relist(self) -> str:
-        items, version = await self.client.list_with_version(self.kind, self.label_selector)
+    def _relisted(self, items: list[dict[str, Any]]) -> None:
         seen = set()
         for item in items:
             meta = item["metadata"]
@@ -56,35 +53,15 @@ class Informer:
             if (meta.get("namespace"), meta["name"]) not in seen:
                 self.store.delete(self.kind, meta["name"], meta.get("namespace"))
                 self.on_change("DELETED", old)
-        return version
+
+    def _event(self, event_type: str, obj: dict[str, Any]) -> None:
+        meta = obj["metadata"]
+        if event_type == "DELETED":
+            self.store.delete(self.kind, meta["name"], meta.get("namespace"))
+            self.on_change(event_type, obj)
+        elif self.store.put(self.kind, obj):
+            self.on_change(event_type, obj)
 
     async def _run(self) -> None:
-        delay = 0.5
-        while True:
-            try:
-                version = await self._relist()
-                self.synced.set()
-                delay = 0.5
-                while True:
-                    async for event_type, obj in self.client.watch(self.kind, resource_version=version,
-                                                                   label_selector=self.label_selector):
-                        version = obj.get("metadata", {}).get("resourceVersion", version)
-                        if event_type == "BOOKMARK":
-                            continue
-                        meta = obj["metadata"]
-                        if event_type == "DELETED":
-                            self.store.delete(self.kind, meta["name"], meta.get("namespace"))
-                            self.on_change(event_type, obj)
-                        elif self.store.put(self.kind, obj):
-                            self.on_change(event_type, obj)
-            except asyncio.CancelledError:
-                raise
-            except ApiError as error:
-                if error.status != 410:
-                    log.warning("Watch of %s failed, listing again in %.1fs: %s", self.kind, delay, error)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 30)
-            except (TimeoutError, aiohttp.ClientError, ConnectionError) as error:
-                log.warning("Watch of %s lost its connection, listing again in %.1fs: %s", self.kind, delay, error)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30)
+        await list_then_watch(self.client, self.kind, on_list=self._relisted, on_event=self._event,
+                              label_selector=self.label_selector, on_synced=self.synced.set)

@@ -22,10 +22,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-import aiohttp
 from pydantic import ValidationError
 
-from tenantry.kube import ApiError, KubeClient
+from tenantry.kube import KubeClient, list_then_watch
 from tenantry.metering.integrator import RESOURCES, TenantState
 from tenantry.metering.pricing import license_tier_price, tenant_prices
 from tenantry.models import RetailPricing, WholesalePricing
@@ -200,9 +199,7 @@ class Reflector:
         if old is not None:
             self.on_change(self.kind, key, old, None)
 
-    async def _relist(self) -> str:
-        items: Any  # (KubeClient.list shadows the builtin in its annotations)
-        items, version = await self.client.list_with_version(self.kind, self.label_selector)
+    def _relisted(self, items: list[dict[str, Any]]) -> None:
         seen = set()
         for item in items:
             seen.add(self.key(item))
@@ -210,41 +207,16 @@ class Reflector:
         for key in [k for k in self.items if k not in seen]:
             old = self.items.pop(key)
             self.on_change(self.kind, key, old, None)
-        return version
+
+    def _event(self, event_type: str, obj: dict[str, Any]) -> None:
+        if event_type == "DELETED":
+            self._delete(obj)
+        else:
+            self._put(obj)
 
     async def run(self) -> None:
-        delay = 0.5
-        while True:
-            try:
-                version = await self._relist()
-                self.synced.set()
-                delay = 0.5
-                while True:
-                    async for event_type, obj in self.client.watch(self.kind, resource_version=version,
-                                                                   label_selector=self.label_selector):
-                        version = obj.get("metadata", {}).get("resourceVersion", version)
-                        if event_type == "BOOKMARK":
-                            continue
-                        if event_type == "DELETED":
-                            self._delete(obj)
-                        else:
-                            self._put(obj)
-            except asyncio.CancelledError:
-                raise
-            except ApiError as error:
-                if error.status != 410:
-                    log.warning("Watch of %s failed, listing again in %.1fs: %s", self.kind, delay, error)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 30)
-            except (TimeoutError, aiohttp.ClientError, ConnectionError, ValueError) as error:
-                log.warning("Watch of %s lost its connection, listing again in %.1fs: %s", self.kind, delay, error)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30)
-            except Exception:  # an object we could not read must not end metering: list again
-                log.exception("Watch of %s failed on an object it could not read; listing again in %.1fs",
-                              self.kind, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30)
+        await list_then_watch(self.client, self.kind, on_list=self._relisted, on_event=self._event,
+                              label_selector=self.label_selector, on_synced=self.synced.set)
 
 
 # -- joining them into tenant states --------------------------------------------------------------
