@@ -14,17 +14,18 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from tenantry.admission import ADMITTED, Verdict
+from tenantry.admission import ADMITTED, AdmissionRecord, Verdict
 from tenantry.builders.reseller import reseller_branding
 from tenantry.builders.tenant import TenantInputs, build_tenant_children
 from tenantry.conditions import Condition, now_rfc3339
 from tenantry.controller.apply import sync_children
 from tenantry.controller.context import Operator, publish_status
-from tenantry.controller.specs import INVALID_SPEC, read_spec, record_to_status, tenant_claim
+from tenantry.controller.specs import INVALID_SPEC, read_spec, record_from_status, record_to_status, tenant_claim
 from tenantry.controller.tls import CERTIFICATE_READY, tenant_tls
 from tenantry.kube import ApiError
 from tenantry.models import RegionSpec, ResellerSpec, TenantSpec
 from tenantry.naming import (
+    FINALIZER,
     LABEL_MANAGED_BY,
     LABEL_TENANT,
     MANAGED_BY,
@@ -85,7 +86,36 @@ async def reconcile_tenant(op: Operator, namespace: str, name: str) -> None:
         return
 
     assert verdict.record is not None
+    if FINALIZER not in (body["metadata"].get("finalizers") or []):
+        # The finalizer comes before the first child: a Tenant deleted before kopf added it would
+        # vanish at once, without the deletion handler, and leave its namespace behind.
+        body = await _add_finalizer(op, body)
+    if record_from_status(body.get("status")) != verdict.record:
+        # Write-ahead: the decision is in status before anything is made from it. A crash in between
+        # then finds the tenant admitted (and provisions it), never a namespace of a tenant that a
+        # fresh decision would refuse.
+        body = await _write_admission(op, body, verdict.record)
     await _provision(op, body, spec, reseller, verdict)
+
+
+async def _write_admission(op: Operator, body: Mapping[str, Any], record: AdmissionRecord) -> dict[str, Any]:
+    meta = body["metadata"]
+    admitted_at = ((body.get("status") or {}).get("admission") or {}).get("admittedAt") or now_rfc3339()
+    result = await op.client.merge_patch(TENANT, meta["name"], {"status": {
+        "admission": record_to_status(record, admitted_at)}}, namespace=meta["namespace"], subresource="status")
+    op.store.put(TENANT, result)
+    return result
+
+
+async def _add_finalizer(op: Operator, body: Mapping[str, Any]) -> dict[str, Any]:
+    """Add the deletion finalizer, on this very version of the Tenant (409 if it changed, 404 if it is
+    gone: either way nothing is provisioned this round, and the queue retries)."""
+    meta = body["metadata"]
+    result = await op.client.merge_patch(TENANT, meta["name"], {"metadata": {
+        "finalizers": [*(meta.get("finalizers") or []), FINALIZER], "resourceVersion": meta["resourceVersion"]}},
+        namespace=meta["namespace"])
+    op.store.put(TENANT, result)
+    return result
 
 
 async def _provision(op: Operator, body: Mapping[str, Any], spec: TenantSpec, reseller: str, verdict: Verdict) -> None:
