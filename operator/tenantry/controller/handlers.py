@@ -16,6 +16,7 @@ import time
 from collections.abc import Hashable
 from typing import Any
 
+import aiohttp
 import kopf
 
 from tenantry.controller import metrics, tls
@@ -28,7 +29,7 @@ from tenantry.controller.reseller import reconcile_reseller
 from tenantry.controller.specs import plan_terms, read_spec, reseller_terms, tenant_claim
 from tenantry.controller.store import owner_of
 from tenantry.controller.tenant import finalize_tenant, reconcile_tenant
-from tenantry.kube import KubeClient, load_credentials
+from tenantry.kube import ApiError, KubeClient, load_credentials
 from tenantry.naming import (
     FIELD_MANAGER,
     FINALIZER,
@@ -103,7 +104,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
 
     # Fill the picture before the first reconcile: admission needs every tenant's record.
     for kind in (REGION, RESELLER, PLAN, TENANT):
-        for item in await client.list(kind):
+        for item in await _list_at_start(client, kind):
             _observe(op, kind, "MODIFIED", item, enqueue=False)
     informers = [Informer(client, op.store, kind, functools.partial(_child_changed, op)) for kind in CHILD_KINDS]
     for informer in informers:
@@ -122,6 +123,22 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     memo["resync"] = asyncio.create_task(_resync_forever(op))
     log.info("Tenantry started: %d regions, %d resellers, %d plans, %d tenants in the picture.",
              op.store.count(REGION), op.store.count(RESELLER), op.store.count(PLAN), op.store.count(TENANT))
+
+
+async def _list_at_start(client: KubeClient, kind: str) -> list[dict[str, Any]]:
+    """List with back-off while the apiserver fails (5xx, 429, a dropped connection): a failed
+    start-up handler is retried by kopf only after a minute, and a flaky apiserver would fail one
+    of the four lists nearly every time."""
+    delay = 0.5
+    while True:
+        try:
+            return await client.list(kind)
+        except (ApiError, aiohttp.ClientError, TimeoutError) as error:
+            if isinstance(error, ApiError) and not error.retryable:
+                raise
+            log.warning("Listing %s at start-up failed, retrying in %.1fs: %s", kind, delay, error)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
 
 
 @kopf.on.cleanup()
