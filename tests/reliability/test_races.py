@@ -122,11 +122,13 @@ def test_plan_resized_while_its_tenants_are_admitted(platform: Platform) -> None
     with ThreadPoolExecutor(len(names) + 1) as pool:
         list(pool.map(act, [0, 1, 2, len(names), 3, 4, 5]))
 
+    last: list[str] = []
+
     def resized_outcome() -> list[str] | None:
         objs = {n: platform.tenant_obj(reseller, n) for n in names}
         if not all(decided(o) for o in objs.values()):
             return None
-        problems = ledger_problems(platform, [reseller], plans={(reseller, "small"): two_cpu})
+        last[:] = problems = ledger_problems(platform, [reseller], plans={(reseller, "small"): two_cpu})
         for name, obj in objs.items():
             if not admitted(obj):
                 continue
@@ -138,7 +140,10 @@ def test_plan_resized_while_its_tenants_are_admitted(platform: Platform) -> None
                 problems.append(f"{name}: kept at 1 cpu without saying why ({ready['reason']})")  # type: ignore[index]
         return None if problems else [n for n in names if admitted(objs[n])]
 
-    before = wait_for(resized_outcome, 90, interval=0.5, message="an exact outcome after the resize")
+    try:
+        before = wait_for(resized_outcome, 90, interval=0.5, message="an exact outcome after the resize")
+    except AssertionError as error:
+        raise AssertionError(f"{error}: {last}") from None
     assert before, "somebody was admitted"
 
     # Back to 1 cpu: the resized tenants shrink (a shrink always fits) and exactly 4 fit; nobody

@@ -1,0 +1,187 @@
+"""Control-plane faults: the apiserver or etcd restarted in the middle of a rollout, and an apiserver
+that fails (5xx, 429, requests that hang and drop, cut watch streams) behind a loopback fault proxy.
+
+Afterwards the watches have resumed (a new tenant is admitted, a deleted child comes back), nothing
+is lost or duplicated (every tenant provisioned once, at most one Admitted Event each), the ledger is
+exact, and the operator process is the same one that started: back-off, never a crash loop.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+from reliability_support import EXTRA_OPERATOR_LOGS, FIGURES, admitted, ledger_problems
+
+from support.cluster import wait_for
+from support.faultproxy import FaultProxy
+from support.operator import OperatorProcess
+from support.platform import Platform
+
+CHILDREN = [("ResourceQuota", "tenantry"), ("LimitRange", "tenantry"), ("NetworkPolicy", "tenantry-isolation"),
+            ("RoleBinding", "tenantry-owners"), ("RoleBinding", "tenantry-reseller-support"),
+            ("Ingress", "tenantry"), ("ConfigMap", "tenantry-branding")]
+
+
+def _create_tenant(platform: Platform, reseller: str, region: str, name: str) -> str:
+    """Create, retrying while the API is coming back; a 409 means an earlier try got through."""
+    def attempt() -> str:
+        try:
+            platform.tenant(reseller, region, name)
+        except client.ApiException as error:
+            if error.status != 409:
+                raise
+        return name
+
+    return wait_for(attempt, 60, interval=1.0, message=f"tenant {name} created")
+
+
+def _missing_children(api: client.ApiClient, namespace: str) -> list[str]:
+    core, net, rbac = client.CoreV1Api(api), client.NetworkingV1Api(api), client.RbacAuthorizationV1Api(api)
+    readers = {"ResourceQuota": core.read_namespaced_resource_quota, "LimitRange": core.read_namespaced_limit_range,
+               "NetworkPolicy": net.read_namespaced_network_policy, "RoleBinding": rbac.read_namespaced_role_binding,
+               "Ingress": net.read_namespaced_ingress, "ConfigMap": core.read_namespaced_config_map}
+    missing = []
+    for kind, name in CHILDREN:
+        try:
+            readers[kind](name, namespace)
+        except client.ApiException as error:
+            if error.status != 404:
+                raise
+            missing.append(f"{kind}/{name}")
+    secrets = core.list_namespaced_secret(namespace, label_selector="app.kubernetes.io/managed-by=tenantry").items
+    if not any(s.type == "kubernetes.io/tls" for s in secrets):
+        missing.append("TLS Secret")
+    return missing
+
+
+def _whole(platform: Platform, reseller: str, names: list[str]) -> bool:
+    """Every tenant Ready with every child: nothing half-made."""
+    for name in names:
+        obj = platform.tenant_obj(reseller, name)
+        if obj is None or not admitted(obj):
+            return False
+        ready = [c for c in obj["status"].get("conditions", []) if c["type"] == "Ready"]
+        if not ready or ready[0]["status"] != "True":
+            return False
+        if _missing_children(platform.api, f"{reseller}--{name}"):
+            return False
+    return True
+
+
+def _admitted_events(platform: Platform, reseller: str, name: str) -> int:
+    return sum(1 for e in platform.events_for(f"reseller-{reseller}", name) if e.reason == "Admitted")
+
+
+@pytest.mark.parametrize("component", ["apiserver", "etcd"])
+def test_restart_in_the_middle_of_a_rollout(platform: Platform, operator: OperatorProcess,
+                                            local_control_plane: Any, component: str) -> None:
+    region, reseller = platform.setup(licenses=30)
+    pid = operator.pid
+    names = [platform.tenant(reseller, region, platform.unique_name("cp", max_length=40)) for _ in range(6)]
+
+    local_control_plane.stop_component(component)
+    local_control_plane.start_component(component)
+    local_control_plane.wait_ready()
+    names += [_create_tenant(platform, reseller, region, platform.unique_name("cp", max_length=40)) for _ in range(6)]
+    # Changes after the restart reach the operator: its watches resumed.
+    platform.patch("Tenant", names[0], {"spec": {"displayName": "after the restart"}}, f"reseller-{reseller}")
+
+    wait_for(lambda: _whole(platform, reseller, names), 120, interval=1.0, message="every tenant whole")
+    wait_for(lambda: not ledger_problems(platform, [reseller]), 60, message="an exact ledger")
+    wait_for(lambda: platform.core.read_namespaced_config_map("tenantry-branding", f"{reseller}--{names[0]}")
+             .data.get("tenantDisplayName") == "after the restart", 30, message="the change after the restart")
+    net = client.NetworkingV1Api(platform.api)
+    net.delete_namespaced_network_policy("tenantry-isolation", f"{reseller}--{names[-1]}")
+    wait_for(lambda: net.read_namespaced_network_policy("tenantry-isolation", f"{reseller}--{names[-1]}"), 30,
+             message="a deleted child restored (the children's watch resumed)")
+    duplicated = {n: c for n in names if (c := _admitted_events(platform, reseller, n)) > 1}
+    assert not duplicated, f"Admitted posted more than once: {duplicated}"
+    assert operator.pid == pid and operator.process is not None and operator.process.poll() is None
+    operator.wait_healthy(30)
+    FIGURES[f"faults: {component} restarts mid-rollout"] += 1
+    FIGURES["faults injected"] += 1
+
+
+def _upstream(kubeconfig: Path, directory: Path) -> tuple[str, str | None]:
+    """The real server of a kubeconfig and a file with its CA (None: not given)."""
+    cluster = yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]
+    if cluster.get("certificate-authority-data"):
+        ca_path = directory / "upstream-ca.crt"
+        ca_path.write_bytes(base64.b64decode(cluster["certificate-authority-data"]))
+        return cluster["server"], str(ca_path)
+    return cluster["server"], cluster.get("certificate-authority")
+
+
+def _proxied_kubeconfig(source: Path, proxy: FaultProxy, directory: Path) -> Path:
+    """A copy of `source` (same identity) whose server is the proxy, in plain HTTP on loopback."""
+    config = yaml.safe_load(source.read_text())
+    config["clusters"][0]["cluster"] = {"server": proxy.url}
+    path = directory / "proxied.kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)
+    return path
+
+
+@pytest.mark.parametrize(("tenants", "fault_seconds"), [
+    pytest.param(8, 20, id="ci"),
+    pytest.param(30, 120, id="long", marks=pytest.mark.long),
+])
+def test_failing_apiserver_gives_back_off_and_recovery(platform: Platform, operator: OperatorProcess,
+                                                       tmp_path: Path, tenants: int, fault_seconds: float) -> None:
+    region, reseller = platform.setup(licenses=tenants + 5)
+    ns = f"reseller-{reseller}"
+    server, ca_file = _upstream(operator.kubeconfig, tmp_path)
+    proxy = FaultProxy(upstream=server, ca_file=ca_file).start()
+    kubeconfig = _proxied_kubeconfig(operator.kubeconfig, proxy, tmp_path)
+    second = OperatorProcess(kubeconfig, tmp_path)
+    EXTRA_OPERATOR_LOGS.append(second.log_path)
+    operator.stop()  # one operator at a time
+    try:
+        # Faults from the very start: 15% errors, 5% hung-then-dropped requests, up to 200 ms latency.
+        proxy.set_faults(error_rate=0.15, timeout_rate=0.05, hang_seconds=2.0, delay=(0.0, 0.2))
+        second.start(timeout=180)
+        pid = second.pid
+        names = []
+        started = time.monotonic()
+        for index in range(tenants):
+            names.append(platform.tenant(reseller, region, platform.unique_name("fp", max_length=40)))
+            if index % 3 == 2:
+                proxy.cut_streams()  # watches and requests in flight die mid-stream
+        platform.plan(reseller, "big", quota={"cpu": "2", "memory": "2Gi", "storage": "2Gi", "pods": "20"})
+        platform.patch("Tenant", names[1], {"spec": {"plan": "big"}}, ns)
+        gone = names.pop(0)
+        platform.delete("Tenant", gone, ns)
+        # Let the operator work under faults for a while (until enough faults have been met).
+        wait_for(lambda: time.monotonic() - started > fault_seconds and proxy.injected >= 20, fault_seconds + 120,
+                 interval=1.0, message="faults injected")
+        assert second.process is not None and second.process.poll() is None, "the operator died under faults"
+
+        proxy.set_faults()  # healthy again
+        wait_for(lambda: _whole(platform, reseller, names), 180, interval=1.0,
+                 message="every tenant whole once the faults stopped")
+        wait_for(lambda: not ledger_problems(platform, [reseller], deleted=[(reseller, gone)]), 120, interval=1.0,
+                 message="an exact ledger, the deleted tenant cleaned up")
+        wait_for(lambda: platform.core.read_namespaced_resource_quota("tenantry", f"{reseller}--{names[0]}")
+                 .spec.hard["requests.cpu"] == "2", 60, message="the plan change applied")
+        assert second.pid == pid and second.process.poll() is None, "the operator restarted: a crash loop"
+        second.wait_healthy(30)
+        log = second.log_text()
+        assert "retrying in" in log or "listing again in" in log, "no back-off in the operator's log"
+        duplicated = {n: c for n in names if (c := _admitted_events(platform, reseller, n)) > 1}
+        assert not duplicated, f"Admitted posted more than once: {duplicated}"
+        FIGURES["faults: proxy 5xx/429 answers"] += proxy.counts["error"]
+        FIGURES["faults: proxy hung-and-dropped requests"] += proxy.counts["timeout"]
+        FIGURES["faults: proxy cut connections"] += proxy.counts["cut"]
+        FIGURES["faults: proxy requests seen"] += proxy.counts["requests"]
+        FIGURES["faults injected"] += proxy.injected
+        print(f"fault proxy: {dict(proxy.counts)}")
+    finally:
+        second.stop()
+        proxy.stop()
+        operator.start()
