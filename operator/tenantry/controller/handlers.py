@@ -97,7 +97,10 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     settings.posting.level = logging.WARNING  # our own Events carry condition reasons; kopf posts only problems
 
     config = load_settings()
-    client = KubeClient(load_credentials(), max_connections=max(config.workers * 2, 16))
+    # Every informer's watch holds a connection for good (12 of the former 32), and a reconcile
+    # applies a tenant's children at once (8 or 9 requests): with too few connections the workers
+    # queue for one, not for the apiserver.
+    client = KubeClient(load_credentials(), max_connections=config.workers * 8 + len(CHILD_KINDS) + 4)
     client.on_request = metrics.count_request
     op = Operator(client=client, settings=config)
     memo["operator"] = op
