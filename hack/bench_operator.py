@@ -137,6 +137,16 @@ def metric_by(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], nam
     return result
 
 
+def _mean_delta(before: dict[tuple[str, tuple[tuple[str, str], ...]], float],
+                after: dict[tuple[str, tuple[tuple[str, str], ...]], float], histogram: str, kind: str) -> float:
+    """Mean of a histogram's observations between two scrapes, for one kind."""
+    total = metric_by(after, f"{histogram}_sum", "kind").get(kind, 0) - metric_by(before, f"{histogram}_sum", "kind"
+                                                                                 ).get(kind, 0)
+    count = metric_by(after, f"{histogram}_count", "kind").get(kind, 0) - metric_by(before, f"{histogram}_count",
+                                                                                   "kind").get(kind, 0)
+    return total / count if count else float("nan")
+
+
 def operator_writes(audit_log: Path, since: int, until: int | None = None) -> Counter[str]:
     """The operator's writes in the audit log between two offsets, as 'verb resource[/sub]' -> count."""
     counts: Counter[str] = Counter()
@@ -459,9 +469,20 @@ async def bench(args: argparse.Namespace, cp: Any, work: Path) -> dict[str, Any]
         profiler = py_spy(process.pid, Path(args.profile)) if args.profile and process.pid else None
         log(f"wave: creating {len(manifests)} tenants, {args.create_concurrency} at a time")
         started = time.monotonic()
+        depths: list[float] = []
+
+        async def sample_queue() -> None:
+            while True:
+                with contextlib.suppress(OSError):
+                    depths.append(sum(metric_by(scrape(process), "tenantry_operator_queue_depth", "").values()))
+                await asyncio.sleep(1.0)
+
+        sampler = asyncio.create_task(sample_queue())
         sent = await create_all(client, manifests, args.create_concurrency, args.rate)
         created = time.monotonic() - started
         await watch.wait_for(keys, args.timeout)
+        sampler.cancel()
+        queue_max = max(depths, default=0.0)
         total = max(watch.ready_at[k] for k in keys) - started
         latencies = [watch.ready_at[k] - sent[k] for k in keys]
         cpu = {k: v - cpu_before.get(k, 0.0) for k, v in cpu_of(cp, process).items()}
@@ -488,6 +509,9 @@ async def bench(args: argparse.Namespace, cp: Any, work: Path) -> dict[str, Any]
             "client_requests_per_tenant": {k: v / n for k, v in sorted(requests.items())},
             "cpu_seconds": cpu,
             "reconciles": reconciles,
+            "tenant_reconcile_mean_s": _mean_delta(before, after, "tenantry_operator_reconcile_duration_seconds",
+                                                   "Tenant"),
+            "queue_depth_max": queue_max,
         }
         results["rss_after_wave_mib"] = proc_status(process.pid)["VmRSS"] / 1024 if process.pid else None
 
@@ -646,7 +670,8 @@ def report(r: dict[str, Any]) -> str:
                  f"{wave['settled_after_ready_s']:.1f} s after the last Ready. Single tenants: "
                  f"{', '.join(f'{p:.2f} s' for p in probes)}. RSS now {fmt(r.get('rss_mib'), 'MiB', 0)}.")
     lines.append("Reconciles during the wave: " + ", ".join(f"{k} {v:.0f}" for k, v in wave["reconciles"].items())
-                 + ".")
+                 + f"; a Tenant's took {wave['tenant_reconcile_mean_s']:.2f} s on average; the queue held at most "
+                 f"{wave['queue_depth_max']:.0f} objects.")
     lines.append("CPU seconds during the wave: " + ", ".join(f"{k} {v:.1f}" for k, v in wave["cpu_seconds"].items())
                  + "; during the floor: " + ", ".join(f"{k} {v:.1f}" for k, v in floor["cpu_seconds"].items())
                  + " (the bench's own client is not counted).")
