@@ -688,8 +688,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tenants", type=int, default=50, help="tenants per reseller")
     parser.add_argument("--workers", type=int, default=None,
                         help="the operator's workers (default: its own default); the floor uses as many")
-    parser.add_argument("--resync", type=float, default=45.0,
-                        help="the operator's resyncSeconds (default 45, so a resync falls in the idle window)")
+    parser.add_argument("--resync", type=float, default=300.0,
+                        help="the operator's resyncSeconds (default 300, the operator's own default; the restart "
+                        "phase reconciles every object once, which is what a resync does)")
     parser.add_argument("--idle", type=float, default=60.0, help="seconds of idle write counting")
     parser.add_argument("--probes", type=int, default=3, help="single tenants created on the idle operator")
     parser.add_argument("--create-concurrency", type=int, default=16, help="tenant creates in flight")
