@@ -111,9 +111,19 @@ async def _add_finalizer(op: Operator, body: Mapping[str, Any]) -> dict[str, Any
     """Add the deletion finalizer, on this very version of the Tenant (409 if it changed, 404 if it is
     gone: either way nothing is provisioned this round, and the queue retries)."""
     meta = body["metadata"]
-    result = await op.client.merge_patch(TENANT, meta["name"], {"metadata": {
-        "finalizers": [*(meta.get("finalizers") or []), FINALIZER], "resourceVersion": meta["resourceVersion"]}},
-        namespace=meta["namespace"])
+    try:
+        result = await op.client.merge_patch(TENANT, meta["name"], {"metadata": {
+            "finalizers": [*(meta.get("finalizers") or []), FINALIZER], "resourceVersion": meta["resourceVersion"]}},
+            namespace=meta["namespace"])
+    except ApiError as error:
+        # Kopf adds the same finalizer on the Tenant's first event, and usually wins the race: then
+        # the newer version already has it, and provisioning goes on now instead of after a back-off.
+        latest = await op.client.get(TENANT, meta["name"], meta["namespace"]) if error.conflict else None
+        if latest is None or latest["metadata"].get("uid") != meta.get("uid") \
+                or latest["metadata"].get("deletionTimestamp") \
+                or FINALIZER not in (latest["metadata"].get("finalizers") or []):
+            raise
+        result = latest
     op.store.put(TENANT, result)
     return result
 
