@@ -70,7 +70,16 @@ async def reconcile_tenant(op: Operator, namespace: str, name: str) -> None:
     op.book.upsert_tenant(tenant_claim(body, spec))
     verdict = op.book.decide(key, now=time.time())
     if verdict.record is not None:
+        claim = op.book.tenant(key)
+        previous = op.book.record_of(claim) if claim is not None else None
         op.book.record(key, verdict.record)
+        shrunk = previous is not None and any(verdict.record.quota.get(r, 0) < amount
+                                              for r, amount in previous.quota.items())
+        if shrunk:
+            # A smaller plan frees capacity: the tenants refused for lack of it are looked at again
+            # now, not at the next resync.
+            op.enqueue([(TENANT, namespace, c.name) for c in op.book.tenants_of(reseller)
+                        if op.book.record_of(c) is None])
     if verdict.retry_after:
         op.enqueue_one(TENANT, namespace, name, delay=verdict.retry_after)
         return
