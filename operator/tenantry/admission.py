@@ -275,12 +275,15 @@ class AdmissionBook:
                            f"Plan {claim.plan} needs more than reseller {reseller.name} has left in region "
                            f"{claim.region} ({shortfall}); choose a smaller plan, or the platform must raise "
                            "the reseller's allotment.")
-        if now is not None and self._contended(reseller, licenses_used, allocated, claim.region, quota):
+        # A custom domain goes to the oldest claimant too, and an admitted tenant keeps it: so a tenant
+        # claiming one also waits until every tenant created with it has been seen.
+        if now is not None and (claim.domains or self._contended(reseller, licenses_used, allocated, claim.region,
+                                                                 quota)):
             age = now - _epoch(claim.created)
             if age < self.settle_seconds:
                 return Verdict(False, "AwaitingConcurrentRequests",
-                               "Taking one of the last licences or the last capacity; waiting a moment for "
-                               "tenants created at the same time.", retry_after=self.settle_seconds - age)
+                               "Taking one of the last licences, the last capacity or a custom domain; waiting a "
+                               "moment for tenants created at the same time.", retry_after=self.settle_seconds - age)
         new_record = AdmissionRecord(plan=claim.plan, region=claim.region, quota=quota)
         return Verdict(True, ADMITTED, f"Admitted on plan {claim.plan} in region {claim.region}.", new_record)
 
