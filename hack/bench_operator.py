@@ -40,6 +40,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -726,8 +727,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if args.keep:
             cp.stop()
+            log(f"kept {work} (the control plane is stopped; `hack/controlplane.py up --dir` starts it again)")
         else:
             cp.destroy()
+            shutil.rmtree(work, ignore_errors=True)
     results["meter"] = meter_bench([int(s) for s in args.meter.split(",") if s.strip()])
     results["machine"] = info
     results["load_after"] = os.getloadavg()
