@@ -134,7 +134,8 @@ def _proxied_kubeconfig(source: Path, proxy: FaultProxy, directory: Path) -> Pat
 ])
 def test_failing_apiserver_gives_back_off_and_recovery(platform: Platform, operator: OperatorProcess,
                                                        tmp_path: Path, tenants: int, fault_seconds: float) -> None:
-    region, reseller = platform.setup(licenses=tenants + 5)
+    region, reseller = platform.setup(licenses=tenants + 5, allotment={"cpu": str(tenants * 2), "memory": "256Gi",
+                                                                       "storage": "500Gi", "pods": "2000"})
     ns = f"reseller-{reseller}"
     server, ca_file = _upstream(operator.kubeconfig, tmp_path)
     proxy = FaultProxy(upstream=server, ca_file=ca_file).start()
