@@ -25,7 +25,10 @@ def _run(args: argparse.Namespace) -> int:
 
     settings = load_settings()  # fail fast on a bad configuration, before connecting anywhere
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.JSON if args.log_format == "json"
-                   else kopf.LogFormat.PLAIN, log_prefix=True)
+                   else kopf.LogFormat.FULL, log_prefix=True)
+    if not args.verbose:
+        # kopf says "Handler ... succeeded" for every watch event; Tenantry logs what it did itself.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     import tenantry.controller.handlers  # noqa: F401  (registers the handlers)
 
     metrics_port = settings.metrics_port if args.metrics_port is None else args.metrics_port
@@ -48,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="address for the health and metrics endpoints (default 0.0.0.0; tests use 127.0.0.1)")
     run.add_argument("--health-port", type=int, default=None, help="liveness endpoint port (0 disables)")
     run.add_argument("--metrics-port", type=int, default=None, help="Prometheus metrics port (0 disables)")
-    run.add_argument("--log-format", choices=("plain", "json"), default=os.environ.get("TENANTRY_LOG_FORMAT", "json"))
+    run.add_argument("--log-format", choices=("plain", "json"), default=os.environ.get("TENANTRY_LOG_FORMAT", "json"),
+                     help="json (one object a line, the default) or plain (timestamped text for a terminal)")
     run.add_argument("--verbose", action="store_true")
     run.set_defaults(func=_run)
 
@@ -62,8 +66,9 @@ def _add_optional_commands(commands: argparse._SubParsersAction[argparse.Argumen
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    if args.command != "run":  # `run` logs through kopf's configuration (plain or JSON), once
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     result: int = args.func(args)
     return result
 
