@@ -311,7 +311,8 @@ def test_semantic_bad_input_gets_a_precise_condition_and_event_and_disturbs_nobo
 
     for label, kind, where, name, type_, status, reason in cases:
         message = _condition_and_event(platform, kind, name, where, type_, status, reason)
-        shown = _stable(message[:90] + ("…" if len(message) > 90 else ""))
+        stable = _stable(message)  # names masked before cutting, so a cut name never shows
+        shown = stable[:90] + ("…" if len(stable) > 90 else "")
         rows.append(f"| {label} | {kind} | {type_}={status} | {reason} | {shown} |")
 
     # Swapped TLS files: the tenant is admitted, its custom host gets no certificate, and says why.
@@ -324,7 +325,7 @@ def test_semantic_bad_input_gets_a_precise_condition_and_event_and_disturbs_nobo
     message = _condition_and_event(platform, "Tenant", swapped_tenant, ns, "CertificateReady", "False", "SwappedFiles")
     assert "PRIVATE KEY" not in message
     rows.append(f"| swapped tls.crt and tls.key | Tenant | CertificateReady=False | SwappedFiles | "
-                f"{_stable(message[:90])}… |")
+                f"{_stable(message)[:90]}… |")
 
     # Nobody else disturbed, the operator alive and the same process.
     after = namespace_children_versions(api_client, f"{reseller}--{bystander}")
