@@ -6,10 +6,13 @@ Subcommands import their machinery lazily so that `tenantry bill` does not pay f
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
+from typing import Any
 
 from tenantry import __version__
 from tenantry.metering import cli as metering_cli
@@ -36,8 +39,35 @@ def _run(args: argparse.Namespace) -> int:
         start_http_server(metrics_port, addr=args.bind_address)
     health_port = settings.health_port if args.health_port is None else args.health_port
     liveness = f"http://{args.bind_address}:{health_port}/healthz" if health_port else None
-    kopf.run(clusterwide=True, standalone=True, liveness_endpoint=liveness)
-    return 0
+    # kopf stops the whole operator when one watch fails hard, e.g. with a 404 while a restarted
+    # apiserver has not yet registered the CRDs. Only a signal ends `tenantry run`; any other stop is
+    # logged and the operator starts again in this process (back-off up to 30 s), from a fresh picture.
+    delay = 1.0
+    while True:
+        loop = _SignalNotingLoop()
+        try:
+            kopf.run(loop=loop, clusterwide=True, standalone=True, liveness_endpoint=liveness)
+        finally:
+            loop.close()
+        if loop.stop_signal is not None:
+            return 0
+        logging.getLogger("tenantry").error(
+            "The operator stopped on an error (logged above); starting it again in %.0f s.", delay)
+        time.sleep(delay)
+        delay = min(delay * 2, 30.0)
+
+
+class _SignalNotingLoop(asyncio.SelectorEventLoop):
+    """An event loop that remembers whether SIGINT/SIGTERM arrived (kopf installs the handlers)."""
+
+    stop_signal: int | None = None
+
+    def add_signal_handler(self, sig: int, callback: Any, *args: Any) -> None:  # type: ignore[override]
+        def noted(*callback_args: Any) -> None:
+            self.stop_signal = sig
+            callback(*callback_args)
+
+        super().add_signal_handler(sig, noted, *args)
 
 
 def build_parser() -> argparse.ArgumentParser:
