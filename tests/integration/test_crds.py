@@ -19,6 +19,7 @@ import pytest
 import yaml
 from kubernetes import client
 
+from support.bodies import set_in
 from tenantry import naming
 from tenantry.models import SpecError, parse_spec
 
@@ -171,18 +172,7 @@ def base_body(kind: str) -> dict[str, Any]:
     return {"kind": kind, "metadata": {}, "spec": copy.deepcopy(spec)}
 
 
-def changed(body: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
-    """A copy with `value` at a dotted path ("spec.regions.0.tls.mode"); `...` deletes the field."""
-    body = copy.deepcopy(body)
-    *parents, last = path.split(".")
-    node: Any = body
-    for part in parents:
-        node = node[int(part)] if part.isdigit() else node[part]
-    if value is ...:
-        del node[last]
-    else:
-        node[int(last) if last.isdigit() else last] = value
-    return body
+changed = set_in  # a copy with `value` at a dotted path; `...` deletes the field
 
 
 INVALID = [

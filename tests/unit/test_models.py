@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from support.bodies import set_in
 from tenantry import models, naming
 from tenantry.models import (
     PlanSpec,
@@ -284,18 +285,6 @@ def reseller_with(**changes: Any) -> dict[str, Any]:
     return body
 
 
-def set_in(body: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
-    """A copy of body with `value` at a dotted path ("spec.regions.0.tls.mode"); value ... deletes."""
-    body = copy.deepcopy(body)
-    *parents, last = path.split(".")
-    node: Any = body
-    for part in parents:
-        node = node[int(part)] if part.isdigit() else node[part]
-    if value is ...:
-        del node[last]
-    else:
-        node[int(last) if last.isdigit() else last] = value
-    return body
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,9 @@ from __future__ import annotations
 from dataclasses import replace
 from decimal import Decimal
 
-from tenantry.admission import AdmissionBook, PlanTerms, ResellerTerms, TenantClaim, Verdict
+from test_admission import admit
+
+from tenantry.admission import AdmissionBook, PlanTerms, ResellerTerms, TenantClaim
 
 
 def quota(cpu: str = "1", memory_gi: int = 1, storage_gi: int = 1, pods: int = 10) -> dict[str, Decimal]:
@@ -31,14 +33,6 @@ def book_with(*resellers: ResellerTerms) -> AdmissionBook:
         book.set_reseller(terms)
         book.set_plan(terms.name, "small", PlanTerms(quota(), custom_domains=1))
     return book
-
-
-def admit(book: AdmissionBook, claim: TenantClaim) -> Verdict:
-    book.upsert_tenant(claim)
-    verdict = book.decide(claim.key)
-    if verdict.record is not None:
-        book.record(claim.key, verdict.record)
-    return verdict
 
 
 def test_an_admitted_tenant_adding_a_held_host_stays_admitted_but_is_refused_the_change() -> None:
