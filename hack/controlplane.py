@@ -159,6 +159,7 @@ class ControlPlane:
         self.cache_dir = Path(cache_dir) if cache_dir else _default_cache_dir()
         self.bin_dir = self.cache_dir / "bin"
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._exit_status: dict[str, int] = {}  # of our children that exited, for error messages
         self.timings: dict[str, float] = {}  # seconds, filled by start()
 
     # ------------------------------------------------------------------ paths and properties
@@ -261,9 +262,20 @@ class ControlPlane:
         proc = self._procs.get(component)
         if proc is not None and proc.poll() is not None:  # reap our own child so it is not a zombie
             self._procs.pop(component, None)
+            self._exit_status[component] = proc.returncode
             return False
         pid = self.pid(component)
         return pid is not None and _pid_alive(pid, str(self.binary(component)), f"{self.directory}/")
+
+    def _process_facts(self, component: str) -> str:
+        """What the liveness check saw, for an error message: the pid file, /proc and our child's status."""
+        pid = self.pid(component)
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()[:120].replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, TypeError):
+            cmdline = "no such process"
+        child = f"exit status {self._exit_status.get(component, 'unknown')}"
+        return f"pid file {pid}, /proc cmdline {cmdline!r}, {child}"
 
     def running(self) -> bool:
         return all(self.component_running(c) for c in COMPONENTS)
@@ -323,6 +335,19 @@ class ControlPlane:
         component's own grace period, STOP_GRACE)."""
         for component in reversed(COMPONENTS):
             self.stop_component(component, timeout=timeout)
+        self._kill_strays()
+
+    def _kill_strays(self) -> None:
+        """SIGKILL, by pid, any of our binaries still running on this directory whose pid file was lost
+        or wrong (a start that failed half-way): a stopped control plane leaves no process behind."""
+        binaries = {self.binary(c).name for c in COMPONENTS}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            pid = int(entry.name)
+            if any(_pid_alive(pid, name, f"{self.directory}/") for name in binaries):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
 
     def destroy(self) -> None:
         """Stops the processes and removes the whole directory (data, PKI, logs)."""
@@ -653,7 +678,8 @@ class ControlPlane:
                     return
             if not self.component_running(component):
                 raise ControlPlaneError(
-                    f"{component} is not running (waiting for {what})\n{self.log_tail(component)}"
+                    f"{component} is not running (waiting for {what}; {self._process_facts(component)})\n"
+                    f"{self.log_tail(component)}"
                 )
             if time.monotonic() > deadline:
                 raise ControlPlaneError(f"timed out waiting for {what}\n{self.log_tail()}")

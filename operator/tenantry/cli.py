@@ -10,7 +10,6 @@ import asyncio
 import logging
 import os
 import sys
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -39,22 +38,17 @@ def _run(args: argparse.Namespace) -> int:
         start_http_server(metrics_port, addr=args.bind_address)
     health_port = settings.health_port if args.health_port is None else args.health_port
     liveness = f"http://{args.bind_address}:{health_port}/healthz" if health_port else None
-    # kopf stops the whole operator when one watch fails hard, e.g. with a 404 while a restarted
-    # apiserver has not yet registered the CRDs. Only a signal ends `tenantry run`; any other stop is
-    # logged and the operator starts again in this process (back-off up to 30 s), from a fresh picture.
-    delay = 1.0
-    while True:
-        loop = _SignalNotingLoop()
-        try:
-            kopf.run(loop=loop, clusterwide=True, standalone=True, liveness_endpoint=liveness)
-        finally:
-            loop.close()
-        if loop.stop_signal is not None:
-            return 0
-        logging.getLogger("tenantry").error(
-            "The operator stopped on an error (logged above); starting it again in %.0f s.", delay)
-        time.sleep(delay)
-        delay = min(delay * 2, 30.0)
+    loop = _SignalNotingLoop()
+    try:
+        kopf.run(loop=loop, clusterwide=True, standalone=True, liveness_endpoint=liveness)
+    finally:
+        loop.close()
+    if loop.stop_signal is None:
+        # kopf gave up on its own (the cause is logged above). Exit non-zero so that the Deployment
+        # (or whoever runs this) restarts the operator from a fresh picture of the cluster.
+        logging.getLogger("tenantry").error("The operator stopped on an error; exiting with status 1.")
+        return 1
+    return 0
 
 
 class _SignalNotingLoop(asyncio.SelectorEventLoop):

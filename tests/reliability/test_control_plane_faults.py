@@ -1,5 +1,6 @@
-"""Control-plane faults: the apiserver or etcd restarted in the middle of a rollout, and an apiserver
-that fails (5xx, 429, requests that hang and drop, cut watch streams) behind a loopback fault proxy.
+"""Control-plane faults: the apiserver or etcd restarted in the middle of a rollout, an apiserver that
+fails (5xx, 429, requests that hang and drop, cut watch streams) behind a loopback fault proxy, and
+watches of the Tenantry kinds answered 404 (a restarted apiserver before its CRDs are registered).
 
 Afterwards the watches have resumed (a new tenant is admitted, a deleted child comes back), nothing
 is lost or duplicated (every tenant provisioned once, at most one Admitted Event each), the ledger is
@@ -182,6 +183,48 @@ def test_failing_apiserver_gives_back_off_and_recovery(platform: Platform, opera
         FIGURES["faults: proxy requests seen"] += proxy.counts["requests"]
         FIGURES["faults injected"] += proxy.injected
         print(f"fault proxy: {dict(proxy.counts)}")
+    finally:
+        second.stop()
+        proxy.stop()
+        operator.start()
+
+
+def test_watches_answering_404_do_not_stop_the_operator(platform: Platform, operator: OperatorProcess,
+                                                        tmp_path: Path) -> None:
+    """kopf stops the whole operator when a watch fails with anything but 410/429; a restarted
+    apiserver answers 404 for a CRD's resources until it has registered them. The operator must
+    ride that out (tenantry.controller.kopf_watch) and not need a restart to reconcile again."""
+    region, reseller = platform.setup(licenses=10)
+    ns = f"reseller-{reseller}"
+    server, ca_file = _upstream(operator.kubeconfig, tmp_path)
+    proxy = FaultProxy(upstream=server, ca_file=ca_file).start()
+    second = OperatorProcess(_proxied_kubeconfig(operator.kubeconfig, proxy, tmp_path), tmp_path)
+    EXTRA_OPERATOR_LOGS.append(second.log_path)
+    operator.stop()  # one operator at a time
+    try:
+        second.start(timeout=180)
+        pid = second.pid
+        names = [platform.tenant(reseller, region, platform.unique_name("nf", max_length=40))]
+        wait_for(lambda: _whole(platform, reseller, names), 60, interval=1.0, message="the first tenant whole")
+
+        proxy.set_faults(not_found_watches="/apis/tenantry.dev/")
+        proxy.cut_streams()  # every watch reconnects, and the four Tenantry watches meet the 404
+        wait_for(lambda: proxy.counts["not_found"] >= 8, 60, interval=0.5,
+                 message="the Tenantry watches answered 404, twice each")
+        assert second.process is not None and second.process.poll() is None, "the operator stopped on a 404"
+        proxy.set_faults()  # the CRDs are served again
+
+        names.append(platform.tenant(reseller, region, platform.unique_name("nf", max_length=40)))
+        platform.patch("Tenant", names[0], {"spec": {"displayName": "after the 404s"}}, ns)
+        wait_for(lambda: _whole(platform, reseller, names), 60, interval=1.0,
+                 message="a tenant created after the 404s whole")
+        wait_for(lambda: platform.core.read_namespaced_config_map("tenantry-branding", f"{reseller}--{names[0]}")
+                 .data.get("tenantDisplayName") == "after the 404s", 30, message="a change after the 404s")
+        assert second.pid == pid and second.process.poll() is None, "the operator was restarted"
+        second.wait_healthy(30)
+        assert "listing and watching again" in second.log_text()
+        FIGURES["faults: watches answered 404"] += proxy.counts["not_found"]
+        FIGURES["faults injected"] += proxy.counts["not_found"]
     finally:
         second.stop()
         proxy.stop()

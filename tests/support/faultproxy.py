@@ -1,5 +1,6 @@
 """A loopback HTTP proxy in front of the apiserver that injects faults: 5xx answers, requests that
-hang and then lose their connection (timeouts), latency, and cut streams (watches).
+hang and then lose their connection (timeouts), latency, cut streams (watches), and 404s for the watches
+of a path prefix (an apiserver that has restarted but not yet registered its CRDs).
 
 The operator under test talks plain HTTP to 127.0.0.1:<port>; the proxy forwards each request over
 TLS to the real apiserver (verifying its CA) and streams the answer back, so watches work through it.
@@ -38,6 +39,7 @@ class Faults:
     hang_seconds: float = 3.0
     delay: tuple[float, float] = (0.0, 0.0)  # latency added before forwarding (uniform in range)
     watch_faults: bool = True      # whether watch requests get faults too
+    not_found_watches: str = ""    # path prefix whose watches answer 404, as while CRDs re-register
 
 
 @dataclass
@@ -100,7 +102,7 @@ class FaultProxy:
 
     @property
     def injected(self) -> int:
-        return sum(self.counts[k] for k in ("error", "timeout", "cut"))
+        return sum(self.counts[k] for k in ("error", "timeout", "cut", "not_found"))
 
     # -- serving -------------------------------------------------------------------------------------
 
@@ -133,6 +135,12 @@ class FaultProxy:
                 roll = self._random.random()
                 delay = self._random.uniform(*faults.delay) if faults.delay[1] > 0 else 0.0
                 self.counts["requests"] += 1
+            if is_watch and faults.not_found_watches and \
+                    request_line.split(" ")[1].startswith(faults.not_found_watches):
+                with self._lock:
+                    self.counts["not_found"] += 1
+                conn.sendall(_not_found_response())
+                return
             eligible = faults.watch_faults or not is_watch
             if eligible and roll < faults.error_rate:
                 with self._lock:
@@ -213,3 +221,10 @@ def _status_response(status: int, reason: str) -> bytes:
     extra = b"Retry-After: 1\r\n" if status == 429 else b""
     return (f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\nConnection: close\r\n").encode() + extra + b"\r\n" + body
+
+
+def _not_found_response() -> bytes:
+    """What a kube-apiserver answers for a resource it does not serve (yet): plain text, not a Status."""
+    body = b"404 page not found\n"
+    return (b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body)) + body

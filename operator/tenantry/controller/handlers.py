@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
+import threading
 import time
 from collections.abc import Hashable
 from typing import Any
@@ -19,7 +21,7 @@ from typing import Any
 import aiohttp
 import kopf
 
-from tenantry.controller import metrics, tls
+from tenantry.controller import kopf_watch, metrics, tls
 from tenantry.controller.context import Key, Operator
 from tenantry.controller.informer import Informer
 from tenantry.controller.plan import reconcile_plan
@@ -45,6 +47,8 @@ from tenantry.naming import (
 from tenantry.settings import load_settings
 
 log = logging.getLogger("tenantry")
+
+kopf_watch.install()  # a failed watch restarts itself instead of stopping the operator (see kopf_watch)
 
 # Children watched by label (see informer.py). Secrets: the operator's own CA and TLS Secrets only
 # (the label selector keeps every other Secret of the cluster out of its memory). cert-manager's
@@ -146,6 +150,7 @@ async def _list_at_start(client: KubeClient, kind: str) -> list[dict[str, Any]]:
 
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
+    _exit_if_shutdown_hangs()
     op: Operator | None = memo.get("operator")
     if op is None:
         return
@@ -157,6 +162,22 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
         await informer.stop()
     await tls.stop_watches()
     await op.client.close()
+
+
+# A process that stops reconciling but keeps running is the worst way for an operator to fail: a
+# Deployment restarts a process that exits, never one stuck in its shutdown.
+SHUTDOWN_GRACE = 20.0
+
+
+def _exit_if_shutdown_hangs() -> None:
+    def give_up() -> None:
+        log.error("The operator did not finish stopping within %.0f s; exiting now.", SHUTDOWN_GRACE)
+        logging.shutdown()
+        os._exit(1)
+
+    timer = threading.Timer(SHUTDOWN_GRACE, give_up)
+    timer.daemon = True
+    timer.start()
 
 
 @kopf.on.login()
