@@ -260,7 +260,12 @@ class ControlPlane:
 
     def component_running(self, component: str) -> bool:
         proc = self._procs.get(component)
-        if proc is not None and proc.poll() is not None:  # reap our own child so it is not a zombie
+        if proc is not None:
+            # Our own child: waitpid is the authority (and reaps it, so no zombie is left). /proc is
+            # not: its thread-group leader can show as a zombie with an empty cmdline while the
+            # rest of the (Go) process still runs, which once made a live etcd look dead.
+            if proc.poll() is None:
+                return True
             self._procs.pop(component, None)
             self._exit_status[component] = proc.returncode
             return False

@@ -103,8 +103,8 @@ def test_admitted_tenant_is_provisioned_as_the_contract_says(platform: Platform,
     pod = platform.core.read_namespaced_pod("p", ns_name)
     assert pod.spec.containers[0].resources.requests == {"cpu": "100m", "memory": "128Mi"}
     assert pod.spec.node_selector == {"pool": region}
-    events = platform.events_for(f"reseller-{reseller}", tenant)
-    assert {"Admitted", "Ready"} <= {e.reason for e in events}
+    for reason in ("Admitted", "Ready"):
+        platform.wait_event(f"reseller-{reseller}", tenant, reason)
 
 
 def test_refused_tenant_has_no_namespace_and_is_admitted_once_licences_are_raised(platform: Platform) -> None:
@@ -116,8 +116,7 @@ def test_refused_tenant_has_no_namespace_and_is_admitted_once_licences_are_raise
     assert obj["status"]["phase"] == "Pending"
     assert "spec.licenses" in condition(obj, "Admitted")["message"]  # type: ignore[index]
     assert platform.namespace(f"{reseller}--{second}") is None
-    warnings = [e for e in platform.events_for(f"reseller-{reseller}", second) if e.type == "Warning"]
-    assert any(e.reason == "LicenseLimitReached" for e in warnings)
+    platform.wait_event(f"reseller-{reseller}", second, "LicenseLimitReached", "Warning")
 
     platform.patch("Reseller", reseller, {"spec": {"licenses": 2}})
     platform.wait_tenant(reseller, second)
@@ -184,7 +183,7 @@ def test_each_refusal_reason_is_reported(platform: Platform) -> None:
         message = condition(obj, "Admitted")["message"]  # type: ignore[index]
         assert message.endswith("."), message
         assert platform.namespace(f"{reseller}--{name}") is None
-        assert reason in {e.reason for e in platform.events_for(ns, name)}
+        platform.wait_event(ns, name, reason)
 
     platform.patch("Reseller", reseller, {"spec": {"active": False}})
     inactive = platform.tenant(reseller, region)

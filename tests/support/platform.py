@@ -191,6 +191,17 @@ class Platform:
         events = self.core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}")
         return list(events.items)
 
+    def wait_event(self, namespace: str, name: str, reason: str, type_: str | None = None,
+                   timeout: float = 15) -> client.CoreV1Event:
+        """The Event with `reason` (and `type_`) about `name`. The operator posts an object's Events
+        just after the status write that shows the transition, so a test that has seen the status
+        waits for the Event rather than expecting it already there."""
+        def found() -> client.CoreV1Event | None:
+            return next((e for e in self.events_for(namespace, name)
+                         if e.reason == reason and (type_ is None or e.type == type_)), None)
+
+        return wait_for(found, timeout, message=f"a {reason} Event about {namespace}/{name}")
+
     # -- cleaning up -------------------------------------------------------------------------------
 
     def cleanup(self) -> None:
