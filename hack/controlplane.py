@@ -129,19 +129,26 @@ def _write_private(path: Path, data: bytes) -> None:
 
 
 def _pid_alive(pid: int, binary: str, marker: str) -> bool:
-    """True if `pid` is a live (not zombie) process running `binary` with `marker` (our directory) in
-    its arguments. pid_max is 32768 on this kind of machine and pids wrap within minutes, so a stale
-    pid file can name some other control plane's etcd: the directory tells ours apart."""
+    """True if `pid` is a live process running `binary` with `marker` (our directory) in its
+    arguments. pid_max is 32768 on this kind of machine and pids wrap within minutes, so a stale
+    pid file can name some other control plane's etcd: the directory tells ours apart. A Go
+    process's leader thread can show as a zombie with an empty cmdline while its other threads run,
+    so any live thread of the process counts, and its cmdline is read through that thread."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        threads = [Path(f"/proc/{pid}"), *sorted(Path(f"/proc/{pid}/task").iterdir())]
     except OSError:
         return False
-    state = stat.rsplit(")", 1)[-1].split()[0]
-    if state in ("Z", "X"):
-        return False
-    argv0 = cmdline.split(b"\0", 1)[0].decode(errors="replace")
-    return Path(argv0).name == Path(binary).name and marker.encode() in cmdline
+    for thread in threads:
+        try:
+            state = (thread / "stat").read_text().rsplit(")", 1)[-1].split()[0]
+            cmdline = (thread / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if state in ("Z", "X") or not cmdline:
+            continue
+        argv0 = cmdline.split(b"\0", 1)[0].decode(errors="replace")
+        return Path(argv0).name == Path(binary).name and marker.encode() in cmdline
+    return False
 
 
 @dataclass(frozen=True)
