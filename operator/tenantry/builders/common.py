@@ -24,6 +24,19 @@ def rbac_subjects(subjects: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]
     return sorted(result, key=lambda s: (s["kind"], s.get("namespace", ""), s["name"]))
 
 
+def cluster_role_binding(kind: str, metadata: Mapping[str, Any], cluster_role: str,
+                         subjects: list[dict[str, str]]) -> dict[str, Any]:
+    """A RoleBinding or ClusterRoleBinding (`kind`) granting the ClusterRole `cluster_role` to
+    `subjects` (already RBAC subjects, see `rbac_subjects`)."""
+    return {
+        "apiVersion": f"{RBAC_GROUP}/v1",
+        "kind": kind,
+        "metadata": dict(metadata),
+        "roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": cluster_role},
+        "subjects": subjects,
+    }
+
+
 def owner_reference(owner: Mapping[str, Any], *, controller: bool = True) -> dict[str, Any]:
     meta = owner["metadata"]
     return {

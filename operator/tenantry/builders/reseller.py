@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tenantry.builders.common import owner_reference, rbac_subjects
+from tenantry.builders.common import cluster_role_binding, owner_reference, rbac_subjects
 from tenantry.builders.tenant import build_branding_config_map
 from tenantry.naming import (
     API_VERSION,
@@ -54,20 +54,11 @@ def build_reseller_children(reseller: Mapping[str, Any], admins: Sequence[Mappin
     })
     if admins:
         subjects = rbac_subjects(admins)
-        children.append({
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRoleBinding",
-            "metadata": {"name": role_name, "labels": labels, "ownerReferences": owner},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role_name},
-            "subjects": subjects,
-        })
-        children.append({
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "RoleBinding",
-            "metadata": {"name": ADMINS_BINDING, "namespace": namespace, "labels": labels},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": CLUSTERROLE_RESELLER},
-            "subjects": subjects,
-        })
+        children.append(cluster_role_binding(
+            "ClusterRoleBinding", {"name": role_name, "labels": labels, "ownerReferences": owner}, role_name, subjects))
+        children.append(cluster_role_binding(
+            "RoleBinding", {"name": ADMINS_BINDING, "namespace": namespace, "labels": labels},
+            CLUSTERROLE_RESELLER, subjects))
     children.append(build_branding_config_map(namespace, labels, branding))
     return children
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from tenantry.builders.common import quota_hard, rbac_subjects
+from tenantry.builders.common import cluster_role_binding, quota_hard, rbac_subjects
 from tenantry.naming import (
     ANNOTATION_DEFAULT_TOLERATIONS,
     ANNOTATION_NODE_SELECTOR,
@@ -124,13 +124,8 @@ def build_network_policy(inputs: TenantInputs) -> dict[str, Any]:
 
 
 def _role_binding(inputs: TenantInputs, name: str, role: str, subjects: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    return {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "RoleBinding",
-        "metadata": {"name": name, "namespace": inputs.namespace, "labels": inputs.labels},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
-        "subjects": rbac_subjects(subjects),
-    }
+    return cluster_role_binding("RoleBinding", {"name": name, "namespace": inputs.namespace, "labels": inputs.labels},
+                                role, rbac_subjects(subjects))
 
 
 def build_ingress(inputs: TenantInputs) -> dict[str, Any]:
