@@ -58,6 +58,22 @@ for _kind, _plural in PLURALS.items():
     _KINDS[_kind] = (f"apis/{GROUP}/{VERSION}", _plural, _kind in ("Plan", "Tenant"))
 
 
+# Metadata-only reads (the apiserver's PartialObjectMetadata, meta.k8s.io/v1, served since 1.15): the
+# object's metadata and nothing else, so that a Secret's data never crosses the wire. No fallback to
+# plain JSON in the Accept header: a server that cannot serve metadata only would send whole objects.
+METADATA_LIST_ACCEPT = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+METADATA_ACCEPT = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+# A metadata-only list is read in pages, each cut down to identity, version and labels as it arrives:
+# a relist of every Secret of a large cluster must not hold all their managedFields at once.
+METADATA_PAGE = 500
+
+
+def _identity(item: Mapping[str, Any], kind: str) -> dict[str, Any]:
+    meta = item.get("metadata") or {}
+    return {"kind": kind, "metadata": {k: meta[k] for k in ("name", "namespace", "resourceVersion", "labels")
+                                       if k in meta}}
+
+
 def _list_items(result: Mapping[str, Any], kind: str) -> list[dict[str, Any]]:
     """The items of a list response. Items carry no apiVersion and kind; restore both, so that an
     item looks exactly like the object a GET or a watch returns."""
@@ -203,11 +219,14 @@ class KubeClient:
         params: Mapping[str, str] | None = None,
         body: Any = None,
         content_type: str = "application/json",
+        accept: str | None = None,
     ) -> dict[str, Any]:
         session = await self._get_session()
         url = self.credentials.server + path + (f"?{urlencode(params)}" if params else "")
         data = json.dumps(body) if body is not None else None
-        headers = {"Content-Type": content_type} if data is not None else None
+        headers = {"Content-Type": content_type} if data is not None else {}
+        if accept:
+            headers["Accept"] = accept
         self._count(method)
         async with session.request(method, url, data=data, headers=headers) as response:
             text = await response.text()
@@ -236,17 +255,33 @@ class KubeClient:
         result = await self.request("GET", resource_path(kind, namespace), params=params)
         return _list_items(result, kind)
 
-    async def list_with_version(self, kind: str, label_selector: str | None = None
+    async def list_with_version(self, kind: str, label_selector: str | None = None, *, metadata_only: bool = False
                                 ) -> tuple[builtins.list[dict[str, Any]], str]:
-        """Items and the list's resourceVersion, the starting point of a watch."""
-        params = {"labelSelector": label_selector} if label_selector else None
-        result = await self.request("GET", resource_path(kind), params=params)
-        return _list_items(result, kind), result.get("metadata", {}).get("resourceVersion", "")
+        """Items and the list's resourceVersion, the starting point of a watch.
+
+        `metadata_only`: each item is only {kind, metadata: {name, namespace, resourceVersion, labels}},
+        read as PartialObjectMetadata in pages of METADATA_PAGE (one consistent snapshot: every page
+        is served at the first page's resourceVersion; an expired continue token is a 410)."""
+        if not metadata_only:
+            params = {"labelSelector": label_selector} if label_selector else None
+            result = await self.request("GET", resource_path(kind), params=params)
+            return _list_items(result, kind), result.get("metadata", {}).get("resourceVersion", "")
+        items: builtins.list[dict[str, Any]] = []
+        page = {"limit": str(METADATA_PAGE), **({"labelSelector": label_selector} if label_selector else {})}
+        while True:
+            result = await self.request("GET", resource_path(kind), params=page, accept=METADATA_LIST_ACCEPT)
+            items.extend(_identity(item, kind) for item in result.get("items", []))
+            meta = result.get("metadata", {})
+            if not meta.get("continue"):
+                return items, meta.get("resourceVersion", "")
+            page["continue"] = meta["continue"]
 
     async def watch(self, kind: str, *, resource_version: str, label_selector: str | None = None,
-                    timeout_seconds: int = 300) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+                    timeout_seconds: int = 300, metadata_only: bool = False
+                    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
         """Watch events (type, object) from a resourceVersion until the server ends the stream.
-        Raises ApiError(410) when the version is too old: the caller lists again."""
+        Raises ApiError(410) when the version is too old: the caller lists again.
+        `metadata_only`: objects are PartialObjectMetadata (metadata, no data or spec)."""
         session = await self._get_session()
         params = {"watch": "1", "resourceVersion": resource_version, "allowWatchBookmarks": "true",
                   "timeoutSeconds": str(timeout_seconds)}
@@ -255,7 +290,8 @@ class KubeClient:
         url = self.credentials.server + resource_path(kind) + "?" + urlencode(params)
         self._count("WATCH")
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=timeout_seconds + 30)
-        async with session.get(url, timeout=timeout) as response:
+        headers = {"Accept": METADATA_ACCEPT} if metadata_only else None
+        async with session.get(url, timeout=timeout, headers=headers) as response:
             if response.status >= 400:
                 raise ApiError(response.status, response.reason or "", await response.text(), "WATCH", url)
             async for line in response.content:
@@ -266,6 +302,8 @@ class KubeClient:
                 if event.get("type") == "ERROR":
                     raise ApiError(int(obj.get("code", 500)), obj.get("reason", ""), obj.get("message", ""),
                                    "WATCH", url)
+                if metadata_only:
+                    obj = _identity(obj, kind)  # nothing but what a metadata-only list returns
                 obj.setdefault("kind", kind)
                 yield event["type"], obj
 
@@ -351,22 +389,25 @@ async def list_then_watch(
     on_event: Callable[[str, dict[str, Any]], None],
     label_selector: str | None = None,
     on_synced: Callable[[], None] | None = None,
+    metadata_only: bool = False,
 ) -> None:
     """Keep a picture of one kind current, forever: list (`on_list` gets every item), then watch from
     the list's resourceVersion (`on_event` gets ADDED/MODIFIED/DELETED). When the watch expires (410)
     or the connection is lost, list again, with back-off while the apiserver is unreachable. The
-    operator's informers and the meter's reflectors both run on this loop."""
+    operator's informers and the meter's reflectors both run on this loop. `metadata_only`: items
+    and objects are identity, version and labels only (see KubeClient.list_with_version)."""
     delay = 0.5
     while True:
         try:
-            items, version = await client.list_with_version(kind, label_selector)
+            items, version = await client.list_with_version(kind, label_selector, metadata_only=metadata_only)
             on_list(items)
             if on_synced is not None:
                 on_synced()
             delay = 0.5
             while True:
                 async for event_type, obj in client.watch(kind, resource_version=version,
-                                                          label_selector=label_selector):
+                                                          label_selector=label_selector,
+                                                          metadata_only=metadata_only):
                     version = obj.get("metadata", {}).get("resourceVersion", version)
                     if event_type != "BOOKMARK":
                         on_event(event_type, obj)

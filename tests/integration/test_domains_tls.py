@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,7 +18,7 @@ from kubernetes import client
 
 from support.cluster import audit_events, audit_offset, wait_for
 from support.dns import TEST_DNS
-from support.operator import OPERATOR_USER, OperatorProcess
+from support.operator import OPERATOR_USER, TEST_CONFIG, OperatorProcess
 from support.pki import DAY, NOW, key_pem, new_pki
 from support.platform import Platform, condition
 from tenantry.tls import certs
@@ -283,6 +284,124 @@ def test_tenant_supplied_certificates_are_validated_with_a_reason_per_failure(
     copy = secret_data(core, f"tenantry-tls-{host}", namespace)
     assert copy is not None and leaf_of(copy) == wildcard.cert
     no_key_in_logs_or_events(operator, core, namespace, f"reseller-{reseller}")
+
+
+# -- Secret mode: a supplied Secret is watched ----------------------------------------------------------
+
+# The tests' operator resyncs every TEST_CONFIG["resyncSeconds"] (60 s): what happens within
+# WATCH_BOUND seconds of a Secret change is the metadata-only watch of supplied Secrets at work, and
+# the operator's log line naming that Secret as the cause says so whatever the resync timing.
+WATCH_BOUND = 10.0
+RESYNC_SECONDS = float(TEST_CONFIG["resyncSeconds"])  # type: ignore[arg-type]
+
+
+def supplied_secret_tenant(platform: Platform) -> tuple[str, str, str, str]:
+    """(reseller, tenant, tenant namespace, host): a tenant whose custom domain (routed without a DNS
+    proof) takes its certificate from Secret `www-tls` in its namespace; the namespace exists."""
+    assert RESYNC_SECONDS > WATCH_BOUND * 3, "a resync this short would hide a missing watch"
+    region = region_without_verification(platform)
+    reseller = platform.reseller(region)
+    platform.wait_namespace(f"reseller-{reseller}")
+    platform.plan(reseller, custom_domains=1)
+    host = f"www.{platform.unique_name('sup')}.example"
+    tenant = platform.tenant(reseller, region, domains=[{"host": host, "tls": {"mode": "Secret",
+                                                                                 "secretName": "www-tls"}}])
+    namespace = f"{reseller}--{tenant}"
+    platform.wait_namespace(namespace)
+    return reseller, tenant, namespace, host
+
+
+def secret_lines(operator: OperatorProcess, since: int, namespace: str, name: str) -> list[str]:
+    """The operator's log lines, after offset `since`, saying that Secret namespace/name woke someone."""
+    return [line for line in operator.log_text()[since:].splitlines() if f"Secret {namespace}/{name} was " in line]
+
+
+def woken_by_secret(operator: OperatorProcess, since: int, namespace: str, name: str, verb: str, reseller: str,
+                    tenant: str) -> bool:
+    return any(f"was {verb};" in line and f"Tenant reseller-{reseller}/{tenant}" in line
+               for line in secret_lines(operator, since, namespace, name))
+
+
+def test_a_tenant_waiting_for_its_secret_gets_its_certificate_seconds_after_it_is_created(
+        platform: Platform, api_client: client.ApiClient, operator: OperatorProcess) -> None:
+    reseller, tenant, namespace, host = supplied_secret_tenant(platform)
+    cert_condition(platform, reseller, tenant, "False", certs.SECRET_NOT_FOUND)
+    assert wait_for(lambda: ingress_tls(api_client, namespace), message="ingress")[host] is None
+
+    pki = new_pki("Own")
+    since, started = len(operator.log_text()), time.monotonic()
+    put_tls_secret(platform.core, "www-tls", namespace, pki.bundle(pki.leaf(host)))
+    cert_condition(platform, reseller, tenant, "True", timeout=WATCH_BOUND)
+    wait_for(lambda: (ingress_tls(api_client, namespace) or {}).get(host) == f"tenantry-tls-{host}",
+             timeout=max(1.0, WATCH_BOUND - (time.monotonic() - started)), message="the host served with TLS")
+    assert time.monotonic() - started < WATCH_BOUND
+    wait_for(lambda: woken_by_secret(operator, since, namespace, "www-tls", "created", reseller, tenant),
+             timeout=5, message="the operator's log line: the new Secret woke the tenant")
+
+
+def test_a_renewed_supplied_certificate_is_served_within_seconds(
+        platform: Platform, api_client: client.ApiClient, operator: OperatorProcess) -> None:
+    core = platform.core
+    reseller, tenant, namespace, host = supplied_secret_tenant(platform)
+    pki = new_pki("Own")
+    first = pki.leaf(host, not_after=NOW + 60 * DAY)
+    put_tls_secret(core, "www-tls", namespace, pki.bundle(first))
+    # At once with the watch; allowed up to a resync here, so that without it this test fails at the
+    # renewal below, which is what it is about.
+    cert_condition(platform, reseller, tenant, "True", timeout=RESYNC_SECONDS + 30)
+    copy_name = f"tenantry-tls-{host}"
+    wait_for(lambda: (d := secret_data(core, copy_name, namespace)) and leaf_of(d) == first.cert,
+             message="the validated copy of the first certificate")
+
+    # Renewed in place: same Secret, new key, serial and expiry. The copy the Ingress names follows.
+    renewed = pki.leaf(host, not_after=NOW + 120 * DAY)
+    assert renewed.cert.serial_number != first.cert.serial_number
+    since, started = len(operator.log_text()), time.monotonic()
+    put_tls_secret(core, "www-tls", namespace, pki.bundle(renewed))
+    copy = wait_for(lambda: (d := secret_data(core, copy_name, namespace)) and leaf_of(d) == renewed.cert and d,
+                    timeout=WATCH_BOUND, message="the renewed certificate in the copy")
+    assert time.monotonic() - started < WATCH_BOUND
+    assert copy["tls.key"] == renewed.key_pem
+    platform.wait_status("Tenant", tenant, f"reseller-{reseller}",
+                         lambda o: (cert_status(o, host) or {}).get("notAfter")
+                         == certs.rfc3339(renewed.cert.not_valid_after_utc), "the renewed notAfter in status")
+    assert (ingress_tls(api_client, namespace) or {}).get(host) == copy_name
+    wait_for(lambda: woken_by_secret(operator, since, namespace, "www-tls", "replaced", reseller, tenant),
+             timeout=5, message="the operator's log line: the replaced Secret woke the tenant")
+
+    # Deleted: the tenant says so at once, and the last valid copy keeps serving.
+    since, started = len(operator.log_text()), time.monotonic()
+    core.delete_namespaced_secret("www-tls", namespace)
+    obj = cert_condition(platform, reseller, tenant, "False", certs.SECRET_NOT_FOUND, timeout=WATCH_BOUND)
+    assert time.monotonic() - started < WATCH_BOUND
+    assert "last valid certificate is served" in condition(obj, "CertificateReady")["message"]
+    assert leaf_of(secret_data(core, copy_name, namespace) or {}) == renewed.cert
+    assert (ingress_tls(api_client, namespace) or {}).get(host) == copy_name
+    assert woken_by_secret(operator, since, namespace, "www-tls", "deleted", reseller, tenant)
+    no_key_in_logs_or_events(operator, core, namespace, f"reseller-{reseller}")
+
+
+def test_secrets_nobody_names_wake_nobody(platform: Platform, operator: OperatorProcess) -> None:
+    core = platform.core
+    reseller, tenant, namespace, host = supplied_secret_tenant(platform)
+    pki = new_pki("Own")
+    put_tls_secret(core, "www-tls", namespace, pki.bundle(pki.leaf(host)))
+    cert_condition(platform, reseller, tenant, "True")
+
+    # Created, replaced, deleted: a Secret beside the tenant's own, and one of the same name in
+    # another namespace (the reseller's). Nobody names either.
+    since = len(operator.log_text())
+    for where, name in ((namespace, "unrelated"), (f"reseller-{reseller}", "www-tls")):
+        put_tls_secret(core, name, where, pki.bundle(pki.leaf(host)))
+        put_tls_secret(core, name, where, pki.bundle(pki.leaf(host)))
+        core.delete_namespaced_secret(name, where)
+    # Then the Secret the tenant names. One watch delivers events in order, so once this one has
+    # woken the tenant, the six before it were handled.
+    put_tls_secret(core, "www-tls", namespace, pki.bundle(pki.leaf(host)))
+    wait_for(lambda: woken_by_secret(operator, since, namespace, "www-tls", "replaced", reseller, tenant),
+             timeout=WATCH_BOUND, message="the tenant's own Secret to wake it")
+    assert secret_lines(operator, since, namespace, "unrelated") == []
+    assert secret_lines(operator, since, f"reseller-{reseller}", "www-tls") == []
 
 
 # -- key custody ----------------------------------------------------------------------------------------

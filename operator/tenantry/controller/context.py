@@ -1,6 +1,7 @@
 """The running operator's shared parts, and the one way every reconcile finishes: its status.
 
-`Operator` bundles the API client, the watch-fed Store, the AdmissionBook and the work queue.
+`Operator` bundles the API client, the watch-fed Store, the AdmissionBook, the work queue and the
+index of supplied TLS Secrets.
 `publish_status` is the deferred status write of every kind: it merges conditions (keeping
 transition times), sets observedGeneration, writes only on change, and posts one Event per
 condition transition with the condition's reason.
@@ -19,6 +20,7 @@ from tenantry.conditions import Condition, merge_conditions
 from tenantry.controller.apply import write_status
 from tenantry.controller.queue import WorkQueue
 from tenantry.controller.store import Store
+from tenantry.controller.supplied_secrets import SecretReferences
 from tenantry.kube import KubeClient
 from tenantry.settings import Settings
 
@@ -37,6 +39,8 @@ class Operator:
     store: Store = field(default_factory=Store)
     book: AdmissionBook = field(default_factory=AdmissionBook)
     queue: WorkQueue | None = None
+    # Which Tenants and Resellers name which supplied TLS Secret (controller/supplied_secrets.py).
+    secret_refs: SecretReferences = field(default_factory=SecretReferences)
     # Optional features found at start-up (cert-manager's Certificate, Prometheus Operator's ServiceMonitor).
     features: set[str] = field(default_factory=set)
 

@@ -30,6 +30,12 @@ from tenantry.controller.region import reconcile_region
 from tenantry.controller.reseller import reconcile_reseller
 from tenantry.controller.specs import plan_terms, read_spec, reseller_terms, tenant_claim
 from tenantry.controller.store import owner_of
+from tenantry.controller.supplied_secrets import (
+    SecretVersions,
+    keys_to_wake,
+    reseller_secret_refs,
+    tenant_secret_refs,
+)
 from tenantry.controller.tenant import finalize_tenant, reconcile_tenant
 from tenantry.kube import ApiError, KubeClient, load_credentials
 from tenantry.naming import (
@@ -51,8 +57,9 @@ log = logging.getLogger("tenantry")
 kopf_watch.install()  # a failed watch restarts itself instead of stopping the operator (see kopf_watch)
 
 # Children watched by label (see informer.py). Secrets: the operator's own CA and TLS Secrets only
-# (the label selector keeps every other Secret of the cluster out of its memory). cert-manager's
-# Certificates are watched from the moment that kind is found (controller/tls.py).
+# (the label selector keeps every other Secret of the cluster out of its memory; the Secrets users
+# supply for TLS are watched metadata-only, see supplied_secrets.py). cert-manager's Certificates are
+# watched from the moment that kind is found (controller/tls.py).
 CHILD_KINDS = ("Namespace", "ResourceQuota", "LimitRange", "NetworkPolicy", "RoleBinding", "Ingress", "ConfigMap",
                "ClusterRole", "ClusterRoleBinding", "Secret", "Deployment", "Service")
 
@@ -116,7 +123,13 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     informers = [Informer(client, op.store, kind, functools.partial(_child_changed, op)) for kind in CHILD_KINDS]
     for informer in informers:
         informer.start()
-    await asyncio.wait_for(asyncio.gather(*(i.synced.wait() for i in informers)), timeout=120)
+    # In sync before the first reconcile: a supplied Secret replaced after that reconcile read it and
+    # before the watch's first list would otherwise go unnoticed until the resync.
+    secrets = SecretVersions(client, functools.partial(_secret_changed, op))
+    secrets.start()
+    memo["secret_watch"] = secrets
+    await asyncio.wait_for(asyncio.gather(*(i.synced.wait() for i in informers), secrets.synced.wait()),
+                           timeout=120)
     memo["informers"] = informers
     await tls.cert_manager_available(op)  # watch Certificates before the first reconcile prunes any
 
@@ -160,6 +173,8 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
         await op.queue.stop()
     for informer in memo.get("informers", []):
         await informer.stop()
+    if "secret_watch" in memo:
+        await memo["secret_watch"].stop()
     await tls.stop_watches()
     await op.client.close()
 
@@ -241,11 +256,14 @@ def _observe(op: Operator, kind: str, event_type: str | None, obj: dict[str, Any
         if deleted:
             op.book.remove_tenant((reseller, name))
             tls.forget_tenant(namespace or "", name)
+            op.secret_refs.replace((TENANT, namespace, name), ())
             affected += _pending_tenants(op)  # a licence, capacity, an e-mail or a host may be free now
         else:
             spec, _ = read_spec(TENANT, obj)
             if spec is not None and reseller:
                 op.book.upsert_tenant(tenant_claim(obj, spec))
+            op.secret_refs.replace((TENANT, namespace, name),
+                               tenant_secret_refs(namespace or "", name, spec) if spec is not None else ())
         spec_region = ((obj.get("spec") or {}).get("region"))
         later += [(RESELLER, None, reseller)]
         if spec_region:
@@ -259,10 +277,12 @@ def _observe(op: Operator, kind: str, event_type: str | None, obj: dict[str, Any
     elif kind == RESELLER:
         if deleted:
             op.book.remove_reseller(name)
+            op.secret_refs.replace((RESELLER, None, name), ())
         else:
             spec, _ = read_spec(RESELLER, obj)
             if spec is not None:
                 op.book.set_reseller(reseller_terms(obj, spec))
+            op.secret_refs.replace((RESELLER, None, name), reseller_secret_refs(name, spec) if spec is not None else ())
         # Its tenants follow its spec; other resellers' tenants may gain or lose a domain it held.
         affected += [(TENANT, reseller_namespace(c.reseller), c.name) for c in op.book.all_tenants()]
         later += [(REGION, None, r["metadata"]["name"]) for r in op.store.list(REGION)]
@@ -296,10 +316,33 @@ def _tenants_in_region(op: Operator, region: str) -> list[tuple[str, str]]:
 
 
 def _child_changed(op: Operator, event_type: str, obj: dict[str, Any]) -> None:
+    keys: list[Key] = []
     owner = owner_of(obj) or _meter_region(obj)
     if owner is not None and not (event_type == "ADDED" and _made_by_us_alone(obj)):
-        op.enqueue([owner])
-    op.enqueue(tls.tenants_affected_by(op, obj))  # a new reseller CA: every tenant's leaf is issued again
+        keys.append(owner)
+    keys += tls.tenants_affected_by(op, obj)  # a new reseller CA: every tenant's leaf is issued again
+    if obj.get("kind") == "Secret":
+        # A supplied Secret that carries our label (copied from one of ours, say) is skipped by the
+        # metadata-only watch and seen here instead: its referrers are woken all the same.
+        meta = obj["metadata"]
+        keys += keys_to_wake(op, meta.get("namespace") or "", meta["name"])
+    op.enqueue(dict.fromkeys(keys))  # once each
+
+
+_SECRET_EVENTS = {"ADDED": "created", "MODIFIED": "replaced", "DELETED": "deleted"}
+
+
+def _secret_changed(op: Operator, event_type: str, namespace: str, name: str) -> None:
+    """A Secret that is not the operator's was created, replaced or deleted (supplied_secrets.py):
+    wake whoever names it for TLS. Most Secrets are named by nobody, and cost nothing here."""
+    keys = keys_to_wake(op, namespace, name)
+    if not keys:
+        return
+    shown = ", ".join(f"{kind} {f'{ns}/' if ns else ''}{n}" for kind, ns, n in keys[:5])
+    more = f" and {len(keys) - 5} more" if len(keys) > 5 else ""
+    log.info("Secret %s/%s was %s; reconciling what uses it for TLS: %s%s.", namespace, name,
+             _SECRET_EVENTS.get(event_type, "changed"), shown, more)
+    op.enqueue(keys)
 
 
 def _made_by_us_alone(obj: dict[str, Any]) -> bool:

@@ -1,10 +1,11 @@
 """List-and-watch of the operator's children (namespaces, quotas, bindings, ...) by label.
 
 Kopf watches the four Tenantry kinds; the children are watched here with a server-side label
-selector (`app.kubernetes.io/managed-by=tenantry`), so the operator never streams every Secret or
-ConfigMap of the cluster and needs no cluster-wide read of objects that are not its own. Each
-change lands in the Store and wakes the owning Tenant or Reseller: that is how a deleted or edited
-child comes back within seconds.
+selector (`app.kubernetes.io/managed-by=tenantry`), so the operator never streams the contents of
+every Secret or ConfigMap of the cluster. (Other Secrets are watched as metadata only, names and
+versions, to notice supplied TLS certificates: supplied_secrets.py.) Each change lands in the Store
+and wakes the owning Tenant or Reseller: that is how a deleted or edited child comes back within
+seconds.
 """
 
 from __future__ import annotations

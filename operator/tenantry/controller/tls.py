@@ -2,11 +2,18 @@
 
 Called by the Tenant reconcile (`tenant_tls`) and the Reseller reconcile (`reseller_tls`) before
 they apply their children. It reads inputs (the Store; Secrets someone supplied, read with
-`op.client.get` because they are not ours and not watched; DNS), decides with the pure functions of
-`tenantry.tls.certs`, and returns desired children plus status for the caller to apply and write.
+`op.client.get` because they are not ours and the operator keeps none of their data; DNS), decides
+with the pure functions of `tenantry.tls.certs`, and returns desired children plus status for the
+caller to apply and write.
 It writes directly only in two places, both explained where they happen: the reseller's CA the
 first time a tenant needs it, and the eager deletion of a reseller key copy when a tenant gains
 owners (key custody, see tenantry.tls).
+
+Supplied Secrets are watched metadata-only (controller/supplied_secrets.py): creating, replacing or
+deleting one reconciles, within a second, exactly the Tenants and Resellers whose spec names it (and
+a reseller's tenants in the regions that use it). So nothing here polls them: an unusable supplied
+Secret is looked at again when it changes, or at the periodic resync (a certificate that becomes
+valid with time alone).
 
 No regeneration without cause: a certificate in place is kept while it is intact, for the same
 hosts, from the current CA and not within `certificateRenewBeforeDays` of expiry, so a second
@@ -416,8 +423,8 @@ def _keep_last_good(ctx: _Context, host: str, copy_name: str, problem: Certifica
     is still valid, and say what is wrong."""
     live = ctx.op.store.get("Secret", copy_name, ctx.namespace)
     data = decode_data(live)
-    # A supplied Secret is not watched (it is not ours): while it is unusable, look again soon.
-    result = HostCertificate(HostRoute(host), problem=(problem.reason, problem.message), pending=True)
+    # No recheck (`pending`): the supplied Secret's next change wakes the tenant (supplied_secrets.py).
+    result = HostCertificate(HostRoute(host), problem=(problem.reason, problem.message))
     if data and live is not None:
         try:
             info = certs.validate_bundle(data, host, ctx.now)
@@ -447,7 +454,7 @@ async def _reseller_secret_certificate(ctx: _Context, host: str, secret_name: st
     except CertificateProblem as problem:
         if ctx.has_owners:
             await _withdraw_reseller_copy(ctx, copy_name)
-            return HostCertificate(HostRoute(host), problem=(problem.reason, problem.message), pending=True)
+            return HostCertificate(HostRoute(host), problem=(problem.reason, problem.message))
         return _keep_last_good(ctx, host, copy_name, problem)
     if ctx.has_owners:
         await _withdraw_reseller_copy(ctx, copy_name)
@@ -619,10 +626,8 @@ async def reseller_tls(op: Operator, body: Mapping[str, Any], spec: ResellerSpec
         served.append((namespace, PLATFORM_TLS_SECRET, str(platform["host"]), str(platform["notAfter"])))
     _set_expiry(("", name), served)  # the reseller's supplied certificates and its platform domain's
     if any(r.tls.mode == "Secret" for r in spec.regions):
-        # The reseller's Secrets are not watched (they are not ours; a watch of every Secret in the
-        # cluster is what the label selector avoids). A reseller has few, so they are looked at every
-        # domainRecheckSeconds, and a replaced certificate rolls through the reseller's tenants.
-        op.enqueue_one(RESELLER, None, name, delay=op.settings.domain_recheck_seconds)
+        # A replaced Secret wakes this reseller and the tenants it serves (supplied_secrets.py); a
+        # certificate that changed status here rolls through all the reseller's tenants once more.
         before = {r.get("name"): r.get("certificate") for r in (body.get("status") or {}).get("regions") or []}
         if any(before.get(region) != regions.get(region) for region in before.keys() | regions.keys()):
             op.enqueue([(TENANT, namespace, c.name) for c in op.book.tenants_of(name)])

@@ -1,0 +1,184 @@
+"""Secrets that users supply for TLS: who names them, and a metadata-only watch that wakes those.
+
+A tenant's own certificate (`spec.domains[].tls` of mode Secret, in the tenant namespace) and a
+reseller's per region (`spec.regions[].tls` of mode Secret, in `reseller-<r>`) are not the operator's,
+so the label-selected Secret informer (informer.py) never sees them; the TLS phase reads them with a
+GET (controller/tls.py). What this module adds is noticing, within a second, that one of them was
+created, replaced or deleted - instead of at the next resync.
+
+- `SecretVersions` lists and watches every Secret of the cluster as PartialObjectMetadata: no data
+  crosses the wire, and all that is kept is (namespace, name) -> resourceVersion, about 200 bytes
+  per Secret (test_supplied_secrets measures it). Secrets labelled
+  app.kubernetes.io/managed-by=tenantry are skipped: the Secret informer holds those in full and
+  wakes whoever they concern (handlers._child_changed).
+- `SecretReferences` maps (namespace, name) to the Tenants and Resellers whose spec names that
+  Secret; it is kept from the specs the watches of those kinds bring (handlers._observe).
+- `keys_to_wake` is what one Secret's change means: its referrers, and for a reseller's Secret the
+  reseller's tenants in the regions that use it (they copy it or are signed by it). A Secret nobody
+  names costs a dict update and nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from tenantry.controller.specs import read_spec
+from tenantry.controller.store import ObjectKey as Key
+from tenantry.kube import KubeClient, list_then_watch
+from tenantry.models import ResellerSpec, TenantSpec
+from tenantry.naming import (
+    LABEL_MANAGED_BY,
+    MANAGED_BY,
+    RESELLER,
+    TENANT,
+    reseller_from_namespace,
+    reseller_namespace,
+    tenant_namespace,
+)
+
+if TYPE_CHECKING:  # the Operator holds a SecretReferences: a runtime import would be circular
+    from tenantry.controller.context import Operator
+
+SecretKey = tuple[str, str]  # (namespace, name)
+
+
+# -- who names which Secret ----------------------------------------------------------------------
+
+
+def tenant_secret_refs(namespace: str, name: str, spec: TenantSpec) -> set[SecretKey]:
+    """The Secrets a Tenant (in control namespace `namespace`) supplies for its custom domains; they
+    live in its own namespace. Named whether or not the domain is verified yet: a Secret created
+    while the proof is pending must still be read once the domain is routed, and that reconcile
+    comes from the proof, so an early wake-up costs one reconcile that changes nothing."""
+    reseller = reseller_from_namespace(namespace)
+    if not reseller:
+        return set()
+    where = tenant_namespace(reseller, name)
+    return {(where, d.tls.secret_name) for d in spec.domains if d.tls.mode == "Secret" and d.tls.secret_name}
+
+
+def reseller_secret_refs(name: str, spec: ResellerSpec) -> set[SecretKey]:
+    """The Secrets a Reseller supplies for its regions, in its control namespace."""
+    where = reseller_namespace(name)
+    return {(where, r.tls.secret_name) for r in spec.regions if r.tls.mode == "Secret" and r.tls.secret_name}
+
+
+class SecretReferences:
+    """(namespace, Secret name) -> keys of the Tenants and Resellers whose spec names it, and back."""
+
+    def __init__(self) -> None:
+        self._owners: dict[SecretKey, set[Key]] = {}
+        self._secrets: dict[Key, frozenset[SecretKey]] = {}
+
+    def replace(self, owner: Key, secrets: Iterable[SecretKey]) -> None:
+        """What `owner` names now (nothing, once it is deleted or its spec is invalid)."""
+        new = frozenset(secrets)
+        old = self._secrets.pop(owner, frozenset())
+        if new:
+            self._secrets[owner] = new
+        for secret in old - new:
+            owners = self._owners.get(secret)
+            if owners is not None:
+                owners.discard(owner)
+                if not owners:
+                    del self._owners[secret]
+        for secret in new - old:
+            self._owners.setdefault(secret, set()).add(owner)
+
+    def owners(self, namespace: str, name: str) -> set[Key]:
+        return set(self._owners.get((namespace, name), ()))
+
+    def __len__(self) -> int:
+        return len(self._owners)
+
+
+def keys_to_wake(op: Operator, namespace: str, name: str) -> list[Key]:
+    """Whom a created, replaced or deleted Secret concerns (empty for a Secret nobody names)."""
+    keys: list[Key] = []
+    for owner in sorted(op.secret_refs.owners(namespace, name), key=lambda k: (k[0], k[1] or "", k[2])):
+        keys.append(owner)
+        if owner[0] == RESELLER:
+            keys += _tenants_served_by(op, owner[2], name)
+    return list(dict.fromkeys(keys))
+
+
+def _tenants_served_by(op: Operator, reseller: str, secret_name: str) -> list[Key]:
+    """The reseller's tenants whose default host takes its certificate from this Secret (a copy of
+    it, or a leaf it signed): those in the regions of mode Secret that name it. The reseller's own
+    reconcile would also wake them when its status changes, but only after it ran, and not for a
+    change that leaves the status as it was (a broken replacement of a broken Secret)."""
+    body = op.store.get(RESELLER, reseller)
+    spec, _ = read_spec(RESELLER, body) if body is not None else (None, None)
+    if spec is None:
+        return []
+    regions = {r.name for r in spec.regions if r.tls.mode == "Secret" and r.tls.secret_name == secret_name}
+    return [(TENANT, reseller_namespace(reseller), c.name) for c in op.book.tenants_of(reseller) if c.region in regions]
+
+
+# -- the watch ------------------------------------------------------------------------------------
+
+
+def _is_ours(meta: Mapping[str, Any]) -> bool:
+    return (meta.get("labels") or {}).get(LABEL_MANAGED_BY) == MANAGED_BY
+
+
+class SecretVersions:
+    """Every Secret of the cluster but the operator's own, as (namespace, name) -> resourceVersion,
+    kept by a metadata-only list-and-watch. `on_change(event, namespace, name)` is called for each
+    Secret created (ADDED), replaced (MODIFIED) or deleted (DELETED) - also for what changed while
+    the watch was down, found by comparing a new list with the versions held."""
+
+    def __init__(self, client: KubeClient, on_change: Callable[[str, str, str], None]):
+        self.client = client
+        self.on_change = on_change
+        self.versions: dict[SecretKey, str] = {}
+        self.synced = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="watch-supplied-secrets")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    @staticmethod
+    def _key(meta: Mapping[str, Any]) -> SecretKey:
+        # Many Secrets share a namespace: one copy of its name for all of them.
+        return sys.intern(meta.get("namespace") or ""), meta["name"]
+
+    def _relisted(self, items: list[dict[str, Any]]) -> None:
+        fresh = {self._key(item["metadata"]): item["metadata"].get("resourceVersion", "")
+                 for item in items if not _is_ours(item["metadata"])}
+        old, self.versions = self.versions, fresh
+        if not self.synced.is_set():
+            return  # the first list: every Tenant and Reseller is reconciled at start-up anyway
+        for key, version in fresh.items():
+            if old.get(key) != version:
+                self.on_change("ADDED" if key not in old else "MODIFIED", *key)
+        for key in old.keys() - fresh.keys():
+            self.on_change("DELETED", *key)
+
+    def _event(self, event_type: str, obj: dict[str, Any]) -> None:
+        meta = obj["metadata"]
+        key = self._key(meta)
+        if _is_ours(meta):
+            # The operator's own (or labelled so just now): the Secret informer has it in full.
+            self.versions.pop(key, None)
+            return
+        if event_type == "DELETED":
+            self.versions.pop(key, None)
+        else:
+            version = meta.get("resourceVersion", "")
+            if self.versions.get(key) == version:
+                return  # seen already (a relist raced the watch)
+            self.versions[key] = version
+        self.on_change(event_type, *key)
+
+    async def _run(self) -> None:
+        await list_then_watch(self.client, "Secret", on_list=self._relisted, on_event=self._event,
+                              on_synced=self.synced.set, metadata_only=True)
