@@ -344,6 +344,7 @@ def test_a_reseller_cannot_take_another_resellers_domain(platform: Platform, api
     victim = platform.tenant(first, region, "shop")
     platform.wait_tenant(first, victim)
     # A later reseller claims a domain nested under the first one's: refused for routing.
+    platform.wait_younger_than("Reseller", first)
     second = platform.reseller(region, regions=[{"name": region, "domain": f"eu.{first}-cloud.example",
                                                  "allotment": {"cpu": "4", "memory": "8Gi", "storage": "10Gi",
                                                                "pods": "40"}}])

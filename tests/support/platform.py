@@ -4,6 +4,8 @@ and waiting for what the operator does with them. Everything goes through the re
 from __future__ import annotations
 
 import copy
+import datetime
+import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -117,6 +119,17 @@ class Platform:
         return region, reseller
 
     # -- reading and changing ----------------------------------------------------------------------
+
+    def wait_younger_than(self, kind: str, name: str, namespace: str | None = None) -> None:
+        """Return once an object created now is strictly younger than this one. creationTimestamp
+        has a resolution of one second and equal stamps are ordered by name (the operator's "older
+        first" rule), so a test that means "the later one" must not create it in the same second."""
+        obj = self.get(kind, name, namespace)
+        assert obj is not None, f"{kind} {name} does not exist"
+        created = datetime.datetime.fromisoformat(obj["metadata"]["creationTimestamp"].replace("Z", "+00:00"))
+        wait = (created + datetime.timedelta(seconds=1.05) - datetime.datetime.now(datetime.UTC)).total_seconds()
+        if wait > 0:
+            time.sleep(wait)
 
     def get(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
         try:
