@@ -8,7 +8,11 @@ Each size runs in a fresh interpreter so that resident memory is the meter's own
 what the sampler builds from watches (tenants, quotas, plans, resellers, the
 region), fed through the real `Sampler.changed` -> `Integrator.set_state` path, with one hour of
 integration done; then it times what the meter does on its hot paths:
-- a scrape: `generate_latest` over the custom collector (what Prometheus waits for);
+- a scrape: `MeteringCollector.render_text` (what the meter's /metrics serves, what Prometheus
+  waits for), with a tick (every tenant integrated 15 s further, untimed) before each scrape as the
+  running meter does every sample interval, so every counter and charge has changed since the last
+  scrape; the first scrape also fills the per-tenant text caches (it is in "scrape max"); and once
+  `generate_latest` over the same collector (prometheus_client's generic path, "generic");
 - a tick: integrating every tenant to now, and writing the window checkpoint (atomic, fsynced);
 - a window close: one record per tenant and non-zero meter.
 No cluster is needed; the numbers are the meter's CPU and memory cost, not the apiserver's.
@@ -90,7 +94,10 @@ def measure(tenants: int, scrapes: int) -> dict[str, float]:
     tick_seconds = time.perf_counter() - started
 
     durations, size = [], 0
+    step = min(15.0, 1200 / max(scrapes, 1))  # the meter's sample interval; all scrapes stay in the window
     for _ in range(scrapes):
+        now[0] += step
+        integrator.advance(now[0])  # a tick (untimed): counters and charges change between scrapes
         started = time.perf_counter()
         body = collector.render_text()  # what the meter's /metrics serves
         durations.append(time.perf_counter() - started)
@@ -102,7 +109,8 @@ def measure(tenants: int, scrapes: int) -> dict[str, float]:
 
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(2):  # the second one is a tick's: unchanged states are converted once
-            integrator.advance(now[0] + 15)
+            now[0] += 15
+            integrator.advance(now[0])
             started = time.perf_counter()
             data = integrator.checkpoint_bytes()  # what Meter.save_checkpoint writes
             write_atomically(Path(tmp) / "checkpoint.json", data)

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal
 from typing import Any
 
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.utils import floatToGoString
 
-from tenantry.metering.exporter import DeliveryStats, MeteringCollector
-from tenantry.metering.integrator import Integrator, TenantState
+from tenantry.metering.exporter import DeliveryStats, MeteringCollector, go_float
+from tenantry.metering.integrator import Account, Integrator, TenantState
+from tenantry.metering.pricing import METERS, Price, TenantPrices
 from tenantry.metering.sampler import (
     Sampler,
     plan_pricing,
@@ -62,14 +68,16 @@ REGION = {"metadata": {"name": "eu-west"},
 class Picture:
     """A sampler fed like its reflectors would, driving an integrator, behind a collector."""
 
-    def __init__(self) -> None:
+    def __init__(self, region: str = "eu-west", license_currency: str = "USD") -> None:
         self.now = float(T0)
-        self.integrator = Integrator("eu-west", 3600, self.now)
+        self.region = region
+        self.integrator = Integrator(region, 3600, self.now)
         self.calls: list[tuple[str, TenantState | None]] = []
-        self.sampler = Sampler("eu-west", Settings().license_tiers, "USD", on_state=self._on_state)
+        self.sampler = Sampler(region, Settings().license_tiers, license_currency, on_state=self._on_state)
         self.sampler.go_live()
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(MeteringCollector("eu-west", self.integrator, self.sampler, DeliveryStats("file")))
+        self.collector = MeteringCollector(region, self.integrator, self.sampler, DeliveryStats("file"))
+        self.registry.register(self.collector)
 
     def _on_state(self, uid: str, state: TenantState | None) -> None:
         self.calls.append((uid, state))
@@ -77,7 +85,7 @@ class Picture:
 
     def feed(self, kind: str, obj: dict[str, Any] | None, key: tuple[str | None, str]) -> None:
         transform = {"ResourceQuota": quota_info, "Tenant": tenant_info, "Plan": plan_pricing,
-                     "Reseller": lambda o: reseller_info(o, "eu-west"), "Region": region_info}[kind]
+                     "Reseller": lambda o: reseller_info(o, self.region), "Region": region_info}[kind]
         self.sampler.changed(kind, key, None, transform(obj) if obj is not None else None)
 
     def samples(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -165,27 +173,170 @@ def test_a_deleted_tenant_s_series_disappear_at_the_next_scrape() -> None:
     assert "uid-bakery" in p.integrator.accounts  # still to be billed when its window closes
 
 
-def test_the_fast_text_path_serves_exactly_the_samples_of_the_collector() -> None:
-    from tenantry.metering.exporter import MeteringCollector
+def _label_value(value: str) -> str:
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r'\"')
 
-    p = loaded()
-    p.feed("Tenant", tenant("acme", "florist"), ("reseller-acme", "florist"))
-    p.feed("ResourceQuota", quota("acme", "florist", {"requests.cpu": "2", "requests.memory": "3Gi",
-                                                      "requests.storage": "5Gi", "pods": "4"}),
-           ("acme--florist", "tenantry"))
-    p.now += 1234.5
+
+def reference_text(collector: MeteringCollector, *, sort_labels: bool) -> bytes:
+    """The text format of `collector.collect()` as prometheus_client writes it, with the labels in
+    the collector's order or (`sort_labels`) sorted as `generate_latest` sorts them."""
+    out = []
+    for family in collector.collect():
+        name = f"{family.name}_total" if family.type == "counter" else family.name
+        doc = family.documentation.replace("\\", r"\\").replace("\n", r"\n")
+        out.append(f"# HELP {name} {doc}\n# TYPE {name} {family.type}\n")
+        for sample in family.samples:
+            items = sorted(sample.labels.items()) if sort_labels else list(sample.labels.items())
+            labels = ",".join(f'{k}="{_label_value(v)}"' for k, v in items)
+            out.append(f"{sample.name}{{{labels}}} {floatToGoString(sample.value)}\n")
+    return "".join(out).encode()
+
+
+def assert_served_text_is_the_collectors(p: Picture) -> str:
+    expected = reference_text(p.collector, sort_labels=False)
+    assert reference_text(p.collector, sort_labels=True) == generate_latest(p.registry)  # the reference is exact
+    for _ in range(2):  # the second time from the per-state caches
+        assert p.collector.render_text() == expected
+    return expected.decode()
+
+
+def reseller_in(name: str, region: str, used: int = 2) -> dict[str, Any]:
+    return {"metadata": {"name": name},
+            "spec": {**RESELLER["spec"], "regions": [{**RESELLER["spec"]["regions"][0], "name": region}]},
+            "status": {"licenses": {"total": 12, "used": used, "available": 12 - used},
+                       "regions": [{**RESELLER["status"]["regions"][0], "name": region}]}}
+
+
+def awkward_picture(license_currency: str) -> Picture:
+    """Two resellers, label values that need escaping, tenants on a zero-priced plan; with licences
+    priced in another currency than the region's USD, three charge keys per tenant, else two."""
+    p = Picture(region='eu-"west\\1', license_currency=license_currency)
+    region = p.region
+    p.feed("Region", {**REGION, "metadata": {"name": region}}, (None, region))
+    for reseller in ("acme", 'we"ird\\co'):
+        p.feed("Reseller", reseller_in(reseller, region), (None, reseller))
+        p.feed("Plan", PLAN, (f"reseller-{reseller}", "starter"))
+        p.feed("Plan", {"spec": {"pricing": {"currency": "EUR", "monthly": "0", "cpu": "0", "memory": "0",
+                                             "storage": "0"}}}, (f"reseller-{reseller}", 'fr"ee\nplan'))
+    for reseller, name, plan, cpu in (("acme", "bakery", "starter", "500m"), ("acme", 'fl"or\\ist\n', "starter", "2"),
+                                      ('we"ird\\co', "idle", "starter", "0"),
+                                      ('we"ird\\co', "gratis", 'fr"ee\nplan', "250m")):
+        obj = tenant(reseller, name, region=region)
+        obj["status"]["admission"]["plan"] = plan
+        p.feed("Tenant", obj, (f"reseller-{reseller}", name))
+        p.feed("ResourceQuota", quota(reseller, name, {"requests.cpu": cpu, "requests.memory": "1536Mi",
+                                                       "requests.storage": "3Gi" if cpu != "0" else "0",
+                                                       "pods": "3"}),
+               (f"{reseller}--{name}", "tenantry"))
+    return p
+
+
+@pytest.mark.parametrize("license_currency", ["USD", "GBP"])
+def test_the_served_text_is_byte_for_byte_prometheus_client_s_text_of_the_collector(license_currency: str) -> None:
+    """render_text (what /metrics serves) against prometheus_client's text of collect(), through
+    ticks, a window close, usage, price and plan changes, and tenants coming and going: every
+    cached piece of text must follow the state it was made from."""
+    p = awkward_picture(license_currency)
+    text = assert_served_text_is_the_collectors(p)
+    assert "tenantry_charge_total" not in text.split("# TYPE tenantry_charge_total counter\n")[1].split("#")[0]
+    assert r'tenant="fl\"or\\ist\n"' in text and r'region="eu-\"west\\1"' in text
+    for step in (15, 15.001, 0.5, 1800):
+        p.now += step
+        p.integrator.advance(p.now)
+        text = assert_served_text_is_the_collectors(p)
+    assert 'side="wholesale",currency="USD"} ' in text
+    assert ('side="wholesale",currency="GBP"} ' in text) == (license_currency == "GBP")
+    assert 'tenant="gratis",side="retail",currency="EUR"} 0.0\n' in text
+    p.now += 1800  # across the window's end: closed amounts plus the open window
     p.integrator.advance(p.now)
-    collector = next(c for c in p.registry._collector_to_names if isinstance(c, MeteringCollector))
+    assert any(a.charges for a in p.integrator.accounts.values())
+    assert_served_text_is_the_collectors(p)
+    p.now += 15
+    p.feed("ResourceQuota", quota("acme", "bakery", {"requests.cpu": "1500m", "requests.memory": "2Gi",
+                                                     "requests.storage": "1Gi", "pods": "7"}),
+           ("acme--bakery", "tenantry"))
+    assert 'resource="pods"} 7.0\n' in assert_served_text_is_the_collectors(p)
+    p.feed("Plan", {**PLAN, "spec": {"pricing": {**PLAN["spec"]["pricing"], "currency": "CHF"}}},
+           ("reseller-acme", "starter"))  # closed EUR amounts stay, the open window is in CHF now
+    p.now += 15
+    p.integrator.advance(p.now)
+    text = assert_served_text_is_the_collectors(p)
+    assert 'tenant="bakery",side="retail",currency="EUR"} ' in text
+    assert 'tenant="bakery",side="retail",currency="CHF"} ' in text
+    p.feed("Tenant", None, ("reseller-acme", 'fl"or\\ist\n'))
+    assert "ist" not in assert_served_text_is_the_collectors(p)
+    p.feed("Tenant", tenant("acme", "newcomer", region=p.region), ("reseller-acme", "newcomer"))
+    p.feed("Reseller", reseller_in("acme", p.region, used=3), (None, "acme"))
+    p.collector.stats.record("failed", 2)
+    text = assert_served_text_is_the_collectors(p)
+    assert 'tenant="newcomer"' in text and 'reseller="acme",state="used"} 3.0\n' in text
+    assert 'sink="file",result="failed"} 2.0\n' in text
+    p.feed("Region", None, (None, p.region))
+    assert_served_text_is_the_collectors(p)
+    p.integrator.advance(p.now + 7200)
+    for uid, _account in list(p.integrator.live()):
+        p.integrator.set_state(p.now + 7200, uid, None)
+    assert "tenant=" not in assert_served_text_is_the_collectors(p)
 
-    def parsed(text: str) -> dict:
-        return {(s.name, tuple(sorted(s.labels.items()))): s.value
-                for family in text_string_to_metric_families(text) for s in family.samples}
 
-    for _ in range(2):  # the second time from the per-state cache
-        assert parsed(collector.render_text().decode()) == parsed(generate_latest(p.registry).decode())
-    p.feed("Tenant", None, ("reseller-acme", "florist"))
-    assert parsed(collector.render_text().decode()) == parsed(generate_latest(p.registry).decode())
-    assert "florist" not in collector.render_text().decode()
+@settings(max_examples=3000, deadline=None)
+@given(st.floats(allow_nan=True, allow_infinity=True) | st.integers(-(10**17), 10**17).map(float)
+       | st.decimals(min_value=0, max_value=10**16, places=3, allow_nan=False).map(float))
+@example(0.0)
+@example(-0.0)
+@example(1e6)
+@example(math.nextafter(1e6, 0))
+@example(1e16)
+@example(math.nextafter(1e16, 0))
+@example(1234567.0)
+@example(1000000.5)
+@example(-1e6)
+@example(5e-324)
+@example(1e-5)
+@example(1.7976931348623157e308)
+@example(math.inf)
+@example(-math.inf)
+@example(math.nan)
+def test_go_float_is_prometheus_client_s_float_to_go_string(value: float) -> None:
+    assert go_float(value) == floatToGoString(value)
+
+
+def _charges_as_a_dict(account: Account) -> list[tuple[tuple[str, str], float]]:
+    """The metric's definition, plainly: closed amounts, then each non-zero meter's running cost
+    added to its key in METERS order, retail then wholesale."""
+    unit = {"cpu": 1 / 3600, "memory": 1 / (2**30 * 3600), "storage": 1 / (2**30 * 3600),
+            "license": 1 / 2628000, "base": 1 / 2628000}
+    result = {key: float(value) for key, value in account.charges.items()}
+    for meter in METERS:
+        integral = account.window[meter]
+        if integral:
+            for side, price in (("retail", account.last.prices.retail[meter]),
+                                ("wholesale", account.last.prices.wholesale[meter])):
+                key = (side, price.currency)
+                result[key] = result.get(key, 0.0) + float(integral) * (unit[meter] * float(price.unit_price))
+    return sorted(result.items())
+
+
+_CURRENCIES = st.sampled_from(["EUR", "USD", "GBP"])
+_AMOUNTS = st.decimals(min_value=0, max_value=10**6, places=6, allow_nan=False)
+
+
+@settings(max_examples=500, deadline=None)
+@given(retail=st.fixed_dictionaries({m: st.builds(Price, _CURRENCIES, _AMOUNTS) for m in METERS}),
+       wholesale=st.fixed_dictionaries({m: st.builds(Price, _CURRENCIES, _AMOUNTS) for m in METERS}),
+       window=st.fixed_dictionaries({m: st.sampled_from([Decimal(0)]) | st.decimals(
+           min_value=0, max_value=10**15, places=3, allow_nan=False) for m in METERS}),
+       closed=st.dictionaries(st.tuples(st.sampled_from(["retail", "wholesale"]), _CURRENCIES), _AMOUNTS))
+def test_charges_for_metrics_are_the_closed_amounts_plus_the_running_cost_in_meter_order(
+        retail: dict[str, Price], wholesale: dict[str, Price], window: dict[str, Decimal],
+        closed: dict[tuple[str, str], Decimal]) -> None:
+    state = TenantState(uid="u", reseller="r", tenant="t", plan="p", active=True, licensed=True,
+                        prices=TenantPrices(retail, wholesale))
+    account = Account(state=state, last=state, since=Decimal(T0), window=window, charges=closed)
+    def exactly(rows: list[tuple[tuple[str, str], float]]) -> list[tuple[tuple[str, str], str]]:
+        return [(key, repr(value)) for key, value in rows]  # every bit of the float, -0.0 too
+
+    assert exactly(Integrator.charges_for_metrics(account)) == exactly(_charges_as_a_dict(account))
 
 
 def test_a_deleted_plan_s_tenants_keep_its_last_prices() -> None:

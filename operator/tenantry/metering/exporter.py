@@ -16,9 +16,10 @@ the same values: aggregate them with `max by (reseller, state)`, not `sum`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from operator import attrgetter, concat, itemgetter
+from typing import TYPE_CHECKING, cast
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -27,7 +28,7 @@ from prometheus_client.utils import floatToGoString
 from tenantry.metering.integrator import RESOURCES
 
 if TYPE_CHECKING:
-    from tenantry.metering.integrator import Integrator
+    from tenantry.metering.integrator import Account, Integrator, TenantState
     from tenantry.metering.sampler import Sampler
 
 TENANT_LABELS = ["region", "reseller", "tenant", "plan", "resource"]
@@ -66,6 +67,92 @@ def _escape(value: str) -> str:
     return value
 
 
+_INF = float("inf")
+# Go's exponent of a positive float whose repr has its point at index 7..16 (1e6 <= value < 1e16)
+_EXPONENTS = ("",) * 7 + tuple(f"e+{dot - 1:02d}" for dot in range(7, 17))
+
+
+def go_float(value: float) -> str:
+    """`prometheus_client.utils.floatToGoString(value)` for a float, faster (the scrape formats
+    six per tenant; tests/unit/test_metering_exporter.py checks it against floatToGoString).
+
+    Below 1e6 floatToGoString returns `repr` itself: such a repr has at most 6 digits before its
+    point (or is in exponent form), so its Go-style rewrite (`dot > 6`) never applies. From 1e6
+    below 1e16 a repr is positional with its point at index 7 to 16, and the rewrite is
+    floatToGoString's own; from 1e16 on a repr is in exponent form already. Infinities and NaN
+    are left to floatToGoString."""
+    if -1e6 < value < 1e6:  # False for NaN
+        return repr(value)
+    if 1e6 <= value < 1e16:
+        text = repr(value)
+        dot = text.find(".")
+        return f"{text[0]}.{text[1:dot]}{text[dot + 1:]}".rstrip("0.") + _EXPONENTS[dot]
+    if -_INF < value < _INF:
+        return repr(value)  # negative, or 1e16 and more: no point before index 7
+    return floatToGoString(value)
+
+
+class _TenantText:
+    """The text of one tenant state that does not change until the state does: its usage and
+    quota lines (as bytes), and the start (name and labels) of its counter and charge lines."""
+
+    __slots__ = ("charge_heads", "counter_heads", "prefix", "quota", "state", "used")
+
+    def __init__(self, region: str, state: TenantState):
+        self.state = state
+        prefix = (f'region="{_escape(region)}",reseller="{_escape(state.reseller)}",'
+                  f'tenant="{_escape(state.tenant)}"')
+        full = f'{prefix},plan="{_escape(state.plan)}",resource="'
+        self.prefix = prefix
+        self.used = "".join(f'tenantry_tenant_resource_used{{{full}{r}"}} '
+                            f"{floatToGoString(float(state.used.get(r, 0)))}\n" for r in RESOURCES).encode()
+        self.quota = "".join(f'tenantry_tenant_resource_quota{{{full}{r}"}} '
+                             f"{floatToGoString(float(state.hard.get(r, 0)))}\n" for r in RESOURCES).encode()
+        self.counter_heads = tuple(f"{name}_total{{{prefix}}} " for name, _, _ in COUNTERS)
+        self.charge_heads: dict[tuple[str, str], str] = {}
+
+    def charge_head(self, key: tuple[str, str]) -> str:
+        head = self.charge_heads.get(key)
+        if head is None:
+            side, currency = key
+            head = f'tenantry_charge_total{{{self.prefix},side="{side}",currency="{_escape(currency)}"}} '
+            self.charge_heads[key] = head
+        return head
+
+
+def _lines(lines: Iterable[str]) -> list[bytes]:
+    """Sample lines (without their newlines) as one block of text."""
+    text = "\n".join(lines)
+    return [text.encode(), b"\n"] if text else []
+
+
+_concat = cast(Callable[[str, str], str], concat)  # str + str, called from C by map (twice str.__add__'s speed)
+_USED = attrgetter("used")
+_QUOTA = attrgetter("quota")
+_COUNTER_HEADS = attrgetter("counter_heads")
+_TOTALS = attrgetter("totals")
+
+
+def _family_text(families: list[Family]) -> bytes:
+    out = []
+    for name, kind, doc, label_names, rows in families:
+        sample = f"{name}_total" if kind == "counter" else name
+        out.append(f"# HELP {sample} {doc}\n# TYPE {sample} {kind}\n")
+        line = sample + "{{" + ",".join(f'{n}="{{}}"' for n in label_names) + "}} {}\n"
+        out += [line.format(*map(_escape, values), go_float(value)) for values, value in rows]
+    return "".join(out).encode()
+
+
+def _header(sample: str, kind: str, doc: str) -> bytes:
+    return f"# HELP {sample} {doc}\n# TYPE {sample} {kind}\n".encode()
+
+
+_USED_HEADER = _header("tenantry_tenant_resource_used", "gauge", _DOCS["used"])
+_QUOTA_HEADER = _header("tenantry_tenant_resource_quota", "gauge", _DOCS["quota"])
+_COUNTER_HEADERS = tuple(_header(f"{name}_total", "counter", doc) for name, _, doc in COUNTERS)
+_CHARGE_HEADER = _header("tenantry_charge_total", "counter", _DOCS["charge"])
+
+
 class MeteringCollector(Collector):
     """Builds every family from the current picture. `collect()` serves any prometheus_client
     registry; `render_text()` writes the same samples in the text format without building a
@@ -79,7 +166,8 @@ class MeteringCollector(Collector):
         self.sampler = sampler
         self.stats = stats
         self.spool_size = spool_size or (lambda: 0)
-        self._text_cache: dict[str, tuple[object, str, str, str]] = {}
+        self._text_cache: dict[str, _TenantText] = {}
+        self._platform_text: tuple[object, bytes] | None = None
 
     def collect(self) -> Iterator[Metric]:
         for name, kind, doc, label_names, rows in self.families():
@@ -93,59 +181,55 @@ class MeteringCollector(Collector):
             yield family
 
     def render_text(self) -> bytes:
-        """The Prometheus text format (0.0.4) of the same samples as `collect()`.
+        """The Prometheus text format (0.0.4) of the same samples as `collect()`: what
+        `generate_latest` writes, byte for byte, but for the order of labels (the collector's here,
+        sorted there).
 
-        Per-tenant text that only changes with the tenant's state (its usage and quota lines, its
-        label prefix) is kept per state object and reused until the state changes."""
-        region = self.region
-        used: list[str] = []
-        quota: list[str] = []
-        counters: dict[str, list[str]] = {meter: [] for _, meter, _ in COUNTERS}
+        What only changes with a tenant's state (its usage and quota lines, the names and labels
+        of its counter and charge lines) is kept per state object until the state changes. The
+        counters and charges change with every tick (every sample interval), so their values are
+        formatted on every scrape: a family at a time where the values are columns, and the text
+        is encoded a family at a time rather than line by line or the whole body at once."""
+        old_cache = self._text_cache
+        cache: dict[str, _TenantText] = {}
+        texts: list[_TenantText] = []
+        accounts: list[Account] = []
         charges: list[str] = []
-        cache: dict[str, tuple[object, str, str, str]] = {}
-        counter_names = {meter: f"{name}_total" for name, meter, _ in COUNTERS}
+        charges_for_metrics = self.integrator.charges_for_metrics
         for uid, account in self.integrator.live():
             state = account.state
             assert state is not None
-            entry = self._text_cache.get(uid)
-            if entry is None or entry[0] is not state:
-                prefix = (f'region="{_escape(region)}",reseller="{_escape(state.reseller)}",'
-                          f'tenant="{_escape(state.tenant)}"')
-                full = f'{prefix},plan="{_escape(state.plan)}",resource="'
-                used_text = "".join(f'tenantry_tenant_resource_used{{{full}{r}"}} '
-                                    f"{floatToGoString(float(state.used.get(r, 0)))}\n" for r in RESOURCES)
-                quota_text = "".join(f'tenantry_tenant_resource_quota{{{full}{r}"}} '
-                                     f"{floatToGoString(float(state.hard.get(r, 0)))}\n" for r in RESOURCES)
-                entry = (state, prefix, used_text, quota_text)
-            cache[uid] = entry
-            _, prefix, used_text, quota_text = entry
-            used.append(used_text)
-            quota.append(quota_text)
-            for meter, lines in counters.items():
-                lines.append(f"{counter_names[meter]}{{{prefix}}} {floatToGoString(float(account.totals[meter]))}\n")
-            for (side, currency), amount in sorted(self.integrator.charges_for_metrics(account).items()):
-                charges.append(f'tenantry_charge_total{{{prefix},side="{side}",currency="{_escape(currency)}"}} '
-                               f"{floatToGoString(amount)}\n")
+            text = old_cache.get(uid)
+            if text is None or text.state is not state:
+                text = _TenantText(self.region, state)
+            cache[uid] = text
+            texts.append(text)
+            accounts.append(account)
+            heads = text.charge_heads
+            for key, amount in charges_for_metrics(account):
+                charges.append((heads.get(key) or text.charge_head(key))
+                               + (repr(amount) if -1e6 < amount < 1e6 else go_float(amount)))
         self._text_cache = cache  # tenants gone since the last scrape are dropped here
 
-        out: list[str] = []
-        tenant_families = [
-            ("tenantry_tenant_resource_used", "gauge", _DOCS["used"], used),
-            ("tenantry_tenant_resource_quota", "gauge", _DOCS["quota"], quota),
-            *((name, "counter", doc, counters[meter]) for name, meter, doc in COUNTERS),
-            ("tenantry_charge", "counter", _DOCS["charge"], charges),
-        ]
-        for name, kind, doc, lines in tenant_families:
-            sample = f"{name}_total" if kind == "counter" else name
-            out.append(f"# HELP {sample} {doc}\n# TYPE {sample} {kind}\n")
-            out.extend(lines)
-        for name, kind, doc, label_names, rows in self._other_families():
-            sample = f"{name}_total" if kind == "counter" else name
-            out.append(f"# HELP {sample} {doc}\n# TYPE {sample} {kind}\n")
-            for values, value in rows:
-                labels = ",".join(f'{n}="{_escape(v)}"' for n, v in zip(label_names, values, strict=True))
-                out.append(f"{sample}{{{labels}}} {floatToGoString(value)}\n")
-        return "".join(out).encode()
+        body = [_USED_HEADER, *map(_USED, texts), _QUOTA_HEADER, *map(_QUOTA, texts)]
+        all_totals = list(map(_TOTALS, accounts))
+        all_heads = list(map(_COUNTER_HEADS, texts))
+        for index, (_, meter, _) in enumerate(COUNTERS):
+            # go_float, with its first line inlined: this is 4 values per tenant
+            values = [repr(v) if -1e6 < v < 1e6 else go_float(v)
+                      for v in map(float, map(itemgetter(meter), all_totals))]
+            body.append(_COUNTER_HEADERS[index])
+            body += _lines(map(_concat, map(itemgetter(index), all_heads), values))
+        body.append(_CHARGE_HEADER)
+        body += _lines(charges)
+        # The platform's series change only with the Region and Resellers, which the sampler
+        # replaces (never edits) on a change: their text is kept until one of them is replaced.
+        platform = (self.sampler.region_obj, list(self.sampler.resellers.items()))
+        if self._platform_text is None or self._platform_text[0] != platform:
+            self._platform_text = (platform, _family_text(self._platform()))
+        body.append(self._platform_text[1])
+        body.append(_family_text(self._delivery()))
+        return b"".join(body)
 
     def families(self) -> list[Family]:
         region = self.region
@@ -164,7 +248,7 @@ class MeteringCollector(Collector):
             short = (region, reseller, tenant)
             for meter, rows in counters.items():
                 rows.append((short, float(account.totals[meter])))
-            for (side, currency), amount in sorted(self.integrator.charges_for_metrics(account).items()):
+            for (side, currency), amount in self.integrator.charges_for_metrics(account):
                 charges.append(((region, reseller, tenant, side, currency), amount))
         families: list[Family] = [
             ("tenantry_tenant_resource_used", "gauge", _DOCS["used"], TENANT_LABELS, used),
@@ -176,9 +260,11 @@ class MeteringCollector(Collector):
         return families + self._other_families()
 
     def _other_families(self) -> list[Family]:
+        return [*self._platform(), *self._delivery()]
+
+    def _delivery(self) -> list[Family]:
         region = self.region
-        return [*self._platform(),
-                ("tenantry_billing_records", "counter", "Billing records by sink and result",
+        return [("tenantry_billing_records", "counter", "Billing records by sink and result",
                  ["region", "sink", "result"],
                  [((region, self.stats.sink, result), float(count))
                   for result, count in sorted(self.stats.counts.items())]),

@@ -255,16 +255,59 @@ class Integrator:
         return result
 
     @staticmethod
-    def charges_for_metrics(account: Account) -> dict[tuple[str, str], float]:
-        """`charges_of` as floats for the `tenantry_charge_total` metric, cheaply: the closed windows
-        exactly (sums of record amounts), the open window's running cost in float arithmetic (a
-        metric is a float anyway; records and statements never use this)."""
-        result = {key: float(value) for key, value in account.charges.items()}
-        for meter, key, factor in _metric_factors(account.last.prices):
-            integral = account.window[meter]
-            if integral:
-                result[key] = result.get(key, 0.0) + float(integral) * factor
-        return result
+    def charges_for_metrics(account: Account) -> list[tuple[tuple[str, str], float]]:
+        """`charges_of` as floats for the `tenantry_charge_total` metric, in (side, currency) order,
+        cheaply: the closed windows exactly (sums of record amounts), the open window's running cost
+        in float arithmetic (a metric is a float anyway; records and statements never use this).
+
+        A key is there when the tenant has closed amounts in it or a non-zero meter of the open
+        window is priced in it. Its float is the closed amount (or 0.0) plus `integral * factor` of
+        each non-zero meter priced in it, added in METERS order: the same operations in the same
+        order on every path, so the same float (this runs for every tenant on every scrape)."""
+        window, closed = account.window, account.charges
+        keys, by_meter = _metric_terms(account.last.prices)
+        matched = 0  # closed amounts in one of `keys`
+        if len(keys) == 2:  # one currency per side: the retail key sorts first ("retail" < "wholesale")
+            retail = wholesale = 0.0
+            retail_billed = wholesale_billed = False
+            if closed:
+                amount = closed.get(keys[0])
+                if amount is not None:
+                    retail, retail_billed, matched = float(amount), True, 1
+                amount = closed.get(keys[1])
+                if amount is not None:
+                    wholesale, wholesale_billed, matched = float(amount), True, matched + 1
+            for meter, _, retail_factor, _, wholesale_factor in by_meter:
+                integral = window[meter]
+                if integral:
+                    value = float(integral)
+                    retail += value * retail_factor
+                    wholesale += value * wholesale_factor
+                    retail_billed = wholesale_billed = True
+            rows = []
+            if retail_billed:
+                rows.append((keys[0], retail))
+            if wholesale_billed:
+                rows.append((keys[1], wholesale))
+        else:  # a side priced in several currencies (say the region's and the licences')
+            sums = [0.0] * len(keys)
+            billed = [False] * len(keys)
+            if closed:
+                for index, key in enumerate(keys):
+                    amount = closed.get(key)
+                    if amount is not None:
+                        sums[index], billed[index], matched = float(amount), True, matched + 1
+            for meter, retail_index, retail_factor, wholesale_index, wholesale_factor in by_meter:
+                integral = window[meter]
+                if integral:
+                    value = float(integral)
+                    sums[retail_index] += value * retail_factor
+                    sums[wholesale_index] += value * wholesale_factor
+                    billed[retail_index] = billed[wholesale_index] = True
+            rows = [(key, total) for key, total, is_billed in zip(keys, sums, billed, strict=True) if is_billed]
+        if len(closed) > matched:  # closed amounts in a currency the tenant is no longer priced in
+            rows = sorted(rows + [(key, float(amount)) for key, amount in closed.items() if key not in keys])
+        return rows
 
     # -- checkpoint ------------------------------------------------------------------------------
 
@@ -298,15 +341,23 @@ class Integrator:
         return integrator
 
 
-def _metric_factors(prices: TenantPrices) -> list[tuple[str, tuple[str, str], float]]:
-    """(meter, (side, currency), unit price per integral unit) for every priced meter, computed once
-    per prices object (states, and so prices, are immutable) and kept on it."""
-    cached = getattr(prices, "_metric_factors", None)
+MetricTerms = tuple[tuple[tuple[str, str], ...], tuple[tuple[str, int, float, int, float], ...]]
+
+
+def _metric_terms(prices: TenantPrices) -> MetricTerms:
+    """The (side, currency) keys of `prices` in sorted order, and for each meter in METERS order
+    (meter, retail key's index, retail factor, wholesale key's index, wholesale factor), a factor
+    being the unit price per unit of the meter's integral. Computed once per prices object (states,
+    and so prices, are immutable) and kept on it."""
+    cached: MetricTerms | None = getattr(prices, "_metric_terms", None)
     if cached is None:
-        cached = []
-        for meter in METERS:
-            per_unit = float(_UNIT_OF_INTEGRAL[meter])
-            for side, price in (("retail", prices.retail[meter]), ("wholesale", prices.wholesale[meter])):
-                cached.append((meter, (side, price.currency), per_unit * float(price.unit_price)))
-        object.__setattr__(prices, "_metric_factors", cached)
+        sides = [(meter, float(_UNIT_OF_INTEGRAL[meter]), prices.retail[meter], prices.wholesale[meter])
+                 for meter in METERS]
+        keys = tuple(sorted({("retail", retail.currency) for _, _, retail, _ in sides}
+                            | {("wholesale", wholesale.currency) for _, _, _, wholesale in sides}))
+        cached = (keys, tuple((meter, keys.index(("retail", retail.currency)), per_unit * float(retail.unit_price),
+                               keys.index(("wholesale", wholesale.currency)),
+                               per_unit * float(wholesale.unit_price))
+                              for meter, per_unit, retail, wholesale in sides))
+        object.__setattr__(prices, "_metric_terms", cached)
     return cached
