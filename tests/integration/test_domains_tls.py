@@ -561,8 +561,7 @@ def test_issuer_mode_says_when_cert_manager_is_missing(platform: Platform, api_c
     assert condition(obj, "Ready")["status"] == "True"  # the tenant runs; only its certificate waits
     namespace = f"{reseller}--{tenant}"
     assert list((wait_for(lambda: ingress_tls(api_client, namespace), message="ingress")).values()) == [None]
-    events = platform.events_for(f"reseller-{reseller}", tenant)
-    assert any(e.reason == ISSUER_MISSING for e in events)
+    platform.wait_event(f"reseller-{reseller}", tenant, ISSUER_MISSING)
 
 
 
