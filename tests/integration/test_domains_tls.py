@@ -232,17 +232,25 @@ def test_self_signed_hosts_dns_proof_renewal_and_no_needless_writes(
 # -- Secret mode: validation failures -----------------------------------------------------------------
 
 
-def test_tenant_supplied_certificates_are_validated_with_a_reason_per_failure(
-        platform: Platform, api_client: client.ApiClient, operator: OperatorProcess) -> None:
-    core = platform.core
+def supplied_secret_tenant(platform: Platform) -> tuple[str, str, str, str]:
+    """(reseller, tenant, tenant namespace, host): a tenant whose custom domain (routed without a DNS
+    proof) takes its certificate from Secret `www-tls` in its namespace; the namespace exists."""
     region = region_without_verification(platform)
     reseller = platform.reseller(region)
     platform.wait_namespace(f"reseller-{reseller}")
     platform.plan(reseller, custom_domains=1)
-    host = f"www.{platform.unique_name('own')}.example"
+    host = f"www.{platform.unique_name('sup')}.example"
     tenant = platform.tenant(reseller, region, domains=[{"host": host, "tls": {"mode": "Secret",
                                                                                  "secretName": "www-tls"}}])
     namespace = f"{reseller}--{tenant}"
+    platform.wait_namespace(namespace)
+    return reseller, tenant, namespace, host
+
+
+def test_tenant_supplied_certificates_are_validated_with_a_reason_per_failure(
+        platform: Platform, api_client: client.ApiClient, operator: OperatorProcess) -> None:
+    core = platform.core
+    reseller, tenant, namespace, host = supplied_secret_tenant(platform)
     obj = cert_condition(platform, reseller, tenant, "False", certs.SECRET_NOT_FOUND)
     assert "www-tls" in condition(obj, "CertificateReady")["message"]
     # Routed (the region trusts it) but without TLS until the certificate is good.
@@ -293,22 +301,10 @@ def test_tenant_supplied_certificates_are_validated_with_a_reason_per_failure(
 # the operator's log line naming that Secret as the cause says so whatever the resync timing.
 WATCH_BOUND = 10.0
 RESYNC_SECONDS = float(TEST_CONFIG["resyncSeconds"])  # type: ignore[arg-type]
+# A resync this short would let a missing watch pass the tests below unnoticed.
+assert RESYNC_SECONDS > WATCH_BOUND * 3, "TEST_CONFIG's resyncSeconds is too short for the watch tests"
 
 
-def supplied_secret_tenant(platform: Platform) -> tuple[str, str, str, str]:
-    """(reseller, tenant, tenant namespace, host): a tenant whose custom domain (routed without a DNS
-    proof) takes its certificate from Secret `www-tls` in its namespace; the namespace exists."""
-    assert RESYNC_SECONDS > WATCH_BOUND * 3, "a resync this short would hide a missing watch"
-    region = region_without_verification(platform)
-    reseller = platform.reseller(region)
-    platform.wait_namespace(f"reseller-{reseller}")
-    platform.plan(reseller, custom_domains=1)
-    host = f"www.{platform.unique_name('sup')}.example"
-    tenant = platform.tenant(reseller, region, domains=[{"host": host, "tls": {"mode": "Secret",
-                                                                                 "secretName": "www-tls"}}])
-    namespace = f"{reseller}--{tenant}"
-    platform.wait_namespace(namespace)
-    return reseller, tenant, namespace, host
 
 
 def secret_lines(operator: OperatorProcess, since: int, namespace: str, name: str) -> list[str]:
