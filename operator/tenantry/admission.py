@@ -92,6 +92,9 @@ class ResellerTerms:
     allotments: Mapping[str, Quota]  # region -> allotment
     domains: Mapping[str, str] = field(default_factory=dict)  # region -> domain
     platform_domain: str | None = None
+    # The domains it already serves: those its last Ready=True status was written with. A domain in
+    # service stays with its reseller whatever the age of a newcomer (see `domain_taken`).
+    serving: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,11 @@ def full_quota(quota: Mapping[str, Decimal]) -> dict[str, Decimal]:
 def host_under(host: str, domain: str) -> bool:
     """True when host equals domain or is a subdomain of it."""
     return host == domain or host.endswith("." + domain)
+
+
+def _domain_precedence(reseller: ResellerTerms, domain: str) -> tuple[bool, str, str]:
+    """Who holds a contested domain: the lowest value (serving it, then older, then by name)."""
+    return (domain not in reseller.serving, reseller.created, reseller.name)
 
 
 def domains_collide(a: str, b: str) -> bool:
@@ -415,14 +423,16 @@ class AdmissionBook:
         return None
 
     def domain_taken(self, reseller: str, domain: str) -> tuple[str, str] | None:
-        """(other reseller, its domain) when `domain` equals or nests with a domain of a reseller
-        older than `reseller` (creationTimestamp, then name): the older one keeps it."""
+        """(other reseller, its domain) when `domain` equals or nests with a domain that another
+        reseller holds before this one: the reseller already serving it first (so a newcomer never
+        unroutes live tenants), then the older (creationTimestamp, then name)."""
         me = self.resellers.get(reseller)
+        mine = _domain_precedence(me, domain) if me is not None else None
         for other in self.resellers.values():
-            if other.name == reseller or (me is not None and (other.created, other.name) > (me.created, me.name)):
+            if other.name == reseller:
                 continue
             for taken in (*other.domains.values(), *(d for d in (other.platform_domain,) if d)):
-                if domains_collide(domain, taken):
+                if domains_collide(domain, taken) and (mine is None or _domain_precedence(other, taken) < mine):
                     return other.name, taken
         return None
 

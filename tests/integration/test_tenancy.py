@@ -363,6 +363,30 @@ def test_a_reseller_cannot_take_another_resellers_domain(platform: Platform, api
     assert ingress.spec.rules[0].host == f"shop.{first}-cloud.example"
 
 
+def test_an_older_reseller_cannot_take_a_domain_in_service_by_changing_its_own(platform: Platform,
+                                                                               api_client: client.ApiClient) -> None:
+    region = platform.region()
+    older = platform.reseller(region)
+    platform.wait_younger_than("Reseller", older)
+    younger = platform.reseller(region)
+    for reseller in (older, younger):
+        platform.wait_condition("Reseller", reseller, None, "Ready", "True")
+    platform.plan(younger)
+    live = platform.tenant(younger, region, "shop")
+    platform.wait_tenant(younger, live)
+    # The older reseller moves its region's domain under the younger one's, which serves a tenant.
+    platform.patch("Reseller", older, {"spec": {"regions": [{
+        "name": region, "domain": f"eu.{younger}-cloud.example", "tls": {"mode": "SelfSigned"},
+        "allotment": {"cpu": "16", "memory": "64Gi", "storage": "500Gi", "pods": "400"}}]}})
+    obj = platform.wait_condition("Reseller", older, None, "Ready", "False", "DomainConflict")
+    assert younger in condition(obj, "Ready")["message"]  # type: ignore[index]
+    # The domain in service stays where it is: the younger reseller and its tenant are untouched.
+    assert condition(platform.get("Reseller", younger), "Ready")["status"] == "True"  # type: ignore[arg-type,index]
+    ingress = client.NetworkingV1Api(api_client).read_namespaced_ingress("tenantry", f"{younger}--{live}")
+    assert ingress.spec.rules[0].host == f"shop.{younger}-cloud.example"
+    assert condition(platform.tenant_obj(younger, live), "Ready")["status"] == "True"  # type: ignore[index]
+
+
 def test_a_deleted_region_or_plan_never_strips_a_running_tenant(platform: Platform) -> None:
     region, reseller = platform.setup()
     tenant = platform.tenant(reseller, region)

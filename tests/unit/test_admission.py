@@ -4,13 +4,16 @@ e-mail unique, and the same outcome whatever order the tenants are looked at in.
 
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tenantry import admission as adm
 from tenantry.admission import AdmissionBook, PlanTerms, ResellerTerms, TenantClaim
+from tenantry.controller.specs import read_spec, reseller_terms
 
 GI = Decimal(2**30)
 
@@ -263,3 +266,44 @@ def test_a_domain_belongs_to_the_older_reseller() -> None:
     assert book.domain_taken("globex", "example") == ("acme", "acme.example")  # a parent collides too
     assert book.domain_taken("acme", "globex.example") is None  # the older one keeps its own
     assert book.domain_taken("globex", "globex.example") is None
+
+
+def test_a_domain_in_service_stays_with_its_reseller_against_an_older_or_tied_newcomer() -> None:
+    """creationTimestamp has one-second resolution and ties go by name: a reseller applied a moment
+    after another, in the same second, can sort first. It must not take a domain already serving
+    tenants; between two resellers that serve nothing yet, age (then name) decides as before."""
+    same_second = "2026-01-01T00:00:00Z"
+    zeta = dataclasses.replace(reseller("zeta", created=same_second), serving=frozenset({"zeta.example"}))
+    alpha = dataclasses.replace(reseller("alpha", created=same_second), domains={"eu": "eu.zeta.example"})
+    book = book_with(zeta, alpha)
+    assert book.domain_taken("alpha", "eu.zeta.example") == ("zeta", "zeta.example")
+    assert book.domain_taken("zeta", "zeta.example") is None
+    # Serving nothing, the tie goes to the name: alpha holds it and zeta is the one refused.
+    book.set_reseller(dataclasses.replace(zeta, serving=frozenset()))
+    assert book.domain_taken("zeta", "zeta.example") == ("alpha", "eu.zeta.example")
+    assert book.domain_taken("alpha", "eu.zeta.example") is None
+    # Serving a domain is per domain: zeta serving another domain does not protect this one.
+    book.set_reseller(dataclasses.replace(zeta, serving=frozenset({"other.example"})))
+    assert book.domain_taken("zeta", "zeta.example") == ("alpha", "eu.zeta.example")
+
+
+def test_reseller_terms_read_the_domains_in_service_from_a_ready_status() -> None:
+    body: dict[str, Any] = {
+        "apiVersion": "tenantry.dev/v1alpha1", "kind": "Reseller",
+        "metadata": {"name": "acme", "uid": "u1", "generation": 2, "creationTimestamp": "2026-01-01T00:00:00Z"},
+        "spec": {"companyName": "Acme", "email": "billing@acme.example", "licenses": 3,
+                 "regions": [{"name": "eu", "domain": "acme.example",
+                              "allotment": {"cpu": "1", "memory": "1Gi", "storage": "1Gi", "pods": "10"}},
+                             {"name": "us", "domain": "new.acme.example",
+                              "allotment": {"cpu": "1", "memory": "1Gi", "storage": "1Gi", "pods": "10"}}]},
+        "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "Ready"}],
+                   "regions": [{"name": "eu", "domain": "acme.example"}, {"name": "us", "domain": "old.acme.example"}]},
+    }
+    spec, problem = read_spec("Reseller", body)
+    assert spec is not None, problem
+    # The us domain changed since the status was written: not in service yet.
+    assert reseller_terms(body, spec).serving == {"acme.example"}
+    assert reseller_terms(body, spec, ready=True).serving == {"acme.example", "new.acme.example"}
+    assert reseller_terms(body, spec, ready=False).serving == frozenset()
+    body["status"]["conditions"][0]["status"] = "False"
+    assert reseller_terms(body, spec).serving == frozenset()

@@ -69,6 +69,8 @@ async def reconcile_reseller(op: Operator, name: str) -> None:
         conditions.append(Condition("LicensesOverused", False, "WithinLicenses",
                                     f"{licenses_used} of {spec.licenses} licences are used."))
     await publish_status(op, body, fields, conditions)
+    # From this status on, its domains are in service (or not): admission.domain_taken.
+    op.book.set_reseller(reseller_terms(body, spec, ready=conditions[0].status is True))
 
 
 def _ready_condition(op: Operator, name: str, spec: ResellerSpec) -> Condition:
@@ -90,8 +92,9 @@ def _ready_condition(op: Operator, name: str, spec: ResellerSpec) -> Condition:
 
 
 def domain_conflict(op: Operator, name: str, spec: ResellerSpec) -> str | None:
-    """A domain of this reseller that equals or nests with an older reseller's domain. Tenants are
-    not routed under such a domain (see controller/tls.py) until the reseller picks another."""
+    """A domain of this reseller that equals or nests with a domain another reseller holds first (the
+    one already serving it, else the older: admission.domain_taken). Tenants are not routed under
+    such a domain (see controller/tls.py) until the reseller picks another."""
     mine = [r.domain for r in spec.regions] + ([spec.platform_domain] if spec.platform_domain else [])
     for domain in mine:
         taken = op.book.domain_taken(name, domain)

@@ -84,8 +84,18 @@ def tenant_claim(body: Mapping[str, Any], spec: TenantSpec) -> TenantClaim:
     )
 
 
-def reseller_terms(body: Mapping[str, Any], spec: ResellerSpec) -> ResellerTerms:
+def reseller_terms(body: Mapping[str, Any], spec: ResellerSpec, *, ready: bool | None = None) -> ResellerTerms:
+    """The reseller as admission sees it. `ready`: the Ready status just decided by its reconcile;
+    None reads it from the object's status (a watch event, a start-up listing)."""
     meta = body["metadata"]
+    domains = {r.name: r.domain for r in spec.regions}
+    current = {*domains.values(), *((spec.platform_domain,) if spec.platform_domain else ())}
+    if ready is None:
+        status = body.get("status") or {}
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or ())
+        written = {r.get("domain") for r in status.get("regions") or ()}
+        written.add((status.get("platformCertificate") or {}).get("host"))
+        current &= written  # a domain changed since that status is not in service yet
     return ResellerTerms(
         name=meta["name"],
         created=meta.get("creationTimestamp", ""),
@@ -93,8 +103,9 @@ def reseller_terms(body: Mapping[str, Any], spec: ResellerSpec) -> ResellerTerms
         active=spec.active,
         licenses=spec.licenses,
         allotments={r.name: r.allotment.as_decimals() for r in spec.regions},
-        domains={r.name: r.domain for r in spec.regions},
+        domains=domains,
         platform_domain=spec.platform_domain,
+        serving=frozenset(current) if ready else frozenset(),
     )
 
 

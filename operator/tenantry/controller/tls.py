@@ -254,7 +254,7 @@ async def tenant_tls(op: Operator, body: Mapping[str, Any], spec: TenantSpec, re
         taken = op.book.domain_taken(reseller, region_entry.domain)
         if taken is None:
             wanted.append((default_host, region_entry.tls, True))
-        else:  # another, older reseller's domain: routing it here would hijack that reseller's tenants
+        else:  # a domain another reseller holds first: routing it here would hijack that reseller's tenants
             unrouted.append((default_host, HOST_CONFLICT,
                              f"Not routed ({HOST_CONFLICT}): the reseller's domain {region_entry.domain} collides "
                              f"with {taken[1]} of reseller {taken[0]}."))
@@ -324,7 +324,7 @@ async def tenant_tls(op: Operator, body: Mapping[str, Any], spec: TenantSpec, re
         certificates=certificates,
         condition=_certificate_condition(problems, certificates),
         recheck=recheck or any(r.pending for r in results),
-        # A default host that is not routed (its reseller's domain collides with an older reseller's)
+        # A default host that is not routed (its reseller's domain collides with one another reseller holds)
         # is reported with the custom domains.
         domains_condition=_domains_condition(unrouted, len(spec.domains) + sum(
             1 for host, _, _ in unrouted if host not in {d.host for d in spec.domains})),
