@@ -227,6 +227,12 @@ class AdmissionBook:
             return unconfirmed[1]
         return claim.record
 
+    def waiting(self, reseller: str | None = None) -> list[TenantClaim]:
+        """The tenants not admitted (refused or not yet decided), of one reseller or of all: those a
+        freed licence, capacity, e-mail address or host may let in."""
+        claims = self.all_tenants() if reseller is None else self.tenants_of(reseller)
+        return [c for c in claims if self.record_of(c) is None]
+
     def admitted_of(self, reseller: str) -> list[tuple[TenantClaim, AdmissionRecord]]:
         result = []
         for claim in self.tenants_of(reseller):

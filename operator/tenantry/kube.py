@@ -419,5 +419,10 @@ async def list_then_watch(
             log.warning("Watch of %s failed, listing again in %.1fs: %s", kind, delay, error)
         except (TimeoutError, aiohttp.ClientError, ConnectionError, ValueError) as error:
             log.warning("Watch of %s lost its connection, listing again in %.1fs: %s", kind, delay, error)
+        except Exception:
+            # An object a callback could not handle must not end this picture for good (the task
+            # would die unnoticed while the rest of the process keeps serving a frozen view).
+            log.exception("Watch of %s failed on an object it could not handle; listing again in %.1fs",
+                          kind, delay)
         await asyncio.sleep(delay)
         delay = min(delay * 2, 30)

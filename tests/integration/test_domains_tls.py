@@ -305,8 +305,6 @@ RESYNC_SECONDS = float(TEST_CONFIG["resyncSeconds"])  # type: ignore[arg-type]
 assert RESYNC_SECONDS > WATCH_BOUND * 3, "TEST_CONFIG's resyncSeconds is too short for the watch tests"
 
 
-
-
 def secret_lines(operator: OperatorProcess, since: int, namespace: str, name: str) -> list[str]:
     """The operator's log lines, after offset `since`, saying that Secret namespace/name woke someone."""
     return [line for line in operator.log_text()[since:].splitlines() if f"Secret {namespace}/{name} was " in line]

@@ -58,6 +58,15 @@ def quota_of(values: Mapping[str, str]) -> dict[str, Decimal]:
     return {k: parse_quantity(v) for k, v in values.items()}
 
 
+def wait_exact_ledger(platform: Platform, resellers: Iterable[str], timeout: float, **kwargs: Any) -> None:
+    """Wait until `ledger_problems` finds nothing; on timeout, fail with the problems last seen."""
+    resellers = list(resellers)
+    deadline = time.monotonic() + timeout
+    while (problems := ledger_problems(platform, resellers, **kwargs)) and time.monotonic() < deadline:
+        time.sleep(1.0)
+    assert not problems, f"the ledger is not exact after {timeout:.0f}s: " + "; ".join(problems)
+
+
 def ledger_problems(platform: Platform, resellers: Iterable[str], deleted: Iterable[tuple[str, str]] = (),
                     plans: Mapping[tuple[str, str], Mapping[str, str]] | None = None) -> list[str]:
     """Everything wrong with the ledger of these resellers, in words (empty: it is exact).

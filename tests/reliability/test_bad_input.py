@@ -18,11 +18,9 @@ The corpus and its outcomes are written to docs/bad-input-corpus.md.
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -30,14 +28,14 @@ from kubernetes import client
 from reliability_support import FIGURES, namespace_children_versions
 
 from support import pki
-from support.cluster import wait_for
+from support.bodies import set_in
+from support.cluster import REPO_ROOT
 from support.operator import OperatorProcess
-from support.platform import GROUP, PLURALS, VERSION, Platform, condition
+from support.platform import GROUP, PLURALS, SMALL, VERSION, Platform, condition
 from tenantry.models import SpecError, parse_spec
 
-REPO = Path(__file__).resolve().parents[2]
-CORPUS_DOC = REPO / "docs" / "bad-input-corpus.md"
-QUOTA = {"cpu": "1", "memory": "1Gi", "storage": "1Gi", "pods": "10"}
+CORPUS_DOC = REPO_ROOT / "docs" / "bad-input-corpus.md"
+QUOTA = SMALL
 
 # A valid object of each kind with every optional part present, so that every field can be broken.
 VALID: dict[str, dict[str, Any]] = {
@@ -74,7 +72,7 @@ WRONG_TYPE = {"string": 12345, "integer": "seven", "number": "seven", "boolean":
 
 def _crd_schemas() -> dict[str, dict[str, Any]]:
     schemas = {}
-    for path in sorted((REPO / "crds").glob("*.yaml")):
+    for path in sorted((REPO_ROOT / "crds").glob("*.yaml")):
         crd = yaml.safe_load(path.read_text())
         version = next(v for v in crd["spec"]["versions"] if v["name"] == VERSION)
         schemas[crd["spec"]["names"]["kind"]] = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
@@ -125,20 +123,6 @@ def _walk(schema: dict[str, Any], value: Any, path: str) -> Iterator[tuple[str, 
             yield from _walk(extra, value[key], f"{path}.{key}".lstrip("."))
     if schema.get("type") == "array" and isinstance(value, list) and value:
         yield from _walk(schema.get("items") or {}, value[0], f"{path}.0")
-
-
-def _set(body: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
-    body = copy.deepcopy(body)
-    *parents, last = path.split(".")
-    node: Any = body
-    for part in parents:
-        node = node[int(part)] if part.isdigit() else node[part]
-    key: Any = int(last) if last.isdigit() else last
-    if value is ...:
-        del node[key]
-    else:
-        node[key] = value
-    return body
 
 
 def schema_corpus() -> list[tuple[str, str, str, Any]]:
@@ -193,7 +177,7 @@ def test_every_field_of_every_kind_refuses_wrong_values_at_the_schema(
     for kind, path, what, value in cases:
         name = unique_name(kind.lower()[:3], max_length=20)
         spec = VALID[kind]
-        broken = _set({"spec": spec}, path, value)["spec"]
+        broken = set_in({"spec": spec}, path, value)["spec"]
         try:
             _create(api_client, kind, name, broken, namespace)
             status = 201
@@ -227,9 +211,7 @@ def _condition_and_event(platform: Platform, kind: str, name: str, namespace: st
                          reason: str, timeout: float = 60) -> str:
     obj = platform.wait_condition(kind, name, namespace, type_, status, reason, timeout=timeout)
     message = condition(obj, type_)["message"]  # type: ignore[index]
-    events_namespace = namespace or "default"
-    wait_for(lambda: reason in {e.reason for e in platform.events_for(events_namespace, name)}, 30,
-             message=f"an Event {reason} for {kind} {name}")
+    platform.wait_event(namespace or "default", name, reason, timeout=30)
     return str(message)
 
 
@@ -246,18 +228,16 @@ def test_semantic_bad_input_gets_a_precise_condition_and_event_and_disturbs_nobo
     bystander = platform.tenant(reseller, region, domains=[{"host": bystander_host}])
     platform.wait_tenant(reseller, bystander)
     pid = operator.pid
-    wait_for(lambda: namespace_children_versions(api_client, f"{reseller}--{bystander}"), 10, message="children")
     before = namespace_children_versions(api_client, f"{reseller}--{bystander}")
     bystander_email = platform.tenant_obj(reseller, bystander)["spec"]["email"]  # type: ignore[index]
 
     rows: list[str] = []
     cases: list[tuple[str, str, str | None, str, str, str, str]] = []  # (label, kind, ns, name, type, status, reason)
 
-    def tenant_case(label: str, reason: str, *, type_: str = "Admitted", status: str = "False",
-                    **spec: Any) -> None:
+    def tenant_case(label: str, reason: str, *, status: str = "False", **spec: Any) -> None:
         plan = spec.pop("plan", "small")
         name = platform.tenant(reseller, spec.pop("region", region), plan=plan, **spec)
-        cases.append((label, "Tenant", ns, name, type_, status, reason))
+        cases.append((label, "Tenant", ns, name, "Admitted", status, reason))
 
     tenant_case("unknown region", "UnknownRegion", region="nowhere")
     tenant_case("a region the reseller does not sell in", "UnknownRegion", region=other_region)

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes import client
-from reliability_support import EXTRA_OPERATOR_LOGS, FIGURES, admitted, ledger_problems
+from reliability_support import EXTRA_OPERATOR_LOGS, FIGURES, admitted, wait_exact_ledger
 
 from support.cluster import wait_for
 from support.faultproxy import FaultProxy
@@ -94,7 +94,7 @@ def test_restart_in_the_middle_of_a_rollout(platform: Platform, operator: Operat
     platform.patch("Tenant", names[0], {"spec": {"displayName": "after the restart"}}, f"reseller-{reseller}")
 
     wait_for(lambda: _whole(platform, reseller, names), 120, interval=1.0, message="every tenant whole")
-    wait_for(lambda: not ledger_problems(platform, [reseller]), 60, message="an exact ledger")
+    wait_exact_ledger(platform, [reseller], 60)
     wait_for(lambda: platform.core.read_namespaced_config_map("tenantry-branding", f"{reseller}--{names[0]}")
              .data.get("tenantDisplayName") == "after the restart", 30, message="the change after the restart")
     net = client.NetworkingV1Api(platform.api)
@@ -167,8 +167,7 @@ def test_failing_apiserver_gives_back_off_and_recovery(platform: Platform, opera
         proxy.set_faults()  # healthy again
         wait_for(lambda: _whole(platform, reseller, names), 180, interval=1.0,
                  message="every tenant whole once the faults stopped")
-        wait_for(lambda: not ledger_problems(platform, [reseller], deleted=[(reseller, gone)]), 120, interval=1.0,
-                 message="an exact ledger, the deleted tenant cleaned up")
+        wait_exact_ledger(platform, [reseller], 120, deleted=[(reseller, gone)])
         wait_for(lambda: platform.core.read_namespaced_resource_quota("tenantry", f"{reseller}--{names[0]}")
                  .spec.hard["requests.cpu"] == "2", 60, message="the plan change applied")
         assert second.pid == pid and second.process.poll() is None, "the operator restarted: a crash loop"

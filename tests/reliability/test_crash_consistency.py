@@ -17,9 +17,8 @@ from reliability_support import FIGURES, admitted, ledger_problems, tenants_of, 
 
 from support.cluster import wait_for
 from support.operator import OperatorProcess
-from support.platform import Platform
+from support.platform import SMALL, Platform
 
-SMALL = {"cpu": "1", "memory": "1Gi", "storage": "1Gi", "pods": "10"}
 BIG = {"cpu": "2", "memory": "2Gi", "storage": "2Gi", "pods": "20"}
 
 

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 from kubernetes import client
 from reliability_support import FIGURES
 
+from support.cluster import REPO_ROOT
 from support.platform import Platform
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = REPO_ROOT / "README.md"
 VERBS = {"g": "get", "l": "list", "w": "watch", "c": "create", "u": "update", "p": "patch", "d": "delete"}
 NAMED_VERBS = "gwupd"
 PRINCIPALS = ["platform admin", "admin of A", "admin of B", "owner of a1", "owner of b1"]

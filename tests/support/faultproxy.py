@@ -38,7 +38,6 @@ class Faults:
     timeout_rate: float = 0.0      # hold the request `hang_seconds`, then close without an answer
     hang_seconds: float = 3.0
     delay: tuple[float, float] = (0.0, 0.0)  # latency added before forwarding (uniform in range)
-    watch_faults: bool = True      # whether watch requests get faults too
     not_found_watches: str = ""    # path prefix whose watches answer 404, as while CRDs re-register
 
 
@@ -141,14 +140,13 @@ class FaultProxy:
                     self.counts["not_found"] += 1
                 conn.sendall(_not_found_response())
                 return
-            eligible = faults.watch_faults or not is_watch
-            if eligible and roll < faults.error_rate:
+            if roll < faults.error_rate:
                 with self._lock:
                     status, reason = self._random.choice(_ERROR_STATUSES)
                     self.counts["error"] += 1
                 conn.sendall(_status_response(status, reason))
                 return
-            if eligible and roll < faults.error_rate + faults.timeout_rate:
+            if roll < faults.error_rate + faults.timeout_rate:
                 with self._lock:
                     self.counts["timeout"] += 1
                 self._stopping.wait(faults.hang_seconds)

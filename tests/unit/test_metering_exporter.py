@@ -321,22 +321,46 @@ _CURRENCIES = st.sampled_from(["EUR", "USD", "GBP"])
 _AMOUNTS = st.decimals(min_value=0, max_value=10**6, places=6, allow_nan=False)
 
 
-@settings(max_examples=500, deadline=None)
-@given(retail=st.fixed_dictionaries({m: st.builds(Price, _CURRENCIES, _AMOUNTS) for m in METERS}),
-       wholesale=st.fixed_dictionaries({m: st.builds(Price, _CURRENCIES, _AMOUNTS) for m in METERS}),
-       window=st.fixed_dictionaries({m: st.sampled_from([Decimal(0)]) | st.decimals(
-           min_value=0, max_value=10**15, places=3, allow_nan=False) for m in METERS}),
-       closed=st.dictionaries(st.tuples(st.sampled_from(["retail", "wholesale"]), _CURRENCIES), _AMOUNTS))
-def test_charges_for_metrics_are_the_closed_amounts_plus_the_running_cost_in_meter_order(
-        retail: dict[str, Price], wholesale: dict[str, Price], window: dict[str, Decimal],
-        closed: dict[tuple[str, str], Decimal]) -> None:
+_WINDOW = st.fixed_dictionaries({m: st.sampled_from([Decimal(0)]) | st.decimals(
+    min_value=0, max_value=10**15, places=3, allow_nan=False) for m in METERS})
+_CLOSED = st.dictionaries(st.tuples(st.sampled_from(["retail", "wholesale"]), _CURRENCIES), _AMOUNTS)
+
+
+def _prices(currencies: st.SearchStrategy[str]) -> st.SearchStrategy[dict[str, Price]]:
+    return st.fixed_dictionaries({m: st.builds(Price, currencies, _AMOUNTS) for m in METERS})
+
+
+def _one_currency_prices() -> st.SearchStrategy[dict[str, Price]]:
+    """Every meter of a side in one currency: the usual price list, and charges_for_metrics' fast path."""
+    return _CURRENCIES.flatmap(lambda currency: _prices(st.just(currency)))
+
+
+def _check_charges_for_metrics(retail: dict[str, Price], wholesale: dict[str, Price], window: dict[str, Decimal],
+                               closed: dict[tuple[str, str], Decimal]) -> None:
     state = TenantState(uid="u", reseller="r", tenant="t", plan="p", active=True, licensed=True,
                         prices=TenantPrices(retail, wholesale))
     account = Account(state=state, last=state, since=Decimal(T0), window=window, charges=closed)
+
     def exactly(rows: list[tuple[tuple[str, str], float]]) -> list[tuple[tuple[str, str], str]]:
         return [(key, repr(value)) for key, value in rows]  # every bit of the float, -0.0 too
 
     assert exactly(Integrator.charges_for_metrics(account)) == exactly(_charges_as_a_dict(account))
+
+
+@settings(max_examples=500, deadline=None)
+@given(retail=_prices(_CURRENCIES), wholesale=_prices(_CURRENCIES), window=_WINDOW, closed=_CLOSED)
+def test_charges_for_metrics_are_the_closed_amounts_plus_the_running_cost_in_meter_order(
+        retail: dict[str, Price], wholesale: dict[str, Price], window: dict[str, Decimal],
+        closed: dict[tuple[str, str], Decimal]) -> None:
+    _check_charges_for_metrics(retail, wholesale, window, closed)
+
+
+@settings(max_examples=300, deadline=None)
+@given(retail=_one_currency_prices(), wholesale=_one_currency_prices(), window=_WINDOW, closed=_CLOSED)
+def test_charges_for_metrics_with_one_currency_a_side(
+        retail: dict[str, Price], wholesale: dict[str, Price], window: dict[str, Decimal],
+        closed: dict[tuple[str, str], Decimal]) -> None:
+    _check_charges_for_metrics(retail, wholesale, window, closed)
 
 
 def test_a_deleted_plan_s_tenants_keep_its_last_prices() -> None:

@@ -307,8 +307,7 @@ def _observe(op: Operator, kind: str, event_type: str | None, obj: dict[str, Any
 
 
 def _pending_tenants(op: Operator, reseller: str | None = None) -> list[Key]:
-    return [(TENANT, reseller_namespace(c.reseller), c.name) for c in op.book.all_tenants()
-            if op.book.record_of(c) is None and (reseller is None or c.reseller == reseller)]
+    return [(TENANT, reseller_namespace(c.reseller), c.name) for c in op.book.waiting(reseller)]
 
 
 def _tenants_in_region(op: Operator, region: str) -> list[tuple[str, str]]:

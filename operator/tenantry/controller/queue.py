@@ -84,15 +84,6 @@ class WorkQueue:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
 
-    async def wait_idle(self, timeout: float) -> bool:
-        """For tests and benchmarks: True once nothing is queued or being processed."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self._dirty and not self._processing and not self._delayed:
-                return True
-            await asyncio.sleep(0.05)
-        return False
-
     async def wait_not_processing(self, key: Hashable, timeout: float) -> bool:
         """Wait until no worker is processing `key` (True), or `timeout` seconds passed (False)."""
         deadline = time.monotonic() + timeout

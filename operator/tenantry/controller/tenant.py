@@ -78,8 +78,7 @@ async def reconcile_tenant(op: Operator, namespace: str, name: str) -> None:
         if shrunk:
             # A smaller plan frees capacity: the tenants refused for lack of it are looked at again
             # now, not at the next resync.
-            op.enqueue([(TENANT, namespace, c.name) for c in op.book.tenants_of(reseller)
-                        if op.book.record_of(c) is None])
+            op.enqueue([(TENANT, namespace, c.name) for c in op.book.waiting(reseller)])
     if verdict.retry_after:
         op.enqueue_one(TENANT, namespace, name, delay=verdict.retry_after)
         return

@@ -133,18 +133,20 @@ _COUNTER_HEADS = attrgetter("counter_heads")
 _TOTALS = attrgetter("totals")
 
 
+def _header(sample: str, kind: str, doc: str) -> bytes:
+    return f"# HELP {sample} {doc}\n# TYPE {sample} {kind}\n".encode()
+
+
 def _family_text(families: list[Family]) -> bytes:
     out = []
     for name, kind, doc, label_names, rows in families:
         sample = f"{name}_total" if kind == "counter" else name
-        out.append(f"# HELP {sample} {doc}\n# TYPE {sample} {kind}\n")
+        out.append(_header(sample, kind, doc))
         line = sample + "{{" + ",".join(f'{n}="{{}}"' for n in label_names) + "}} {}\n"
-        out += [line.format(*map(_escape, values), go_float(value)) for values, value in rows]
-    return "".join(out).encode()
+        out += [line.format(*map(_escape, values), go_float(value)).encode() for values, value in rows]
+    return b"".join(out)
 
 
-def _header(sample: str, kind: str, doc: str) -> bytes:
-    return f"# HELP {sample} {doc}\n# TYPE {sample} {kind}\n".encode()
 
 
 _USED_HEADER = _header("tenantry_tenant_resource_used", "gauge", _DOCS["used"])
