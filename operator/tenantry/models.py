@@ -49,6 +49,9 @@ URL_PATTERN = r"^https?://[^\s/?#]+[^\s]*$"
 COLOUR_PATTERN = r"^#[0-9a-fA-F]{6}$"
 MONEY_PATTERN = r"^[0-9]+(\.[0-9]+)?$"
 CURRENCY_PATTERN = r"^[A-Z]{3}$"
+# An image registry host (optional :port) and optional repository path, as images name them.
+REGISTRY_PATTERN = (r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*(:[0-9]{1,5})?"
+                    r"(/[a-z0-9]+([._-]+[a-z0-9]+)*)*$")
 
 # A tenant's default host is <tenant>.<reseller region domain> and must stay a valid hostname (253).
 MAX_HOSTNAME_LENGTH = 253
@@ -175,6 +178,15 @@ DisplayName = Annotated[str, Text("a display name", "ACME Cloud", None, 100)]
 CompanyName = Annotated[str, Text("a company name", "ACME Hosting", None, 200)]
 SubjectName = Annotated[str, Text("a user, group or service account name", "alice@acme.example", None, 253)]
 TolerationText = Annotated[str, Text("a taint key or value", "pool", None, 316, min_length=0)]
+PriorityClassName = Annotated[str, Text("a PriorityClass name", "tenant-batch", SUBDOMAIN_PATTERN, 253)]
+StorageClassName = Annotated[str, Text("a StorageClass name", "standard", SUBDOMAIN_PATTERN, 253)]
+RegistryPrefix = Annotated[
+    str,
+    Text(
+        "an image registry prefix", "registry.acme.example/team", REGISTRY_PATTERN, 255,
+        rule="a registry host with an optional :port, then optional /path segments; no scheme, tag or trailing /",
+    ),
+]
 
 Quantity = Annotated[str, QuantityField()]
 Money = Annotated[Decimal, MoneyField()]
@@ -267,10 +279,26 @@ class WholesalePricing(SpecModel):
     storage: Money
 
 
+class RegionGuardrails(SpecModel):
+    """What tenants of the region may ask of its shared nodes, where the platform must choose.
+
+    The fixed rules (no host network, host paths, privileged containers, external IPs, ExternalName
+    or NodePort/LoadBalancer Services) are not settings: see `tenantry.guardrails`.
+    """
+
+    # None by default: a priority class lets a tenant's pods preempt other tenants' pods.
+    allowed_priority_classes: tuple[PriorityClassName, ...] = ()
+    # Empty: images from any registry. Otherwise each image must come from one of these prefixes.
+    allowed_registries: tuple[RegistryPrefix, ...] = ()
+    # Empty: any class. Otherwise the classes tenants may claim storage of; Plans may narrow it.
+    storage_classes: tuple[StorageClassName, ...] = ()
+
+
 class RegionSpec(SpecModel):
     display_name: DisplayName | None = None
     node_pool: NodePool | None = None
     ingress: IngressClassRef = Field(default_factory=IngressClassRef)
+    guardrails: RegionGuardrails = Field(default_factory=RegionGuardrails)
     domain_verification: DomainVerification = "DNS"
     capacity: Quota
     pricing: WholesalePricing
@@ -337,6 +365,8 @@ class PlanSpec(SpecModel):
     quota: Quota
     defaults: ContainerDefaults | None = None
     custom_domains: Count = 0
+    # Empty: every class the Region allows. Otherwise only these (and those the Region allows).
+    storage_classes: tuple[StorageClassName, ...] = ()
     pricing: RetailPricing
 
 
