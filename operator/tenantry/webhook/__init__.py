@@ -1,0 +1,12 @@
+"""Tenantry's validating admission webhook (DESIGN.md §3 "Admission webhook").
+
+- `registry`: the rules (API group and kind -> validator -> `Verdict`), each with its failure policy and
+  timeout, and the view of the operator's in-memory picture that validators read. Start there to add a rule.
+- `ingress`, `tenantry_kinds`: Tenantry's own rules (tenant Ingresses and HTTPRoutes; Tenants and Plans
+  checked at `kubectl apply`). Other rule modules are listed in `registry.RULE_MODULES`.
+- `configuration`: the ValidatingWebhookConfiguration built from the rules (pure).
+- `certificate`: the serving certificate and its CA (pure decisions; the Secret is written by the controller).
+- `server`: the HTTPS endpoint the API server calls (aiohttp), with its metrics.
+
+The running parts (certificate Secret, registration, self-check) are in `tenantry.controller.webhook`.
+"""
