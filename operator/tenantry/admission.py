@@ -210,6 +210,21 @@ class AdmissionBook:
         if self.record_of(claim) != record:
             self._unconfirmed[key] = (claim.uid, record)
 
+    def preview(self, claim: TenantClaim) -> Verdict:
+        """The verdict a tenant would get as `claim` (being created or changed: the admission webhook asks
+        before the API server stores it), with the book left exactly as it was. No settle wait."""
+        key = claim.key
+        old, unconfirmed = self._tenants.get(key), self._unconfirmed.get(key)
+        self.upsert_tenant(claim)
+        try:
+            return self.decide(key)
+        finally:
+            self.remove_tenant(key)
+            if old is not None:
+                self.upsert_tenant(old)
+            if unconfirmed is not None:
+                self._unconfirmed[key] = unconfirmed
+
     # -- reading the ledger ----------------------------------------------------------------------
 
     def tenant(self, key: TenantKey) -> TenantClaim | None:
