@@ -26,6 +26,8 @@ from tenantry.naming import (
 )
 
 OWNERS_BINDING = "tenantry-owners"
+PRIORITY_QUOTA = "tenantry-priority"
+STORAGE_CLASS_QUOTA_SUFFIX = ".storageclass.storage.k8s.io/"
 SUPPORT_BINDING = "tenantry-reseller-support"
 
 
@@ -58,6 +60,8 @@ class TenantInputs:
     port: int = 80
     branding: Mapping[str, str] = field(default_factory=dict)
     pod_security_level: str = "baseline"
+    allowed_priority_classes: Sequence[str] = ()  # the Region's guardrails; none by default
+    denied_storage_classes: Sequence[str] = ()  # classes the Region offers that the plan does not sell
 
     @property
     def labels(self) -> dict[str, str]:
@@ -88,11 +92,31 @@ def build_resource_quota(inputs: TenantInputs) -> dict[str, Any]:
     hard["services.nodeports"] = "0"
     if not inputs.active:
         hard["pods"] = "0"  # a suspended tenant starts nothing new
+    for storage_class in sorted(inputs.denied_storage_classes):
+        # Storage of a class the plan does not sell: the API server refuses the claim by itself.
+        hard[f"{storage_class}{STORAGE_CLASS_QUOTA_SUFFIX}requests.storage"] = "0"
+        hard[f"{storage_class}{STORAGE_CLASS_QUOTA_SUFFIX}persistentvolumeclaims"] = "0"
     return {
         "apiVersion": "v1",
         "kind": "ResourceQuota",
         "metadata": {"name": CHILD_NAME, "namespace": inputs.namespace, "labels": inputs.labels},
         "spec": {"hard": hard},
+    }
+
+
+def build_priority_quota(inputs: TenantInputs) -> dict[str, Any]:
+    """No pod may name a priority class the Region does not allow: a quota of zero pods scoped to
+    them, so the API server refuses such a pod by itself (webhook or not). `Exists` keeps pods
+    without a priority class out of the scope (NotIn alone would match their empty class name)."""
+    expressions: list[dict[str, Any]] = [{"scopeName": "PriorityClass", "operator": "Exists"}]
+    if inputs.allowed_priority_classes:
+        expressions.append({"scopeName": "PriorityClass", "operator": "NotIn",
+                            "values": sorted(set(inputs.allowed_priority_classes))})
+    return {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {"name": PRIORITY_QUOTA, "namespace": inputs.namespace, "labels": inputs.labels},
+        "spec": {"hard": {"pods": "0"}, "scopeSelector": {"matchExpressions": expressions}},
     }
 
 
@@ -164,6 +188,7 @@ def build_tenant_children(inputs: TenantInputs) -> list[dict[str, Any]]:
     children = [
         build_namespace(inputs),
         build_resource_quota(inputs),
+        build_priority_quota(inputs),
         build_limit_range(inputs),
         build_network_policy(inputs),
         build_branding_config_map(inputs.namespace, inputs.labels, inputs.branding),

@@ -16,12 +16,13 @@ from typing import Any
 
 from tenantry.admission import ADMITTED, AdmissionRecord, Verdict
 from tenantry.builders.reseller import reseller_branding
-from tenantry.builders.tenant import TenantInputs, build_tenant_children
+from tenantry.builders.tenant import PRIORITY_QUOTA, TenantInputs, build_tenant_children
 from tenantry.conditions import Condition, now_rfc3339
 from tenantry.controller.apply import sync_children
 from tenantry.controller.context import Operator, publish_status
 from tenantry.controller.specs import INVALID_SPEC, read_spec, record_from_status, record_to_status, tenant_claim
 from tenantry.controller.tls import CERTIFICATE_READY, tenant_tls
+from tenantry.guardrails import denied_storage_classes
 from tenantry.kube import ApiError
 from tenantry.models import RegionSpec, ResellerSpec, TenantSpec
 from tenantry.naming import (
@@ -178,6 +179,8 @@ async def _provision(op: Operator, body: Mapping[str, Any], spec: TenantSpec, re
         port=spec.ingress.port,
         branding=_tenant_branding(reseller_spec, spec),
         pod_security_level=op.settings.pod_security_level,
+        allowed_priority_classes=region_spec.guardrails.allowed_priority_classes if region_spec else (),
+        denied_storage_classes=denied_storage_classes(region_spec, plan_spec),
     )
     children = build_tenant_children(inputs) + (tls.children if tls else [])
     if not spec.active:
@@ -343,7 +346,7 @@ async def _retain_namespace(op: Operator, namespace: str, live: Mapping[str, Any
         for child in list(op.store.list(kind, namespace)):
             if (child["metadata"].get("labels") or {}).get(LABEL_MANAGED_BY) == MANAGED_BY:
                 await op.client.delete(kind, child["metadata"]["name"], namespace)
-    for kind, name in (("ResourceQuota", "tenantry"), ("LimitRange", "tenantry"),
+    for kind, name in (("ResourceQuota", "tenantry"), ("ResourceQuota", PRIORITY_QUOTA), ("LimitRange", "tenantry"),
                        ("NetworkPolicy", "tenantry-isolation")):
         try:
             await op.client.merge_patch(kind, name, {"metadata": {"labels": _unlabel(op, kind, name, namespace)}},
