@@ -64,6 +64,7 @@ MAX_TIMEOUT_SECONDS = 30  # the API server's limit
 RULE_MODULES = (
     "tenantry.webhook.ingress",
     "tenantry.webhook.tenantry_kinds",
+    "tenantry.webhook.isolation",
 )
 
 
