@@ -53,6 +53,8 @@ _KINDS: dict[str, tuple[str, str, bool]] = {
     "CustomResourceDefinition": ("apis/apiextensions.k8s.io/v1", "customresourcedefinitions", False),
     "Certificate": ("apis/cert-manager.io/v1", "certificates", True),
     "ServiceMonitor": ("apis/monitoring.coreos.com/v1", "servicemonitors", True),
+    "ValidatingWebhookConfiguration": ("apis/admissionregistration.k8s.io/v1", "validatingwebhookconfigurations",
+                                       False),
 }
 for _kind, _plural in PLURALS.items():
     _KINDS[_kind] = (f"apis/{GROUP}/{VERSION}", _plural, _kind in ("Plan", "Tenant"))

@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tenantry.naming import NAME_RE
+from tenantry.webhook.settings import WebhookSettings
 
 
 class _Model(BaseModel):
@@ -78,6 +79,7 @@ class Settings(_Model):
         alias="licenseTiers",
     )
     metering: MeteringSettings = MeteringSettings()
+    webhook: WebhookSettings = WebhookSettings()
     dns_resolver: str | None = Field(None, alias="dnsResolver",
                                      description="host:port of the resolver for domain TXT proofs")
     certificate_renew_before_days: int = Field(30, alias="certificateRenewBeforeDays", ge=1)

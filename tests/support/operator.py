@@ -9,6 +9,7 @@ tells the operator's writes (user `system:serviceaccount:tenantry-system:tenantr
 from __future__ import annotations
 
 import base64
+import copy
 import os
 import signal
 import socket
@@ -46,6 +47,11 @@ TEST_CONFIG = {
     # records); a pending proof is looked at again every second.
     "dnsResolver": TEST_DNS.address,
     "domainRecheckSeconds": 1,
+    # The admission webhook, registered by URL on 127.0.0.1 (each OperatorProcess listens on a port of its
+    # own): the tenant-namespace rules as in production; the rules for Tenantry objects are off, so that the
+    # tests of the asynchronous refusals can create what the webhook would deny at apply
+    # (tests/integration/test_webhook.py runs an operator with every rule).
+    "webhook": {"disabledRules": ["tenants", "plans", "resellers"], "selfCheckSeconds": 5},
 }
 
 
@@ -145,7 +151,10 @@ class OperatorProcess:
         self.kubeconfig = kubeconfig
         self.directory = directory
         self.config_path = directory / "operator-config.yaml"
-        self.config_path.write_text(yaml.safe_dump(config or TEST_CONFIG))
+        config = copy.deepcopy(config or TEST_CONFIG)
+        self.webhook_port = free_port()
+        config.setdefault("webhook", {}).setdefault("listen", f"127.0.0.1:{self.webhook_port}")
+        self.config_path.write_text(yaml.safe_dump(config))
         self.log_path = directory / "operator.log"
         self.health_port = free_port()
         self.metrics_port = free_port()

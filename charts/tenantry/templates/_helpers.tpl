@@ -59,5 +59,17 @@ app.kubernetes.io/component: operator
 {{- $metering := get $config "metering" -}}
 {{- $_ := set $metering "image" (default (include "tenantry.image" .) $metering.image) -}}
 {{- $_ := set $metering "namespace" (include "tenantry.meterNamespace" .) -}}
+{{- $webhook := .Values.webhook -}}
+{{- $_ := set $config "webhook" (dict
+      "enabled" $webhook.enabled
+      "listen" (printf "0.0.0.0:%d" (int $webhook.port))
+      "service" (dict "name" (printf "%s-webhook" (include "tenantry.fullname" .)) "namespace" .Release.Namespace "port" 443)
+      "namespace" .Release.Namespace
+      "ownerClusterRole" (ternary "tenantry-operator" nil .Values.rbac.create)
+      "certificate" (dict "secretName" (printf "%s-webhook-tls" (include "tenantry.fullname" .))
+                          "issuer" (ternary "CertManager" "Operator" $webhook.certManager.enabled))
+      "exemptUsers" $webhook.exemptUsers
+      "exemptGroups" $webhook.exemptGroups
+      "disabledRules" $webhook.disabledRules) -}}
 {{- toYaml $config -}}
 {{- end -}}

@@ -14,6 +14,7 @@ an equal hash with content that is not contained in the live object means someon
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 import logging
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tenantry.controller.store import ObjectKey, Store
-from tenantry.kube import KubeClient
+from tenantry.kube import ApiError, KubeClient
 from tenantry.quantity import QuantityError, parse_quantity
 
 SPEC_HASH = "tenantry.dev/spec-hash"
@@ -145,3 +146,53 @@ async def write_status(client: KubeClient, store: Store, obj: Mapping[str, Any],
                                       subresource="status")
     store.put(obj["kind"], result)
     return True
+
+
+async def delete_if_present(client: KubeClient, kind: str, name: str, namespace: str | None = None) -> bool:
+    """Delete an object; False when it was not there."""
+    try:
+        await client.delete(kind, name, namespace)
+    except ApiError as error:
+        if error.not_found:
+            return False
+        raise
+    return True
+
+
+async def store_secret_data(client: KubeClient, namespace: str, name: str, data: Mapping[str, bytes],
+                            resource_version: str | None, old_keys: set[str], *,
+                            labels: Mapping[str, str]) -> bool:
+    """Write a Secret the operator keeps for itself (the webhook's certificate) only if nobody wrote it since
+    it was read at `resource_version` (None: it did not exist). False when someone else was first: the caller
+    reads it again and decides again, so that replicas starting together agree on one certificate."""
+    encoded: dict[str, str | None] = {k: base64.b64encode(v).decode() for k, v in data.items()}
+    try:
+        if resource_version is None:
+            manifest = {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+                        "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)}, "data": encoded}
+            try:
+                await client.create(manifest)
+            except ApiError as error:
+                if not error.not_found:
+                    raise
+                # Its namespace does not exist yet (a developer's cluster): make it, then the Secret.
+                await _create_unless_exists(client, {"apiVersion": "v1", "kind": "Namespace",
+                                                     "metadata": {"name": namespace}})
+                await client.create(manifest)
+        else:
+            encoded.update({k: None for k in old_keys - set(data)})  # merge patch: null removes a key
+            await client.merge_patch("Secret", name, {"metadata": {"resourceVersion": resource_version},
+                                                      "data": encoded}, namespace=namespace)
+    except ApiError as error:
+        if error.conflict:
+            return False
+        raise
+    return True
+
+
+async def _create_unless_exists(client: KubeClient, manifest: Mapping[str, Any]) -> None:
+    try:
+        await client.create(manifest)
+    except ApiError as error:
+        if not error.conflict:
+            raise

@@ -21,7 +21,7 @@ from typing import Any
 import aiohttp
 import kopf
 
-from tenantry.controller import kopf_watch, metrics, tls
+from tenantry.controller import kopf_watch, metrics, tls, webhook
 from tenantry.controller.context import Key, Operator
 from tenantry.controller.informer import Informer
 from tenantry.controller.plan import reconcile_plan
@@ -141,6 +141,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     op.enqueue([(kind, obj["metadata"].get("namespace"), obj["metadata"]["name"])
                 for kind in (REGION, RESELLER, PLAN, TENANT) for obj in op.store.list(kind)])
     memo["resync"] = asyncio.create_task(_resync_forever(op))
+    memo["webhook"] = await webhook.start_webhook(op)  # answers from the picture loaded above
     log.info("Tenantry started: %d regions, %d resellers, %d plans, %d tenants in the picture.",
              op.store.count(REGION), op.store.count(RESELLER), op.store.count(PLAN), op.store.count(TENANT))
 
@@ -169,6 +170,7 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
         return
     if "resync" in memo:
         memo["resync"].cancel()
+    await webhook.stop_webhook(memo.get("webhook"))
     if op.queue is not None:
         await op.queue.stop()
     for informer in memo.get("informers", []):

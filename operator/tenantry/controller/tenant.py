@@ -18,6 +18,7 @@ from tenantry.admission import ADMITTED, AdmissionRecord, Verdict
 from tenantry.builders.reseller import reseller_branding
 from tenantry.builders.tenant import PRIORITY_QUOTA, TenantInputs, build_tenant_children
 from tenantry.conditions import Condition, now_rfc3339
+from tenantry.controller import tenant_routes
 from tenantry.controller.apply import sync_children
 from tenantry.controller.context import Operator, publish_status
 from tenantry.controller.specs import INVALID_SPEC, read_spec, record_from_status, record_to_status, tenant_claim
@@ -201,8 +202,16 @@ async def _provision(op: Operator, body: Mapping[str, Any], spec: TenantSpec, re
                                     f"{' and '.join(missing)} no longer exist(s) or is invalid; namespace {namespace} "
                                     "is kept as it was provisioned until it is back.")
         else:
+            live_ns = op.store.get("Namespace", namespace)
+            resuming = bool(live_ns and (live_ns["metadata"].get("annotations") or {}).get(SUSPENDED))
             await _suspend_or_resume(op, namespace, spec.active)
+            # The tenant's own Ingresses follow its hosts too (controller/tenant_routes.py).
+            await tenant_routes.park_or_restore(op, body, namespace, spec.active, resuming)
             await sync_children(op.client, op.store, (TENANT, body["metadata"]["namespace"], name), children)
+            if spec.active:
+                routed = {r.host for r in routes}
+                await tenant_routes.withdraw_unrouted_hosts(
+                    op, body, namespace, set((body.get("status") or {}).get("hosts") or ()) - routed, routed)
     except Exception as error:  # reported in status, then retried by the queue
         failure = error
         provisioned = Condition("Provisioned", False, "ProvisioningFailed",

@@ -63,14 +63,15 @@ def build_webhook(rule: Rule, client: ClientConfig) -> dict[str, Any]:
 
 
 def build_webhook_configuration(rules: Iterable[Rule], client: ClientConfig,
-                                labels: Mapping[str, str] | None = None,
-                                annotations: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """The whole configuration, webhooks sorted by name so that the same rules give the same manifest."""
+                                owner: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The whole configuration, webhooks sorted by name so that the same rules give the same manifest.
+    `owner`: a ClusterRole ({name, uid}) installed with the operator; deleting it (uninstalling the chart)
+    deletes the registration, which would otherwise go on refusing requests for a webhook that is gone."""
     metadata: dict[str, Any] = {"name": CONFIGURATION_NAME,
-                                "labels": {**managed_labels(), "app.kubernetes.io/component": "webhook",
-                                           **(labels or {})}}
-    if annotations:
-        metadata["annotations"] = dict(annotations)
+                                "labels": {**managed_labels(), "app.kubernetes.io/component": "webhook"}}
+    if owner:
+        metadata["ownerReferences"] = [{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                                        "name": owner["name"], "uid": owner["uid"]}]
     return {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "ValidatingWebhookConfiguration",

@@ -30,6 +30,7 @@ from tenantry.webhook.registry import (
     CREATE,
     DELETE,
     FAIL,
+    IGNORE,
     TENANT_NAMESPACES,
     UPDATE,
     ClusterView,
@@ -174,15 +175,15 @@ def _being_deleted(request: Request) -> bool:
     return bool(((request.object or {}).get("metadata") or {}).get("deletionTimestamp"))
 
 
-@rule("ingresses", group="networking.k8s.io", resources=("ingresses",), operations=(CREATE, UPDATE, DELETE),
+@rule("ingresses", group="networking.k8s.io", resources=("ingresses",), operations=(CREATE, UPDATE),
       failure_policy=FAIL, namespaces=TENANT_NAMESPACES, exempt=Exempt.PLATFORM,
       summary="Ingresses in tenant namespaces: only the tenant's routed hosts (status.hosts) and its Region's "
-              "class; no host-less rule, default backend or nginx snippet; Tenantry's own Ingress untouchable")
+              "class; no host-less rule, default backend or nginx snippet; Tenantry's own Ingress unchangeable")
 def check_ingress(request: Request, view: ClusterView) -> Verdict:
     guarded = managed_by_tenantry(request)
     if guarded is not None:
         return guarded
-    if request.operation == DELETE or _being_deleted(request):
+    if _being_deleted(request):
         return allow()
     scope = view.tenant_for_namespace(request.namespace)
     problem = scope_problem(scope, request.namespace, "an Ingress")
@@ -205,17 +206,26 @@ def httproute_problems(obj: Mapping[str, Any], scope: TenantScope) -> list[tuple
 
 
 @rule("httproutes", group="gateway.networking.k8s.io", resources=("httproutes",),
-      operations=(CREATE, UPDATE, DELETE), failure_policy=FAIL, namespaces=TENANT_NAMESPACES, exempt=Exempt.PLATFORM,
+      operations=(CREATE, UPDATE), failure_policy=FAIL, namespaces=TENANT_NAMESPACES, exempt=Exempt.PLATFORM,
       summary="Gateway API HTTPRoutes in tenant namespaces: hostnames only the tenant's routed hosts, never empty "
               "(takes effect wherever the Gateway API CRDs are installed)")
 def check_httproute(request: Request, view: ClusterView) -> Verdict:
     guarded = managed_by_tenantry(request)
     if guarded is not None:
         return guarded
-    if request.operation == DELETE or _being_deleted(request):
+    if _being_deleted(request):
         return allow()
     scope = view.tenant_for_namespace(request.namespace)
     problem = scope_problem(scope, request.namespace, "an HTTPRoute")
     if problem is not None or scope is None:
         return problem or allow()
     return _verdict(httproute_problems(request.body, scope))
+
+
+@rule("ingresses-delete", group="networking.k8s.io", resources=("ingresses",), operations=(DELETE,),
+      failure_policy=IGNORE, namespaces=TENANT_NAMESPACES, exempt=Exempt.PLATFORM,
+      object_selector={"matchLabels": {LABEL_MANAGED_BY: MANAGED_BY}},
+      summary="Tenantry's own Ingress cannot be deleted by tenants (fails open: the operator makes it again within "
+              "seconds, and a namespace being deleted never waits for the webhook)")
+def check_ingress_delete(request: Request, view: ClusterView) -> Verdict:
+    return managed_by_tenantry(request) or allow()

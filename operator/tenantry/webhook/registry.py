@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import enum
 import importlib
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -309,6 +309,16 @@ def load_rules() -> dict[str, Rule]:
     for module in RULE_MODULES:
         importlib.import_module(module)
     return RULES
+
+
+def active_rules(disabled: Iterable[str] = ()) -> dict[str, Rule]:
+    """The rules the operator serves and registers: all but those the settings disable."""
+    rules = load_rules()
+    unknown = sorted(set(disabled) - set(rules))
+    if unknown:
+        raise ValueError(f"webhook.disabledRules names no rule: {', '.join(unknown)} "
+                         f"(rules: {', '.join(sorted(rules))})")
+    return {name: r for name, r in rules.items() if name not in set(disabled)}
 
 
 def rules_for(group: str, resource: str) -> Iterator[Rule]:

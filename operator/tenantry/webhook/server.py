@@ -22,7 +22,7 @@ import os
 import ssl
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -35,10 +35,10 @@ from tenantry.webhook.registry import (
     Request,
     Rule,
     Verdict,
+    active_rules,
     allow,
     deny,
     is_exempt,
-    load_rules,
 )
 
 log = logging.getLogger("tenantry.webhook")
@@ -98,10 +98,11 @@ async def decide(rule: Rule, request: Request, view: ClusterView, identities: Id
 class WebhookServer:
     """The webhook's listener. `view` is read on every request; `ready()` says whether it can answer."""
 
-    def __init__(self, view: ClusterView, identities: Identities, *, ready: Callable[[], bool] = lambda: True):
+    def __init__(self, view: ClusterView, identities: Identities, *, ready: Callable[[], bool] = lambda: True,
+                 disabled: Iterable[str] = ()):
         self.view = view
         self.identities = identities
-        self.rules = load_rules()
+        self.rules = active_rules(disabled)
         self.ready = ready
         self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self.context.minimum_version = ssl.TLSVersion.TLSv1_2

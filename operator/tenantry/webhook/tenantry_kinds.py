@@ -79,6 +79,13 @@ def _with_created(body: Mapping[str, Any]) -> Mapping[str, Any]:
     return {**body, "metadata": {**meta, "creationTimestamp": _now()}}
 
 
+def _parse(kind: str, body: Mapping[str, Any]) -> tuple[Any, str | None]:
+    """The spec as the operator reads it, never from its cache of parsed specs: that cache is keyed by uid and
+    generation, and a request the webhook denies carries a generation that a corrected retry carries again."""
+    meta = {k: v for k, v in (body.get("metadata") or {}).items() if k != "uid"}
+    return read_spec(kind, {**body, "metadata": meta})
+
+
 async def _exists(view: ClusterView, kind: str, name: str, namespace: str | None = None) -> bool:
     """A fresh answer from the API: the cache may not have seen an object created a moment ago."""
     return view.store.get(kind, name, namespace) is not None or await view.read(kind, name, namespace) is not None
@@ -151,7 +158,7 @@ async def check_tenant(request: Request, view: ClusterView) -> Verdict:
     if not request.spec_changed():
         return allow()  # finalizers, labels, annotations
     body = _with_created(request.body)
-    spec, problem = read_spec(TENANT, body)
+    spec, problem = _parse(TENANT, body)
     if spec is None:
         return deny(INVALID_SPEC, f"{problem}.", code=422)
     reseller = reseller_from_namespace(request.namespace)
@@ -197,7 +204,7 @@ def _plan_fits_nowhere(reseller: Any, quota: Mapping[str, Any]) -> str | None:
 def check_plan(request: Request, view: ClusterView) -> Verdict:
     if not request.spec_changed():
         return allow()
-    spec, problem = read_spec(PLAN, request.body)
+    spec, problem = _parse(PLAN, request.body)
     if spec is None:
         return deny(INVALID_SPEC, f"{problem}.", code=422)
     reseller = view.book.resellers.get(reseller_from_namespace(request.namespace) or "")
@@ -217,7 +224,7 @@ def check_plan(request: Request, view: ClusterView) -> Verdict:
 def check_reseller(request: Request, view: ClusterView) -> Verdict:
     if not request.spec_changed():
         return allow()
-    spec, problem = read_spec(RESELLER, request.body)
+    spec, problem = _parse(RESELLER, request.body)
     if spec is None:
         return deny(INVALID_SPEC, f"{problem}.", code=422)
     from tenantry.subjects import reseller_admin_problems

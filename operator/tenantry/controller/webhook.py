@@ -1,0 +1,323 @@
+"""The admission webhook's life inside the running operator: certificate, server, registration, self-check.
+
+At start-up (after the picture of the cluster is loaded, so that the first answer is already right):
+1. the serving certificate: read the Secret `tenantry-webhook-tls` in the operator's namespace; if it is
+   missing, due or for other names, issue (tenantry.webhook.certificate decides) and write it back, with
+   optimistic concurrency so that replicas starting together end up with one certificate;
+2. the HTTPS server on `webhook.listen`;
+3. the ValidatingWebhookConfiguration `tenantry` (built by tenantry.webhook.configuration), applied only
+   when it differs from the live one.
+Then, every `webhook.selfCheckSeconds`: re-read the Secret (a replica may have rotated it; a certificate
+due for renewal is renewed), re-apply the registration if someone changed or deleted it, and call the
+webhook through its registration with the registered CA (`tenantry_webhook_up`). A failure at any step is
+logged and retried with back-off; the operator goes on reconciling meanwhile (the asynchronous checks do
+not depend on the webhook).
+
+The registration is never removed when the operator stops: the security rules fail closed, and a rolling
+restart must not open a window in which they are not enforced. `webhook.enabled: false` removes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime
+import json
+import logging
+import os
+import ssl
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import kopf
+import yaml
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+from tenantry.admission import AdmissionBook
+from tenantry.controller.apply import apply_one, contains, delete_if_present, store_secret_data
+from tenantry.controller.context import Operator
+from tenantry.kube import ApiError
+from tenantry.webhook.certificate import ServingCertificate, plan_certificate, supplied_certificate
+from tenantry.webhook.configuration import CONFIGURATION_NAME, ClientConfig, build_webhook_configuration
+from tenantry.webhook.registry import Identities, TenantScope, tenant_scope
+from tenantry.webhook.server import CERTIFICATE_EXPIRY, UP, WebhookServer
+from tenantry.webhook.settings import WebhookSettings
+
+log = logging.getLogger("tenantry.webhook")
+
+VWC = "ValidatingWebhookConfiguration"
+IN_CLUSTER_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+MAX_BACKOFF = 60.0
+
+
+class OperatorView:
+    """The ClusterView validators read: the operator's Store and AdmissionBook, and one API read to confirm."""
+
+    def __init__(self, op: Operator):
+        self._op = op
+        self.default_plans = frozenset(p.name for p in op.settings.default_plans)
+
+    @property
+    def book(self) -> AdmissionBook:
+        return self._op.book
+
+    @property
+    def store(self) -> Any:
+        return self._op.store
+
+    def tenant_for_namespace(self, namespace: str) -> TenantScope | None:
+        return tenant_scope(self._op.store, namespace)
+
+    async def read(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        return await self._op.client.get(kind, name, namespace)
+
+
+# -- who the operator is ---------------------------------------------------------------------------
+
+
+def _token_subject(token: str) -> str | None:
+    """The `sub` of a JWT (a ServiceAccount token says system:serviceaccount:<ns>:<name>). Not verified:
+    the operator reads its own token to know its own name, nothing is trusted from it."""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError):
+        return None
+    subject = claims.get("sub")
+    return subject if isinstance(subject, str) else None
+
+
+def _certificate_user(pem: bytes) -> str | None:
+    try:
+        names = x509.load_pem_x509_certificate(pem).subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    except ValueError:
+        return None
+    return str(names[0].value) if names else None
+
+
+def operator_usernames(settings: WebhookSettings) -> frozenset[str]:
+    """The operator's own user name: the setting, else what its in-cluster token or kubeconfig says."""
+    if settings.operator_username:
+        return frozenset({settings.operator_username})
+    if IN_CLUSTER_TOKEN.exists():
+        subject = _token_subject(IN_CLUSTER_TOKEN.read_text().strip())
+        return frozenset({subject} if subject else ())
+    path = (os.environ.get("KUBECONFIG") or str(Path.home() / ".kube" / "config")).split(os.pathsep)[0]
+    try:
+        config = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return frozenset()
+    context_name = config.get("current-context")
+    context = next((c.get("context") or {} for c in config.get("contexts") or () if c.get("name") == context_name), {})
+    user = next((u.get("user") or {} for u in config.get("users") or () if u.get("name") == context.get("user")), {})
+    if user.get("token"):
+        subject = _token_subject(user["token"])
+        return frozenset({subject} if subject else ())
+    pem = None
+    if user.get("client-certificate-data"):
+        pem = base64.b64decode(user["client-certificate-data"])
+    elif user.get("client-certificate"):
+        try:
+            pem = Path(user["client-certificate"]).read_bytes()
+        except OSError:
+            pem = None
+    name = _certificate_user(pem) if pem else None
+    return frozenset({name} if name else ())
+
+
+# -- the webhook's life ----------------------------------------------------------------------------
+
+
+class Webhook:
+    def __init__(self, op: Operator, settings: WebhookSettings):
+        self.op = op
+        self.settings = settings
+        self.namespace = settings.operator_namespace()
+        self.identities = Identities(operator_users=operator_usernames(settings),
+                                     users=frozenset(settings.exempt_users), groups=frozenset(settings.exempt_groups))
+        self.server = WebhookServer(OperatorView(op), self.identities, ready=lambda: op.queue is not None,
+                                    disabled=settings.disabled_rules)
+        self.certificate: ServingCertificate | None = None
+        self.registered_bundle: bytes | None = None
+        self.last_check: dict[str, Any] = {"up": False, "message": "not checked yet"}
+        self._task: asyncio.Task[None] | None = None
+
+    # -- certificate
+
+    async def _read_secret(self) -> tuple[dict[str, bytes] | None, str | None]:
+        secret = await self.op.client.get("Secret", self.settings.certificate.secret_name, self.namespace)
+        if secret is None:
+            return None, None
+        data = {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
+        return data, secret["metadata"].get("resourceVersion")
+
+    async def ensure_certificate(self) -> ServingCertificate:
+        """The certificate to serve, issuing and storing a new one when it is missing or due."""
+        name = self.settings.certificate.secret_name
+        for _ in range(5):  # a replica writing at the same time: read again and decide again
+            data, version = await self._read_secret()
+            if self.settings.certificate.issuer == "CertManager":
+                certificate = supplied_certificate(data)
+                if certificate is None:
+                    raise RuntimeError(f"Secret {self.namespace}/{name} has no complete certificate from "
+                                       "cert-manager yet (tls.crt, tls.key, ca.crt)")
+                return certificate
+            new_data, certificate = plan_certificate(data, self.settings.serving_names(self.server.port),
+                                                     datetime.datetime.now(datetime.UTC))
+            if new_data is None:
+                return certificate
+            if await store_secret_data(self.op.client, self.namespace, name, new_data, version, set(data or ()),
+                                       labels={"app.kubernetes.io/name": "tenantry",
+                                               "app.kubernetes.io/component": "webhook"}):
+                log.info("Issued the admission webhook's serving certificate for %s (Secret %s/%s), valid until %s.",
+                         ", ".join(self.settings.serving_names(self.server.port)), self.namespace, name,
+                         certificate.not_after.strftime("%Y-%m-%d"))
+                return certificate
+        raise RuntimeError(f"Secret {self.namespace}/{name} kept changing while the certificate was stored")
+
+    def _serve(self, certificate: ServingCertificate) -> None:
+        if self.certificate is None or certificate.cert_pem != self.certificate.cert_pem:
+            self.server.load_certificate(certificate.cert_pem, certificate.key_pem)
+        self.certificate = certificate
+        CERTIFICATE_EXPIRY.set(certificate.not_after.timestamp())
+
+    # -- registration
+
+    def client_config(self, certificate: ServingCertificate) -> ClientConfig:
+        service = self.settings.service
+        if service is not None:
+            return ClientConfig(certificate.ca_bundle, service_namespace=service.namespace or self.namespace,
+                                service_name=service.name, service_port=service.port)
+        return ClientConfig(certificate.ca_bundle, url=self.settings.base_url(self.server.port))
+
+    def desired_configuration(self, certificate: ServingCertificate,
+                              owner: Mapping[str, str] | None = None) -> dict[str, Any]:
+        return build_webhook_configuration(self.server.rules.values(), self.client_config(certificate), owner)
+
+    async def _owner(self) -> dict[str, str] | None:
+        name = self.settings.owner_cluster_role
+        if not name:
+            return None
+        role = await self.op.client.get("ClusterRole", name)
+        if role is None:
+            log.warning("ClusterRole %s (webhook.ownerClusterRole) does not exist; the webhook's registration has no "
+                        "owner and stays if the operator is uninstalled.", name)
+            return None
+        return {"name": name, "uid": role["metadata"]["uid"]}
+
+    async def register(self, certificate: ServingCertificate) -> bool:
+        """Apply the configuration when the live one differs; True when it was written."""
+        desired = self.desired_configuration(certificate, await self._owner())
+        live = await self.op.client.get(VWC, CONFIGURATION_NAME)
+        if live is not None and contains(live, desired):
+            return False
+        await apply_one(self.op.client, self.op.store, desired)
+        log.info("Registered the admission webhook (ValidatingWebhookConfiguration %s, %d rules, %s).",
+                 CONFIGURATION_NAME, len(desired["webhooks"]),
+                 f"Service {self.namespace}/{self.settings.service.name}" if self.settings.service
+                 else self.settings.base_url(self.server.port))
+        return True
+
+    # -- self-check
+
+    async def self_check(self) -> dict[str, Any]:
+        """Call the webhook the way the API server does: through the registration, trusting its CA bundle."""
+        certificate = self.certificate
+        if certificate is None:
+            return {"up": False, "message": "no certificate yet"}
+        config = self.client_config(certificate).for_path("/validate/ingresses")
+        if "url" in config:
+            url = config["url"]
+        else:
+            service = config["service"]
+            url = f"https://{service['name']}.{service['namespace']}.svc:{service['port']}{service['path']}"
+        context = ssl.create_default_context(cadata=certificate.ca_bundle.decode())
+        uid = str(uuid.uuid4())
+        review = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+            "uid": uid, "operation": "DELETE",
+            "resource": {"group": "networking.k8s.io", "version": "v1", "resource": "ingresses"},
+            "kind": {"group": "networking.k8s.io", "version": "v1", "kind": "Ingress"},
+            "namespace": "tenantry-self-check", "name": "self-check",
+            "oldObject": {"metadata": {"name": "self-check", "namespace": "tenantry-self-check"}},
+            "userInfo": {"username": next(iter(self.identities.operator_users), "system:tenantry-self-check")}}}
+        try:
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session, \
+                    session.post(url, json=review, ssl=context) as response:
+                body = await response.json()
+            answered = body.get("response", {}).get("uid") == uid
+            result = {"up": answered, "message": f"{url} answered" if answered else f"{url} answered wrongly"}
+        except (aiohttp.ClientError, TimeoutError, ValueError, ssl.SSLError) as error:
+            result = {"up": False, "message": f"{url}: {error or type(error).__name__}"}
+        UP.set(1 if result["up"] else 0)
+        if result["up"] != self.last_check.get("up"):
+            log.log(logging.INFO if result["up"] else logging.ERROR, "Admission webhook self-check: %s (%s).",
+                    "up" if result["up"] else "DOWN", result["message"])
+        self.last_check = result
+        return result
+
+    # -- running
+
+    async def _cycle(self) -> None:
+        certificate = await self.ensure_certificate()
+        self._serve(certificate)
+        if not self.server.serving:
+            await self.server.start(self.settings.listen_host, self.settings.listen_port)
+        await self.register(certificate)
+        await self.self_check()
+
+    async def run(self) -> None:
+        delay = 1.0
+        while True:
+            try:
+                await self._cycle()
+                delay = 1.0
+                await asyncio.sleep(self.settings.self_check_seconds)
+            except asyncio.CancelledError:
+                raise
+            except (ApiError, aiohttp.ClientError, OSError, RuntimeError, TimeoutError) as error:
+                UP.set(0)
+                self.last_check = {"up": False, "message": str(error)}
+                log.error("The admission webhook could not be set up, retrying in %.0f s: %s", delay, error)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_BACKOFF)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.run(), name="admission-webhook")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self.server.stop()
+
+
+async def start_webhook(op: Operator) -> Webhook | None:
+    """Serve and register the webhook (or remove a registration left from before, when it is disabled)."""
+    settings = op.settings.webhook
+    if not settings.enabled:
+        if await delete_if_present(op.client, VWC, CONFIGURATION_NAME):
+            log.info("The admission webhook is disabled (webhook.enabled: false): removed its registration.")
+        return None
+    webhook = Webhook(op, settings)
+    webhook.start()
+    return webhook
+
+
+async def stop_webhook(webhook: Webhook | None) -> None:
+    if webhook is not None:
+        await webhook.stop()
+
+
+@kopf.on.probe(id="webhook")
+def webhook_probe(memo: kopf.Memo, **_: Any) -> Mapping[str, Any]:
+    """What /healthz says about the webhook (it never fails liveness: a webhook in trouble is reported by the
+    metric and the readiness of its own port, and restarting the operator would not mend it)."""
+    webhook: Webhook | None = memo.get("webhook")
+    if webhook is None:
+        return {"enabled": False}
+    return {"enabled": True, **webhook.last_check}
+
