@@ -28,7 +28,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
-from tenantry.naming import QUOTA_RESOURCES
+from tenantry.hostindex import IngressHostIndex, wildcard_of
+from tenantry.naming import QUOTA_RESOURCES, tenant_namespace
 from tenantry.quantity import format_quantity
 
 Quota = Mapping[str, Decimal]
@@ -43,6 +44,7 @@ UNKNOWN_PLAN = "UnknownPlan"
 DUPLICATE_EMAIL = "DuplicateEmail"
 HOST_CONFLICT = "HostConflict"
 TOO_MANY_DOMAINS = "TooManyDomains"
+INVALID_OWNER = "InvalidOwner"  # spec.owners names a subject Tenantry never binds (tenantry.subjects)
 # Reasons for a refused change of an admitted tenant.
 REGION_CHANGE_REFUSED = "RegionChangeRefused"
 ADMITTED = "Admitted"
@@ -71,6 +73,9 @@ class TenantClaim:
     # Custom domains whose ownership the tenant has proven (status.domains[].verified): a proven
     # domain stays with its tenant even against an older claimant.
     verified_domains: tuple[str, ...] = ()
+    # What is wrong with spec.owners (tenantry.subjects.tenant_owner_problems): such a tenant is not
+    # admitted, and an admitted one is told, its bad owners never bound.
+    owner_problems: tuple[str, ...] = ()
 
     @property
     def key(self) -> TenantKey:
@@ -158,6 +163,9 @@ class AdmissionBook:
         self._by_host: dict[str, set[TenantKey]] = {}
         # Decisions made here but not yet seen back in a tenant's status (watch lag, a failed write).
         self._unconfirmed: dict[TenantKey, tuple[str, AdmissionRecord]] = {}
+        # Every Ingress of the cluster but the tenants' own (kept by controller/cluster_ingresses.py):
+        # a custom domain collides with their hosts too.
+        self.ingresses = IngressHostIndex()
 
     # -- keeping the book ------------------------------------------------------------------------
 
@@ -345,6 +353,9 @@ class AdmissionBook:
             known = sorted(p for (r, p) in self.plans if r == claim.reseller)
             return (UNKNOWN_PLAN, f"Plan {claim.plan} does not exist in reseller-{claim.reseller}; "
                     f"use one of: {', '.join(known) or 'none (create a Plan first)'}.")
+        if claim.owner_problems:
+            return (INVALID_OWNER, " ".join(claim.owner_problems) + " The tenant gets no namespace and nobody "
+                    "is granted anything; it is admitted by itself once spec.owners is fixed.")
         holder = self.email_holder(claim.email)
         if holder is not None and holder != ("tenant", claim.key):
             return (DUPLICATE_EMAIL, f"E-mail address {claim.email} already belongs to another "
@@ -367,7 +378,10 @@ class AdmissionBook:
                            f"{claim.region} and migrate."))
         holder = self.email_holder(claim.email)
         email_problem = None
-        if holder is not None and holder != ("tenant", claim.key):
+        if claim.owner_problems:  # reported first: someone may be counting on access they do not get
+            email_problem = (INVALID_OWNER, " ".join(claim.owner_problems) + " The tenant keeps running; that "
+                             "subject is not bound, and the other owners keep their access.")
+        elif holder is not None and holder != ("tenant", claim.key):
             email_problem = (DUPLICATE_EMAIL, f"E-mail address {claim.email} already belongs to another "
                              f"{holder[0]} on this platform; use another address.")
         plan = self.plans.get((claim.reseller, claim.plan))
@@ -441,7 +455,28 @@ class AdmissionBook:
             owner = self.host_holder(host)
             if owner is not None and owner != claim.key:
                 return f"Custom domain {host} is already used by another tenant; remove it from spec.domains."
+            # Any other Ingress of the cluster. Not for a domain the tenant already serves (verified and
+            # routed): an Ingress made later for its host is the newcomer, and a live site is not
+            # unrouted by whoever may create Ingresses somewhere. The tenant's own namespace is its own.
+            served = None if host in claim.verified_domains else self.ingresses.holder(
+                host, except_namespace=tenant_namespace(claim.reseller, claim.name))
+            if served is not None:
+                (namespace, name), by = served
+                how = "" if by == host else f" (its host {by})"
+                return (f"Custom domain {host} is already served by Ingress {namespace}/{name}{how}; one host is "
+                        "routed to one place only. Remove it from spec.domains, or have that Ingress changed first.")
         return None
+
+    def claimants(self, hosts: Iterable[str]) -> list[TenantKey]:
+        """The tenants claiming any of these hosts, or a host a wildcard among them covers: those an
+        Ingress taking or leaving the hosts concerns."""
+        wanted = set(hosts)
+        keys: set[TenantKey] = set()
+        for host in wanted:
+            keys |= self._by_host.get(host, set())
+        if any(host.startswith("*.") for host in wanted):  # rare: look at every claimed host
+            keys |= {k for host, claimed_by in self._by_host.items() if wildcard_of(host) in wanted for k in claimed_by}
+        return sorted(keys)
 
     def domain_taken(self, reseller: str, domain: str) -> tuple[str, str] | None:
         """(other reseller, its domain) when `domain` equals or nests with a domain that another

@@ -15,13 +15,14 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 from typing import Any
 
 import aiohttp
 import kopf
 
 from tenantry.controller import kopf_watch, metrics, tls, webhook
+from tenantry.controller.cluster_ingresses import ClusterIngresses, observe_labelled
 from tenantry.controller.context import Key, Operator
 from tenantry.controller.informer import Informer
 from tenantry.controller.plan import reconcile_plan
@@ -128,8 +129,12 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     secrets = SecretVersions(client, functools.partial(_secret_changed, op))
     secrets.start()
     memo["secret_watch"] = secrets
-    await asyncio.wait_for(asyncio.gather(*(i.synced.wait() for i in informers), secrets.synced.wait()),
-                           timeout=120)
+    # Every other Ingress of the cluster, as hosts: in sync before the first admission decision.
+    ingresses = ClusterIngresses(client, op.book.ingresses, functools.partial(_ingress_hosts_changed, op))
+    ingresses.start()
+    memo["ingress_watch"] = ingresses
+    await asyncio.wait_for(asyncio.gather(*(i.synced.wait() for i in informers), secrets.synced.wait(),
+                                          ingresses.synced.wait()), timeout=120)
     memo["informers"] = informers
     await tls.cert_manager_available(op)  # watch Certificates before the first reconcile prunes any
 
@@ -177,6 +182,8 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
         await informer.stop()
     if "secret_watch" in memo:
         await memo["secret_watch"].stop()
+    if "ingress_watch" in memo:
+        await memo["ingress_watch"].stop()
     await tls.stop_watches()
     await op.client.close()
 
@@ -322,12 +329,23 @@ def _child_changed(op: Operator, event_type: str, obj: dict[str, Any]) -> None:
     if owner is not None and not (event_type == "ADDED" and _made_by_us_alone(obj)):
         keys.append(owner)
     keys += tls.tenants_affected_by(op, obj)  # a new reseller CA: every tenant's leaf is issued again
+    if obj.get("kind") == "Ingress":  # one that is not a tenant's own holds its hosts (cluster_ingresses.py)
+        keys += _claimants(op, observe_labelled(op.book.ingresses, event_type, obj))
     if obj.get("kind") == "Secret":
         # A supplied Secret that carries our label (copied from one of ours, say) is skipped by the
         # metadata-only watch and seen here instead: its referrers are woken all the same.
         meta = obj["metadata"]
         keys += keys_to_wake(op, meta.get("namespace") or "", meta["name"])
     op.enqueue(dict.fromkeys(keys))  # once each
+
+
+def _claimants(op: Operator, hosts: set[str]) -> list[Key]:
+    return [(TENANT, reseller_namespace(r), t) for r, t in op.book.claimants(hosts)] if hosts else []
+
+
+def _ingress_hosts_changed(op: Operator, hosts: Iterable[str]) -> None:
+    """An Ingress that is not a tenant's own took or left hosts: wake the tenants claiming them."""
+    op.enqueue(_claimants(op, set(hosts)))
 
 
 _SECRET_EVENTS = {"ADDED": "created", "MODIFIED": "replaced", "DELETED": "deleted"}

@@ -12,10 +12,11 @@ from tenantry.conditions import Condition
 from tenantry.controller.apply import sync_children
 from tenantry.controller.context import Operator, publish_status
 from tenantry.controller.specs import INVALID_SPEC, read_spec, reseller_terms
-from tenantry.controller.tls import reseller_tls
+from tenantry.controller.tls import CERTIFICATE_READY, ResellerTls, reseller_tls
 from tenantry.kube import ApiError
 from tenantry.models import ResellerSpec
 from tenantry.naming import RESELLER, reseller_namespace
+from tenantry.subjects import INVALID_ADMIN, allowed_subjects, reseller_admin_problems
 
 log = logging.getLogger("tenantry.reseller")
 
@@ -30,13 +31,26 @@ async def reconcile_reseller(op: Operator, name: str) -> None:
         return
     op.book.set_reseller(reseller_terms(body, spec))
 
-    admins = [s.model_dump(exclude_none=True) for s in spec.admins]
+    # Only admins Tenantry may bind (tenantry.subjects); a bad one is reported below and never bound.
+    admins = [s.model_dump(exclude_none=True) for s in allowed_subjects(spec.admins, reseller_namespace(name))]
     children = build_reseller_children(body, admins, reseller_branding(spec))
     if op.store.get("Namespace", reseller_namespace(name)) is None:
         # A new reseller: its namespace first, because its CA and certificates live in it.
         await sync_children(op.client, op.store, (RESELLER, None, name), children)
-    tls = await reseller_tls(op, body, spec)
-    await sync_children(op.client, op.store, (RESELLER, None, name), children + tls.children)
+    # A failure of the TLS phase (an API error reading a Secret, say) must not freeze the rest of the
+    # status: licences, tenants and allocations are still reported, then the reconcile is retried.
+    # Nothing is applied or pruned meanwhile (the CA and certificate Secrets are among the children).
+    tls_failure: Exception | None = None
+    try:
+        tls = await reseller_tls(op, body, spec)
+    except Exception as error:
+        tls_failure = error
+        tls = ResellerTls([], {r.get("name"): r["certificate"] for r in (body.get("status") or {}).get("regions") or []
+                               if r.get("certificate")}, (body.get("status") or {}).get("platformCertificate"),
+                          Condition(CERTIFICATE_READY, False, "CertificateFailed",
+                                    f"The certificates could not be checked and will be again: {error}"))
+    else:
+        await sync_children(op.client, op.store, (RESELLER, None, name), children + tls.children)
     seeded = await _seed_default_plans(op, name, (body.get("status") or {}).get("seededPlans", []))
 
     licenses_used, allocated = op.book.usage(name)
@@ -59,7 +73,15 @@ async def reconcile_reseller(op: Operator, name: str) -> None:
     if tls.platform is not None:
         fields["platformCertificate"] = tls.platform
 
-    conditions = [_ready_condition(op, name, spec), tls.condition]
+    ready = _ready_condition(op, name, spec)
+    # Its domains are in service whatever its admins (admission.domain_taken): an admin that is not
+    # bound changes nothing for its tenants.
+    serving = ready.status is True
+    admin_problems = reseller_admin_problems(spec.admins, name)
+    if serving and admin_problems:
+        ready = Condition("Ready", False, INVALID_ADMIN, " ".join(admin_problems) + " That subject is not bound; "
+                          "the reseller's other admins and its tenants are not affected.")
+    conditions = [ready, tls.condition]
     if licenses_used > spec.licenses:
         conditions.append(Condition("LicensesOverused", True, "LicensesOverused",
                                     f"{licenses_used} tenants hold licences but spec.licenses is {spec.licenses}; "
@@ -70,7 +92,9 @@ async def reconcile_reseller(op: Operator, name: str) -> None:
                                     f"{licenses_used} of {spec.licenses} licences are used."))
     await publish_status(op, body, fields, conditions)
     # From this status on, its domains are in service (or not): admission.domain_taken.
-    op.book.set_reseller(reseller_terms(body, spec, ready=conditions[0].status is True))
+    op.book.set_reseller(reseller_terms(body, spec, ready=serving))
+    if tls_failure is not None:
+        raise tls_failure
 
 
 def _ready_condition(op: Operator, name: str, spec: ResellerSpec) -> Condition:

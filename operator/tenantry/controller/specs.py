@@ -12,6 +12,7 @@ from tenantry.builders.common import quota_strings
 from tenantry.models import PlanSpec, ResellerSpec, SpecError, TenantSpec, parse_spec, spec_problems
 from tenantry.naming import reseller_from_namespace
 from tenantry.quantity import QuantityError, parse_quantity
+from tenantry.subjects import INVALID_ADMIN, tenant_owner_problems
 
 INVALID_SPEC = "InvalidSpec"
 
@@ -81,6 +82,7 @@ def tenant_claim(body: Mapping[str, Any], spec: TenantSpec) -> TenantClaim:
         uid=meta.get("uid", ""),
         verified_domains=tuple(d.get("host", "") for d in (body.get("status") or {}).get("domains") or ()
                                if d.get("verified")),
+        owner_problems=tuple(tenant_owner_problems(spec.owners, reseller, meta["name"])),
     )
 
 
@@ -92,7 +94,9 @@ def reseller_terms(body: Mapping[str, Any], spec: ResellerSpec, *, ready: bool |
     current = {*domains.values(), *((spec.platform_domain,) if spec.platform_domain else ())}
     if ready is None:
         status = body.get("status") or {}
-        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or ())
+        # Ready, or not Ready only because an admin cannot be bound (its domains serve all the same).
+        ready = any(c.get("type") == "Ready" and (c.get("status") == "True" or c.get("reason") == INVALID_ADMIN)
+                    for c in status.get("conditions") or ())
         written = {r.get("domain") for r in status.get("regions") or ()}
         written.add((status.get("platformCertificate") or {}).get("host"))
         current &= written  # a domain changed since that status is not in service yet

@@ -37,8 +37,10 @@ from tenantry.naming import (
     TENANT,
     managed_labels,
     reseller_from_namespace,
+    reseller_namespace,
     tenant_namespace,
 )
+from tenantry.subjects import allowed_subjects
 
 log = logging.getLogger("tenantry.tenant")
 
@@ -173,8 +175,11 @@ async def _provision(op: Operator, body: Mapping[str, Any], spec: TenantSpec, re
         if region_spec and region_spec.node_pool else [],
         ingress_class=region_spec.ingress.class_name if region_spec else None,
         ingress_controller_namespace=region_spec.ingress.controller_namespace if region_spec else None,
-        owners=[s.model_dump(exclude_none=True) for s in spec.owners],
-        reseller_admins=[s.model_dump(exclude_none=True) for s in reseller_spec.admins] if reseller_spec else [],
+        # Only subjects Tenantry may bind (tenantry.subjects): a bad one is reported (InvalidOwner,
+        # InvalidAdmin on the Reseller) and left out, never bound; the others keep their access.
+        owners=[s.model_dump(exclude_none=True) for s in allowed_subjects(spec.owners, namespace)],
+        reseller_admins=[s.model_dump(exclude_none=True) for s in
+                         allowed_subjects(reseller_spec.admins, reseller_namespace(reseller))] if reseller_spec else [],
         routes=routes,
         service=spec.ingress.service,
         port=spec.ingress.port,

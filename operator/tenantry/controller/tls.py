@@ -631,6 +631,9 @@ async def reseller_tls(op: Operator, body: Mapping[str, Any], spec: ResellerSpec
         before = {r.get("name"): r.get("certificate") for r in (body.get("status") or {}).get("regions") or []}
         if any(before.get(region) != regions.get(region) for region in before.keys() | regions.keys()):
             op.enqueue([(TENANT, namespace, c.name) for c in op.book.tenants_of(name)])
+    # The condition follows the problems found, not the modes: a region of mode Secret holding a valid
+    # certificate (the production path) has none.
+    if problems:
         condition = Condition(CERTIFICATE_READY, False, problems[0][1],
                               " ".join(f"Region {r}: {m}" for r, _, m in problems))
     else:
