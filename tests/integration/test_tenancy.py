@@ -288,6 +288,11 @@ def test_deletion_policies_delete_or_retain_and_free_the_licence(platform: Platf
     assert platform.core.read_namespaced_config_map("data", f"{reseller}--{kept}").data == {"k": "v"}
     rbac = client.RbacAuthorizationV1Api(api_client)
     assert not rbac.list_namespaced_role_binding(f"{reseller}--{kept}").items
+    # Its quotas stay, unlabelled, so the retained workloads stay contained (priority classes too).
+    quotas = {q.metadata.name: q.metadata.labels or {}
+              for q in platform.core.list_namespaced_resource_quota(f"{reseller}--{kept}").items}
+    assert set(quotas) == {"tenantry", "tenantry-priority"}
+    assert not [k for labels in quotas.values() for k in labels if k.startswith("tenantry.dev/")]
     platform.core.delete_namespace(f"{reseller}--{kept}")
 
 
