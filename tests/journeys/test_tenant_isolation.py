@@ -245,3 +245,33 @@ def test_the_storage_quota_refuses_it_without_the_webhook(tenant: dict[str, Any]
 def test_node_ports_and_load_balancers_are_refused(tenant: dict[str, Any], kind: str, reason: str) -> None:
     owner, namespace = tenant["owner"], tenant["namespace"]
     refused(owner, service(kind.lower(), type=kind), namespace, reason, "spec.type", "ClusterIP")
+
+
+# ------------------------------------------------------------------------------------------ the registration
+
+
+def test_the_rules_are_registered_fail_closed_for_tenant_namespaces_only(tenant: dict[str, Any],
+                                                                       stage: Stage) -> None:
+    """What the platform admin sees of the webhook: the isolation rules fail closed, and only tenant
+    namespaces are sent to them; elsewhere the cluster's own workloads are not the operator's business."""
+    admin = tenant["admin"]
+    configuration = admin.get_json("validatingwebhookconfiguration", "tenantry")
+    hooks = {hook["name"]: hook for hook in configuration["webhooks"]}
+    for name in ("isolation-core", "isolation-apps", "isolation-batch"):
+        hook = hooks[f"{name}.tenantry.dev"]
+        assert hook["failurePolicy"] == "Fail"
+        assert hook["namespaceSelector"] == {"matchExpressions": [
+            {"key": "tenantry.dev/namespace-role", "operator": "In", "values": ["tenant"]}]}
+        assert hook["timeoutSeconds"] <= 10
+    # A developer of the platform, with the same rights in a namespace of its own, is not checked there.
+    elsewhere, developer = unique_name("platform-ns"), "dev@platform.example"
+    stage.apply_as_platform({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": elsewhere}})
+    admin.apply({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                 "metadata": {"name": "dev", "namespace": elsewhere},
+                 "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                             "name": "tenantry-tenant-owner"},
+                 "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": developer}]})
+    dev = stage.kubectl.as_user(developer)
+    wait_for(lambda: dev.can_i("create", "services", "-n", elsewhere), timeout=30, message="the developer's binding")
+    dev.apply(in_namespace({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "grafana"},
+                            "spec": {"type": "ExternalName", "externalName": "grafana.example"}}, elsewhere))
