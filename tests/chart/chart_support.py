@@ -67,9 +67,10 @@ def operator_metric_names() -> set[str]:
     from prometheus_client.metrics import MetricWrapperBase
 
     from tenantry.controller import metrics
+    from tenantry.webhook import server as webhook_server
 
     names: set[str] = set()
-    for value in vars(metrics).values():
+    for value in [*vars(metrics).values(), *vars(webhook_server).values()]:
         if not isinstance(value, MetricWrapperBase):
             continue
         for family in value.describe():

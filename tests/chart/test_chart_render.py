@@ -78,8 +78,10 @@ def test_config_values_map_one_to_one_to_the_operator_settings() -> None:
     config_schema = schema["properties"]["config"]
     hint = "a setting changed in operator/tenantry/settings.py: document it under config: in " \
            "charts/tenantry/values.yaml and values.schema.json (and the README), then run `make manifests`"
-    assert set(values["config"]) == _aliases(Settings), hint
-    assert set(config_schema["properties"]) == _aliases(Settings), hint
+    # `webhook` is rendered from the top-level `webhook:` values and the release (its Service, namespace and
+    # certificate Secret): test_webhook_values_reach_the_operator_configuration.
+    assert set(values["config"]) == _aliases(Settings) - {"webhook"}, hint
+    assert set(config_schema["properties"]) == _aliases(Settings) - {"webhook"}, hint
     assert set(values["config"]["metering"]) == _aliases(MeteringSettings), hint
     assert set(config_schema["properties"]["metering"]["properties"]) == _aliases(MeteringSettings), hint
     assert config_schema["additionalProperties"] is False
@@ -91,7 +93,7 @@ def test_default_config_is_the_operators_default_with_the_image_and_namespace_fi
     deployment = one(objects, "Deployment", "tenantry-operator")
     image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
     expected = Settings().model_copy(update={"metering": Settings().metering.model_copy(
-        update={"image": image, "namespace": "platform"})})
+        update={"image": image, "namespace": "platform"}), "webhook": config.webhook})
     assert config == expected
     assert image == "tenantry:0.1.0"
 
@@ -126,7 +128,8 @@ def test_non_default_values_reach_the_operator_configuration_and_deployment() ->
     assert container["image"] == "registry.example/tenantry:0.2.0"
     assert container["imagePullPolicy"] == "Always"
     assert container["args"][-3:] == ["--log-format", "plain", "--verbose"]
-    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"health": 9080, "metrics": 9000}
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"health": 9080, "metrics": 9000,
+                                                                          "webhook": 9443}
     assert container["env"] == [{"name": "TZ", "value": "UTC"}]
     assert pod["nodeSelector"] == {"pool": "system"}
     assert pod["serviceAccountName"] == "operator"
@@ -167,8 +170,10 @@ def test_operator_deployment_is_a_hardened_singleton() -> None:
     security = container["securityContext"]
     assert security == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
                         "capabilities": {"drop": ["ALL"]}}
-    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+    for probe in ("startupProbe", "livenessProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}, probe
+    # Ready when its admission webhook answers (the Service tenantry-webhook routes only to ready replicas).
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "webhook", "scheme": "HTTPS"}
     assert container["resources"]["requests"] and container["resources"]["limits"]
     # The spec matches the selector, and the metrics Service selects the pod.
     labels = spec["template"]["metadata"]["labels"]
@@ -256,10 +261,15 @@ def test_operator_role_has_no_wildcards_no_escalate_and_binds_only_the_platform_
         if "bind" in rule["verbs"]:
             assert rule == {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"],
                             "verbs": ["bind"], "resourceNames": sorted(PLATFORM_ROLE_NAMES)}
-        # Nothing cluster-critical: no pods, exec, nodes, service accounts, webhooks or CRD writes.
+        # Nothing cluster-critical: no pods, exec, nodes, service accounts, webhooks or CRD writes. Its own
+        # webhook registration only, by name, never `create` (which would let it register any webhook).
         for forbidden in ("pods", "pods/exec", "nodes", "serviceaccounts", "serviceaccounts/token", "roles",
-                          "mutatingwebhookconfigurations", "validatingwebhookconfigurations"):
+                          "mutatingwebhookconfigurations"):
             assert forbidden not in rule["resources"], rule
+        if "validatingwebhookconfigurations" in rule["resources"]:
+            assert rule == {"apiGroups": ["admissionregistration.k8s.io"],
+                            "resources": ["validatingwebhookconfigurations"], "verbs": ["get", "patch", "delete"],
+                            "resourceNames": ["tenantry"]}, rule
         if "customresourcedefinitions" in rule["resources"]:
             assert set(rule["verbs"]) <= {"get", "list", "watch"}, rule
         if set(rule["resources"]) & {"regions", "resellers"}:
@@ -309,7 +319,8 @@ def test_install_manifest_is_the_chart_rendered_with_default_values() -> None:
     assert {d["metadata"]["name"] for d in documents if d["kind"] == "CustomResourceDefinition"} == {
         f"{plural}.tenantry.dev" for plural in ("regions", "resellers", "plans", "tenants")}
     for document in documents:
-        if document["kind"] not in ("Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"):
+        if document["kind"] not in ("Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding",
+                                    "ValidatingWebhookConfiguration"):
             assert document["metadata"]["namespace"] == "tenantry-system", document["metadata"]["name"]
 
 
@@ -323,3 +334,40 @@ def test_render_script_check_mode_reports_a_stale_manifest(tmp_path: Path, monke
     assert script.main([]) == 0
     assert script.main(["--check"]) == 0
     assert stale.read_text() == INSTALL_MANIFEST.read_text()
+
+
+def test_webhook_values_reach_the_operator_configuration() -> None:
+    from tenantry.webhook.settings import WebhookCertificate, WebhookService, WebhookSettings
+
+    config = Settings.model_validate(_config_of(render(namespace="platform"))).webhook
+    assert config == WebhookSettings(listen="0.0.0.0:9443", namespace="platform",
+                                     service=WebhookService(name="tenantry-webhook", namespace="platform", port=443))
+    registration = one(render(namespace="platform"), "ValidatingWebhookConfiguration", "tenantry")
+    assert "webhooks" not in registration  # the operator's to fill; Helm never touches them
+    objects = render({"webhook": {"port": 8443, "certManager": {"enabled": True}, "exemptUsers": ["ci@example.org"],
+                                  "disabledRules": ["plans"]}}, namespace="platform")
+    config = Settings.model_validate(_config_of(objects)).webhook
+    assert (config.listen, config.exempt_users, config.disabled_rules) == ("0.0.0.0:8443", ("ci@example.org",),
+                                                                          ("plans",))
+    assert config.certificate == WebhookCertificate(secret_name="tenantry-webhook-tls", issuer="CertManager")
+    certificate = one(objects, "Certificate", "tenantry-webhook")
+    assert certificate["spec"]["dnsNames"][0] == "tenantry-webhook.platform.svc"
+    assert certificate["spec"]["secretName"] == config.certificate.secret_name
+    deployment = one(objects, "Deployment", "tenantry-operator")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "webhook", "containerPort": 8443, "protocol": "TCP"} in container["ports"]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "webhook", "scheme": "HTTPS"}
+    service = one(objects, "Service", "tenantry-webhook")
+    assert service["spec"]["ports"] == [{"name": "https", "port": 443, "targetPort": "webhook", "protocol": "TCP"}]
+
+
+def test_without_the_webhook_tenants_may_only_read_ingresses() -> None:
+    def routes_rule(objects: list[dict[str, Any]], role: str) -> dict[str, Any]:
+        return next(r for r in one(objects, "ClusterRole", role)["rules"] if "ingresses" in r["resources"])
+
+    on, off = render(), render({"webhook": {"enabled": False}})
+    for role in ("tenantry-tenant-owner", "tenantry-reseller-support"):
+        assert {"create", "update", "patch", "delete"} <= set(routes_rule(on, role)["verbs"])
+        assert routes_rule(off, role)["verbs"] == ["get", "list", "watch"]
+    assert not [o for o in off if o["metadata"]["name"] == "tenantry-webhook"]
+    assert Settings.model_validate(_config_of(off)).webhook.enabled is False

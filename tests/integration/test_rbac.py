@@ -15,8 +15,11 @@ from support.cluster import wait_for
 from support.platform import Platform
 
 # Objects Tenantry owns inside a tenant namespace: visible to the people working there, never editable.
+# (Ingresses are the tenant's to write, under the admission webhook's host and class rules, which keep
+# Tenantry's own Ingress out of reach: tests/integration/test_webhook.py.)
 OWNED = [("", "resourcequotas"), ("", "limitranges"), ("networking.k8s.io", "networkpolicies"),
-         ("rbac.authorization.k8s.io", "rolebindings"), ("networking.k8s.io", "ingresses")]
+         ("rbac.authorization.k8s.io", "rolebindings")]
+ROUTES = [("networking.k8s.io", "ingresses"), ("gateway.networking.k8s.io", "httproutes")]
 
 
 @pytest.fixture
@@ -89,6 +92,10 @@ def test_tenant_owner_works_only_in_its_namespace(two_resellers: dict[str, str],
         assert allowed("list", resource, own_ns, group)
         for verb in ("create", "update", "patch", "delete"):
             assert not allowed(verb, resource, own_ns, group), (verb, resource)
+    for group, resource in ROUTES:
+        for verb in ("list", "create", "update", "patch", "delete"):
+            assert allowed(verb, resource, own_ns, group), (verb, resource)
+            assert not allowed(verb, resource, other_ns, group), (verb, resource)
     # Not the reseller's control namespace (other tenants, plans, the reseller's secrets)...
     for resource, group in (("tenants", "tenantry.dev"), ("plans", "tenantry.dev"), ("secrets", "")):
         assert not allowed("list", resource, f"reseller-{a}", group)

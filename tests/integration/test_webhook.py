@@ -427,6 +427,7 @@ def test_webhook_down_security_rules_fail_closed_advisory_ones_open(
         assert response.status == 200
 
 
-def test_a_deleted_registration_comes_back(webhook_operator: OperatorProcess, api_client: client.ApiClient) -> None:
-    client.AdmissionregistrationV1Api(api_client).delete_validating_webhook_configuration(VWC)
+def test_a_changed_registration_is_put_back(webhook_operator: OperatorProcess, api_client: client.ApiClient) -> None:
+    admission = client.AdmissionregistrationV1Api(api_client)
+    admission.patch_validating_webhook_configuration(VWC, {"webhooks": []})
     _wait_registered(api_client, webhook_operator, every_rule=True)

@@ -95,6 +95,15 @@ def operator_kubeconfig(api: client.ApiClient, admin_kubeconfig: str, directory:
         if error.status != 409:
             raise
     _apply_yaml(api, PLATFORM_ROLES)
+    # The admission webhook's registration, empty, as the chart makes it (templates/webhook.yaml): the
+    # operator fills it in, and its role may not create one.
+    try:
+        client.AdmissionregistrationV1Api(api).create_validating_webhook_configuration({
+            "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+            "metadata": {"name": "tenantry", "labels": {"app.kubernetes.io/name": "tenantry"}}})
+    except client.ApiException as error:
+        if error.status != 409:
+            raise
     role_name = "cluster-admin"
     # TENANTRY_TEST_OPERATOR_ROLE=cluster-admin runs the operator unconstrained (to tell a missing
     # permission from a bug while developing); CI always uses the chart's role.

@@ -65,7 +65,6 @@ app.kubernetes.io/component: operator
       "listen" (printf "0.0.0.0:%d" (int $webhook.port))
       "service" (dict "name" (printf "%s-webhook" (include "tenantry.fullname" .)) "namespace" .Release.Namespace "port" 443)
       "namespace" .Release.Namespace
-      "ownerClusterRole" (ternary "tenantry-operator" nil .Values.rbac.create)
       "certificate" (dict "secretName" (printf "%s-webhook-tls" (include "tenantry.fullname" .))
                           "issuer" (ternary "CertManager" "Operator" $webhook.certManager.enabled))
       "exemptUsers" $webhook.exemptUsers

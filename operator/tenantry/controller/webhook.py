@@ -215,7 +215,14 @@ class Webhook:
         live = await self.op.client.get(VWC, CONFIGURATION_NAME)
         if live is not None and contains(live, desired):
             return False
-        await apply_one(self.op.client, self.op.store, desired)
+        try:
+            await apply_one(self.op.client, self.op.store, desired)
+        except ApiError as error:
+            if live is None and error.status == 403:
+                raise RuntimeError(f"ValidatingWebhookConfiguration {CONFIGURATION_NAME} does not exist and the "
+                                   "operator may not create one (its ClusterRole grants only get/patch of that "
+                                   "name): install it with the chart or manifests/install.yaml") from error
+            raise
         log.info("Registered the admission webhook (ValidatingWebhookConfiguration %s, %d rules, %s).",
                  CONFIGURATION_NAME, len(desired["webhooks"]),
                  f"Service {self.namespace}/{self.settings.service.name}" if self.settings.service

@@ -47,9 +47,9 @@ class WebhookSettings(_Model):
                                   "default: the pod's namespace, else tenantry-system")
     certificate: WebhookCertificate = WebhookCertificate()
     owner_cluster_role: str | None = Field(None, alias="ownerClusterRole",
-                                           description="a ClusterRole made with the operator (the chart's "
-                                           "tenantry-operator) that owns the webhook's registration, so that "
-                                           "uninstalling removes it; none: it stays until removed by hand")
+                                           description="a ClusterRole installed with the operator that owns the "
+                                           "webhook's registration, so that removing it removes the registration "
+                                           "(for installs without the chart, which makes the registration itself)")
     exempt_users: tuple[str, ...] = Field((), alias="exemptUsers",
                                           description="users the tenant-namespace rules never check (besides the "
                                           "operator, cluster admins and kube-system's controllers)")
