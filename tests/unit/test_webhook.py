@@ -435,3 +435,26 @@ def test_suspension_parks_the_class_and_reactivation_restores_it() -> None:
     assert parking(body, active=False) is None  # parked once
     assert parking(body, active=True) == {"metadata": {"resourceVersion": "3", "annotations": {
         "tenantry.dev/suspended-ingress-class": None}}, "spec": {"ingressClassName": "nginx"}}
+
+
+@pytest.mark.parametrize(("server", "url", "refused"), [
+    ("https://127.0.0.1:6443", None, False),  # make dev-up: the API server reaches this machine's loopback
+    ("https://10.0.0.5:6443", None, True),  # kind, a cloud: it cannot, and the security rules fail closed
+    ("https://10.0.0.5:6443", "https://192.168.1.2:9443", False),  # an address it can reach, given
+])
+def test_tenantry_run_registers_loopback_only_for_an_api_server_on_this_machine(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch, server: str, url: str | None, refused: bool) -> None:
+    import yaml
+
+    from tenantry.controller.webhook import loopback_unreachable
+    from tenantry.webhook.settings import WebhookSettings
+
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "current-context": "c", "contexts": [{"name": "c", "context": {"cluster": "x", "user": "u"}}],
+        "clusters": [{"name": "x", "cluster": {"server": server}}], "users": [{"name": "u", "user": {"token": "t"}}]}))
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    reason = loopback_unreachable(WebhookSettings(url=url))
+    assert (reason is not None) is refused
+    if refused:
+        assert "set webhook.url to an address it can reach" in str(reason)

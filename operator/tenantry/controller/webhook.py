@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime
+import ipaddress
 import json
 import logging
 import os
@@ -30,6 +31,7 @@ import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import kopf
@@ -99,6 +101,46 @@ def _certificate_user(pem: bytes) -> str | None:
     return str(names[0].value) if names else None
 
 
+def _kubeconfig_user_and_server() -> tuple[dict[str, Any], str | None]:
+    """The current context's user entry and cluster server of $KUBECONFIG (or ~/.kube/config)."""
+    path = (os.environ.get("KUBECONFIG") or str(Path.home() / ".kube" / "config")).split(os.pathsep)[0]
+    try:
+        config = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return {}, None
+    context_name = config.get("current-context")
+    context = next((c.get("context") or {} for c in config.get("contexts") or () if c.get("name") == context_name), {})
+    user = next((u.get("user") or {} for u in config.get("users") or () if u.get("name") == context.get("user")), {})
+    cluster = next((c.get("cluster") or {} for c in config.get("clusters") or ()
+                    if c.get("name") == context.get("cluster")), {})
+    return user, cluster.get("server")
+
+
+def loopback_unreachable(settings: WebhookSettings) -> str | None:
+    """Why registering the default loopback URL would break the cluster, or None. An API server on another
+    machine (kind's container, a cloud) cannot call this machine's 127.0.0.1, and the security rules fail
+    closed: registered there, they would refuse every Ingress, Service and Pod of every tenant namespace."""
+    if settings.service is not None or settings.url is not None or IN_CLUSTER_TOKEN.exists():
+        return None
+    host = urlsplit(settings.base_url()).hostname or ""
+    try:
+        if not ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:
+        if host != "localhost":
+            return None
+    _, server = _kubeconfig_user_and_server()
+    server_host = urlsplit(server or "").hostname or ""
+    try:
+        local = server_host == "localhost" or ipaddress.ip_address(server_host).is_loopback
+    except ValueError:
+        local = False
+    if local:
+        return None
+    return (f"the API server {server} is not on this machine and cannot call {settings.base_url()}; set "
+            "webhook.url to an address it can reach (or webhook.service), or webhook.enabled: false")
+
+
 def operator_usernames(settings: WebhookSettings) -> frozenset[str]:
     """The operator's own user name: the setting, else what its in-cluster token or kubeconfig says."""
     if settings.operator_username:
@@ -106,14 +148,7 @@ def operator_usernames(settings: WebhookSettings) -> frozenset[str]:
     if IN_CLUSTER_TOKEN.exists():
         subject = _token_subject(IN_CLUSTER_TOKEN.read_text().strip())
         return frozenset({subject} if subject else ())
-    path = (os.environ.get("KUBECONFIG") or str(Path.home() / ".kube" / "config")).split(os.pathsep)[0]
-    try:
-        config = yaml.safe_load(Path(path).read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        return frozenset()
-    context_name = config.get("current-context")
-    context = next((c.get("context") or {} for c in config.get("contexts") or () if c.get("name") == context_name), {})
-    user = next((u.get("user") or {} for u in config.get("users") or () if u.get("name") == context.get("user")), {})
+    user, _ = _kubeconfig_user_and_server()
     if user.get("token"):
         subject = _token_subject(user["token"])
         return frozenset({subject} if subject else ())
@@ -308,6 +343,10 @@ async def start_webhook(op: Operator) -> Webhook | None:
     if not settings.enabled:
         if await delete_if_present(op.client, VWC, CONFIGURATION_NAME):
             log.info("The admission webhook is disabled (webhook.enabled: false): removed its registration.")
+        return None
+    unreachable = loopback_unreachable(settings)
+    if unreachable:
+        log.warning("The admission webhook is not served: %s.", unreachable)
         return None
     webhook = Webhook(op, settings)
     webhook.start()
