@@ -254,8 +254,10 @@ def _storage_class_problem(storage_class: str | None, where: str, policy: Tenant
     allowed = policy.allowed_storage_classes
     if not storage_class or allowed is None or storage_class in allowed:
         return []
-    hint = (f"use one of: {', '.join(sorted(allowed))}" if allowed
-            else "this plan sells no storage class; leave the class out for the cluster's default")
+    # The class may have been filled in by the DefaultStorageClass admission plugin, so the hint names
+    # what to write rather than suggesting to leave the class out.
+    hint = (f"name one of: {', '.join(sorted(allowed))}" if allowed
+            else "this plan sells no storage class; ask your reseller for a plan that does")
     return [Denial(where, STORAGE_CLASS, f"storage class {storage_class!r} is not sold on plan {policy.plan!r} "
                                          f"in region {policy.region}; {hint}")]
 
