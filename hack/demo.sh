@@ -47,7 +47,7 @@ defaultPlans:
       defaults: {cpu: 50m, memory: 64Mi}
       pricing: {currency: USD, monthly: "0.00"}
 metering:
-  enabled: false   # the demo runs its meter locally, below, instead of as a Deployment
+  enabled: false   # the demo runs its meter locally, below, instead of as a StatefulSet
   sink: file:$PWD/$DEV/billing/records.jsonl
 EOF
 

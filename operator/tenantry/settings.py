@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tenantry.naming import NAME_RE
+from tenantry.quantity import QuantityError, parse_quantity
 from tenantry.webhook.settings import WebhookSettings
 
 
@@ -44,19 +45,43 @@ class LicenseTier(_Model):
     price: Decimal
 
 
+class SpoolVolumeSettings(_Model):
+    """The PersistentVolumeClaim each meter asks for (its StatefulSet's claim template), unless
+    `spoolClaim` names one the platform made. It holds the spool of records not yet delivered and the
+    open window's checkpoint (and a `file:` sink's records): see docs/metering-and-billing.md."""
+
+    size: str = Field("1Gi", description="storage requested per Region's meter (a Kubernetes quantity)")
+    storage_class_name: str | None = Field(None, alias="storageClassName",
+                                           description="StorageClass of the claim; null: the cluster's default "
+                                           "class, \"\": no class (a pre-provisioned PersistentVolume)")
+
+    @field_validator("size")
+    @classmethod
+    def _size_is_a_quantity(cls, value: str) -> str:
+        try:
+            size = parse_quantity(value)
+        except QuantityError as error:
+            raise ValueError(f"metering.spool.size {value!r} is not a Kubernetes quantity (e.g. 1Gi)") from error
+        if size <= 0:
+            raise ValueError(f"metering.spool.size {value!r} must be larger than zero")
+        return value
+
+
 class MeteringSettings(_Model):
     image: str = "tenantry:0.1.0"
     sink: str = "file:/var/lib/tenantry/billing/records.jsonl"
     interval: str = "15s"
     window: str = "1h"
     port: int = 9100
-    namespace: str = Field("tenantry-system", description="where the operator runs the meter Deployments")
+    namespace: str = Field("tenantry-system", description="where the operator runs the meters (StatefulSets)")
     enabled: bool = True
     service_account: str = Field("tenantry-meter", alias="serviceAccount",
                                  description="the meters' ServiceAccount (list/watch quotas and Tenantry kinds)")
     spool_claim: str | None = Field(None, alias="spoolClaim",
-                                    description="PersistentVolumeClaim for a meter's spool ({region} is replaced); "
-                                    "default an emptyDir, which survives container restarts but not rescheduling")
+                                    description="an existing PersistentVolumeClaim for a meter's spool ({region} is "
+                                    "replaced); default: a claim of the meter StatefulSet's own (`spool`)")
+    spool: SpoolVolumeSettings = Field(SpoolVolumeSettings(),
+                                       description="the claim each meter StatefulSet makes when spoolClaim is unset")
     sink_secret: str | None = Field(None, alias="sinkSecret",
                                     description="Secret (in the meters' namespace) whose key `authorization` is sent "
                                     "as the Authorization header of an http(s) sink, e.g. `Bearer <token>`")

@@ -74,12 +74,12 @@ def test_operator_needs_nothing_beyond_its_chart_role(operator: OperatorProcess,
     refused = platform.tenant(reseller, region)  # the third of two licences
     platform.wait_refused(reseller, refused, "LicenseLimitReached")
 
-    # The region's meter (Deployment, Service, ConfigMap) and the certificates (SelfSigned) are the
+    # The region's meter (StatefulSet, Service, ConfigMap) and the certificates (SelfSigned) are the
     # operator's too.
     core = client.CoreV1Api(api_client)
-    wait_for(lambda: apps.list_namespaced_deployment("tenantry-system",
-                                                     label_selector=f"tenantry.dev/region={region}").items,
-             message=f"the meter Deployment of region {region}")
+    wait_for(lambda: apps.list_namespaced_stateful_set("tenantry-system",
+                                                       label_selector=f"tenantry.dev/region={region}").items,
+             message=f"the meter StatefulSet of region {region}")
     wait_for(lambda: core.list_namespaced_secret(f"{reseller}--{keep}",
                                                  label_selector="app.kubernetes.io/managed-by=tenantry").items,
              message="the tenant's TLS Secret")

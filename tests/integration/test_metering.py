@@ -1,6 +1,7 @@
 """Metering on the real control plane (issue 5): the meter's metrics follow quota usage, records of a
 scripted scenario match hand-computed values, a failing receiver gets every record once it recovers,
-a meter killed mid-window loses nothing, and the operator runs a meter Deployment per Region.
+a meter killed mid-window loses nothing (the operator's meter StatefulSet per Region and its volume:
+test_meter_volume.py).
 
 Pods are created with resource requests and stay Pending (no scheduler); the resource-quota
 controller counts them all the same. Two ways of running the meter:
@@ -31,7 +32,6 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes import client
-from kubernetes.client import ApiException
 from prometheus_client.parser import text_string_to_metric_families
 
 from support.cloudevents_receiver import Receiver
@@ -409,41 +409,3 @@ def test_outage_and_crash_lose_no_record_and_replays_keep_ids(
     by_window_meter = {(r["data"]["windowStart"], r["data"]["meter"]) for r in mine}
     assert len(by_window_meter) == len(mine)
     assert {r["data"]["meter"] for r in mine} == {"cpu", "memory", "license", "base"}
-
-
-# -- the operator runs a meter per Region -----------------------------------------------------------
-
-
-def test_operator_runs_a_meter_deployment_per_region_and_restores_it(
-        platform: Platform, api_client: client.ApiClient) -> None:
-    apps, core = client.AppsV1Api(api_client), client.CoreV1Api(api_client)
-    region = platform.region()
-    name = f"tenantry-meter-{region}"
-
-    def deployment() -> client.V1Deployment | None:
-        try:
-            return apps.read_namespaced_deployment(name, "tenantry-system")
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
-
-    found = wait_for(deployment, timeout=30, message=f"Deployment tenantry-system/{name}")
-    container = found.spec.template.spec.containers[0]
-    assert container.args[:3] == ["meter", "--region", region]
-    owner = found.metadata.owner_references[0]
-    assert (owner.kind, owner.name) == ("Region", region)
-    service = core.read_namespaced_service(name, "tenantry-system")
-    assert service.spec.ports[0].port == 9100
-    config = core.read_namespaced_config_map(name, "tenantry-system")
-    assert yaml.safe_load(config.data["config.yaml"])["licenseTiers"][0]["minLicenses"] == 1
-    platform.wait_condition("Region", region, None, "Metering", "True", "MeterDeployed")
-
-    # Drift: an edit is taken back, a deletion undone.
-    apps.patch_namespaced_deployment(name, "tenantry-system", {"spec": {"replicas": 3}})
-    wait_for(lambda: (d := deployment()) is not None and d.spec.replicas == 1, timeout=30,
-             message="the operator to restore the meter's replicas")
-    uid = found.metadata.uid
-    apps.delete_namespaced_deployment(name, "tenantry-system")
-    wait_for(lambda: (d := deployment()) is not None and d.metadata.uid != uid, timeout=30,
-             message="the operator to recreate the deleted meter Deployment")

@@ -1,18 +1,22 @@
 """Desired children of a Region for metering (DESIGN.md §4): its meter, `tenantry meter --region R`.
 
 In the operator's namespace (`metering.namespace`): a ConfigMap with the meter's configuration
-(licence tiers and currency, which the operator's configuration owns), a Deployment running the
+(licence tiers and currency, which the operator's configuration owns), a StatefulSet running the
 meter, a Service for its /metrics, and a ServiceMonitor when the Prometheus Operator is installed.
 All carry an owner reference to the Region (a cluster-scoped owner may own namespaced objects), so
 deleting the Region lets the garbage collector remove its meter.
 
-The Deployment runs one replica with the Recreate strategy: two meters of one region at once
-would close the same windows twice (harmless thanks to the ids, but wasteful) and fight over the
-spool. The spool and window checkpoint live on an emptyDir, which survives container restarts
-(a crashed meter resumes its window), or on a PersistentVolumeClaim (`metering.spoolClaim`, with
-`{region}` replaced) which also survives the pod's rescheduling.
+The meter is a StatefulSet of one replica because its spool (records not yet delivered) and the
+checkpoint of its open window must outlive its pod: a node drain or a cluster upgrade reschedules
+the pod, and a new meter on an empty volume would have lost both ("a restart or a sink outage loses
+no record"). The StatefulSet's claim template gives each Region's meter a PersistentVolumeClaim of
+its own (`spool-tenantry-meter-<region>-0`, `metering.spool`) that follows the pod to its next node;
+`metering.spoolClaim` (with `{region}` replaced) mounts a claim the platform made instead. A
+StatefulSet pod has a fixed name, so its replacement is created only once the old pod is gone: two
+meters never run on one spool (they would close the same windows twice and fight over the files).
+No `persistentVolumeClaimRetentionPolicy` is set: its default (Retain) is what billing data needs,
+and Kubernetes before 1.23 does not know the field.
 """
-
 from __future__ import annotations
 
 import hashlib
@@ -33,6 +37,7 @@ CONFIG_HASH = "tenantry.dev/meter-config-hash"
 STATE_PATH = "/var/lib/tenantry"  # the volume: the spool, and a file: sink's default path (billing/)
 SPOOL_PATH = f"{STATE_PATH}/spool"
 CONFIG_PATH = "/etc/tenantry"
+SPOOL_VOLUME = "spool"
 
 
 def meter_name(region: str) -> str:
@@ -44,6 +49,13 @@ def meter_labels(region: str) -> dict[str, str]:
     return {**managed_labels(region=region), NAME_LABEL: "tenantry", COMPONENT_LABEL: COMPONENT}
 
 
+def spool_claim_name(region: str, settings: Settings) -> str:
+    """The PersistentVolumeClaim a region's meter keeps its spool on: `metering.spoolClaim`, or the one
+    the StatefulSet controller makes from the claim template (`<template>-<statefulset>-<ordinal>`)."""
+    claim = settings.metering.spool_claim
+    return claim.replace("{region}", region) if claim else f"{SPOOL_VOLUME}-{meter_name(region)}-0"
+
+
 def meter_selector(region: str) -> dict[str, str]:
     return {NAME_LABEL: "tenantry", COMPONENT_LABEL: COMPONENT, LABEL_REGION: region}
 
@@ -53,7 +65,9 @@ def meter_config(settings: Settings) -> str:
     data = {
         "licenseCurrency": settings.license_currency,
         "licenseTiers": [{"minLicenses": t.min_licenses, "price": str(t.price)} for t in settings.license_tiers],
-        "metering": settings.metering.model_dump(by_alias=True),
+        # The claim's size and class are the operator's business: a meter never reads them (and an
+        # older meter image, which does not know the key, would refuse the file).
+        "metering": settings.metering.model_dump(by_alias=True, exclude={"spool"}),
     }
     return yaml.safe_dump(data, sort_keys=True)
 
@@ -74,11 +88,18 @@ def build_meter_children(region: Mapping[str, Any], settings: Settings, *,
         return {"name": object_name, "namespace": namespace, "labels": dict(labels), "ownerReferences": owners}
 
     config_map = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata(), "data": {"config.yaml": config}}
+    spool_volumes: list[dict[str, Any]] = []
+    claim_templates: list[dict[str, Any]] = []
     if metering.spool_claim:
-        spool_volume: dict[str, Any] = {"name": "spool", "persistentVolumeClaim": {
-            "claimName": metering.spool_claim.replace("{region}", name)}}
+        spool_volumes.append({"name": SPOOL_VOLUME, "persistentVolumeClaim": {
+            "claimName": spool_claim_name(name, settings)}})
     else:
-        spool_volume = {"name": "spool", "emptyDir": {}}
+        storage_class = metering.spool.storage_class_name
+        claim_templates.append({
+            "metadata": {"name": SPOOL_VOLUME, "labels": dict(labels)},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": metering.spool.size}},
+                     **({"storageClassName": storage_class} if storage_class is not None else {})},
+        })
     container = {
         "name": "meter",
         "image": metering.image,
@@ -96,16 +117,18 @@ def build_meter_children(region: Mapping[str, Any], settings: Settings, *,
         "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "512Mi"}},
         "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                             "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}},
-        "volumeMounts": [{"name": "spool", "mountPath": STATE_PATH},
+        "volumeMounts": [{"name": SPOOL_VOLUME, "mountPath": STATE_PATH},
                          {"name": "config", "mountPath": CONFIG_PATH, "readOnly": True}],
     }
-    deployment = {
+    statefulset = {
         "apiVersion": "apps/v1",
-        "kind": "Deployment",
+        "kind": "StatefulSet",
         "metadata": metadata(),
         "spec": {
             "replicas": 1,
-            "strategy": {"type": "Recreate"},
+            # The meter's own Service: a StatefulSet names one. Nothing resolves the pod by name, so it
+            # need not be headless (and an existing Service's clusterIP cannot change).
+            "serviceName": object_name,
             "selector": {"matchLabels": meter_selector(name)},
             "template": {
                 "metadata": {
@@ -119,9 +142,10 @@ def build_meter_children(region: Mapping[str, Any], settings: Settings, *,
                     "securityContext": {"runAsNonRoot": True, "runAsUser": 65532, "fsGroup": 65532,
                                         "seccompProfile": {"type": "RuntimeDefault"}},
                     "containers": [container],
-                    "volumes": [spool_volume, {"name": "config", "configMap": {"name": object_name}}],
+                    "volumes": [*spool_volumes, {"name": "config", "configMap": {"name": object_name}}],
                 },
             },
+            **({"volumeClaimTemplates": claim_templates} if claim_templates else {}),
         },
     }
     service = {
@@ -131,7 +155,7 @@ def build_meter_children(region: Mapping[str, Any], settings: Settings, *,
         "spec": {"selector": meter_selector(name),
                  "ports": [{"name": "metrics", "port": metering.port, "targetPort": "metrics", "protocol": "TCP"}]},
     }
-    children = [config_map, deployment, service]
+    children = [config_map, statefulset, service]
     if service_monitor:
         children.append({
             "apiVersion": "monitoring.coreos.com/v1",

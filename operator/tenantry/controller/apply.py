@@ -124,6 +124,18 @@ async def sync_children(client: KubeClient, store: Store, owner: ObjectKey,
     return result
 
 
+async def delete_child(client: KubeClient, store: Store, kind: str, name: str, namespace: str | None, *,
+                       propagation: str = "Background") -> None:
+    """Delete one object the operator made (a meter of a former shape, a meter no longer wanted).
+
+    With `Foreground` or `Orphan` the object stays, marked for deletion, until the garbage collector
+    is done with its dependents: it is left in the Store, where its watch shows it going, so that the
+    caller can wait for that before it makes a successor."""
+    await client.delete(kind, name, namespace, propagation=propagation)
+    if propagation == "Background":
+        store.delete(kind, name, namespace)
+
+
 def status_patch(current: Mapping[str, Any] | None, wanted: Mapping[str, Any]) -> dict[str, Any] | None:
     """A merge patch turning the current status into the wanted one, or None when they are equal."""
     current = current or {}

@@ -62,7 +62,8 @@ kopf_watch.install()  # a failed watch restarts itself instead of stopping the o
 # supply for TLS are watched metadata-only, see supplied_secrets.py). cert-manager's Certificates are
 # watched from the moment that kind is found (controller/tls.py).
 CHILD_KINDS = ("Namespace", "ResourceQuota", "LimitRange", "NetworkPolicy", "RoleBinding", "Ingress", "ConfigMap",
-               "ClusterRole", "ClusterRoleBinding", "Secret", "Deployment", "Service")
+               "ClusterRole", "ClusterRoleBinding", "Secret", "StatefulSet", "Service",
+               "Deployment")  # Deployment: a meter of the previous version, removed (controller/region.py)
 
 # Status counts (licences used, tenants per plan) are refreshed shortly after a change, so that a
 # burst of tenant changes costs one status write per reseller rather than one per tenant.

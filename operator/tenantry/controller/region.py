@@ -9,9 +9,9 @@ from decimal import Decimal
 from typing import Any
 
 from tenantry.builders.common import quota_strings
-from tenantry.builders.meter import build_meter_children, meter_name
+from tenantry.builders.meter import COMPONENT, COMPONENT_LABEL, build_meter_children, meter_name, spool_claim_name
 from tenantry.conditions import Condition
-from tenantry.controller.apply import sync_children
+from tenantry.controller.apply import contains, delete_child, sync_children
 from tenantry.controller.context import Operator, publish_status
 from tenantry.controller.specs import INVALID_SPEC, read_spec
 from tenantry.naming import QUOTA_RESOURCES, REGION
@@ -82,25 +82,77 @@ async def _service_monitors_available(op: Operator) -> bool:
     return "ServiceMonitor" in op.features
 
 
+# Fields of a StatefulSet the apiserver refuses to change (Kubernetes 1.20 lets only replicas, template
+# and updateStrategy change) among those the meter sets.
+_FIXED_STATEFULSET_FIELDS = ("selector", "serviceName", "volumeClaimTemplates")
+
+
+def statefulset_must_be_replaced(live: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
+    """Whether the live StatefulSet differs from the desired one where it cannot be changed in place
+    (a new `metering.spool` size or class, `metering.spoolClaim` set or unset): applying would be
+    refused, so it is deleted (its pod orphaned, the claims kept) and made again."""
+    live_spec, desired_spec = live.get("spec") or {}, desired["spec"]
+    return any(not contains(live_spec.get(field), desired_spec[field]) if field in desired_spec
+               else bool(live_spec.get(field)) for field in _FIXED_STATEFULSET_FIELDS)
+
+
+def _previous_meter(op: Operator, region: str) -> dict[str, Any] | None:
+    """The meter Deployment an earlier version of the operator ran for the region, if it is still there."""
+    found = op.store.get("Deployment", meter_name(region), op.settings.metering.namespace)
+    labels = (found or {}).get("metadata", {}).get("labels") or {}
+    return found if labels.get(COMPONENT_LABEL) == COMPONENT else None
+
+
 async def _sync_meter(op: Operator, body: Mapping[str, Any]) -> tuple[Condition | None, Exception | None]:
-    """Run the region's meter (Deployment, Service, ConfigMap, ServiceMonitor), or remove it when
-    metering is disabled. Returns the `Metering` condition and the error to retry on, if any."""
+    """Run the region's meter (StatefulSet, Service, ConfigMap, ServiceMonitor), or remove it when
+    metering is disabled. Returns the `Metering` condition and the error to retry on, if any.
+
+    A meter never starts beside another on the same spool: the Deployment of the previous version
+    is deleted in the foreground (it goes only once its pod has stopped) and the StatefulSet is
+    made once it is gone; its deletion, seen by the watch, wakes the Region again."""
     name = body["metadata"]["name"]
     metering = op.settings.metering
+    namespace, object_name = metering.namespace, meter_name(name)
+    where = f"{namespace}/{object_name}"
+    previous = _previous_meter(op, name)
     if not metering.enabled:
-        for kind in ("ServiceMonitor", "Service", "Deployment", "ConfigMap"):
-            if op.store.get(kind, meter_name(name), metering.namespace) is not None:
-                await op.client.delete(kind, meter_name(name), metering.namespace)
-                op.store.delete(kind, meter_name(name), metering.namespace)
+        for kind in ("ServiceMonitor", "Service", "StatefulSet", "Deployment", "ConfigMap"):
+            if op.store.get(kind, object_name, namespace) is not None:
+                await delete_child(op.client, op.store, kind, object_name, namespace)
         return None, None
+    waiting: Condition | None = None
     try:
         monitor = await _service_monitors_available(op)
         children = build_meter_children(body, op.settings, service_monitor=monitor)
+        statefulset = next(c for c in children if c["kind"] == "StatefulSet")
+        live = op.store.get("StatefulSet", object_name, namespace)
+        if previous is not None:
+            if not previous["metadata"].get("deletionTimestamp"):
+                log.info("Region %s: removing the meter Deployment %s of the previous version; its StatefulSet "
+                         "starts once the Deployment's pod has stopped.", name, where)
+                await delete_child(op.client, op.store, "Deployment", object_name, namespace, propagation="Foreground")
+            waiting = Condition("Metering", None, "PreviousMeterStopping",
+                                f"The meter Deployment {where} of the previous version is being removed; the "
+                                "StatefulSet that replaces it starts once its pod has stopped, so that two meters "
+                                "never share a spool.")
+        elif live is not None and (live["metadata"].get("deletionTimestamp")
+                                   or statefulset_must_be_replaced(live, statefulset)):
+            if not live["metadata"].get("deletionTimestamp"):
+                log.info("Region %s: the meter StatefulSet %s has a volume that cannot change in place; replacing "
+                         "it (its pod keeps running until the new StatefulSet takes it over).", name, where)
+                await delete_child(op.client, op.store, "StatefulSet", object_name, namespace, propagation="Orphan")
+            waiting = Condition("Metering", None, "MeterReplacing",
+                                f"The meter StatefulSet {where} is being replaced: its volume (metering.spool or "
+                                "metering.spoolClaim) changed, which a StatefulSet cannot change in place.")
+        if waiting is not None:
+            children = [c for c in children if c["kind"] != "StatefulSet"]
         await sync_children(op.client, op.store, (REGION, None, name), children)
     except Exception as error:  # reported in status, retried by the queue
         log.warning("Region %s: running its meter failed and will be retried: %s", name, error)
         return Condition("Metering", False, "MeterFailed",
-                         f"The meter Deployment {metering.namespace}/{meter_name(name)} could not be applied "
-                         f"and will be retried: {error}"), error
+                         f"The meter StatefulSet {where} could not be applied and will be retried: {error}"), error
+    if waiting is not None:
+        return waiting, None
     return Condition("Metering", True, "MeterDeployed",
-                     f"The meter runs as Deployment {metering.namespace}/{meter_name(name)}."), None
+                     f"The meter runs as StatefulSet {where}, its spool and window checkpoint on "
+                     f"PersistentVolumeClaim {spool_claim_name(name, op.settings)}."), None
