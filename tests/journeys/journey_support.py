@@ -17,7 +17,7 @@ from typing import Any
 
 from support.cluster import make_unique_name_factory, wait_for
 from support.kubectl import Kubectl
-from support.pki import DAY, NOW, Issued, Pki, cert_pem, key_pem, make_cert, new_pki
+from support.pki import DAY, NOW, Issued, Pki, new_pki
 
 API = "tenantry.dev/v1alpha1"
 PLATFORM_ADMIN = ("platform-admin@tenantry.example", "system:masters")
@@ -51,13 +51,13 @@ def reseller_region(region: str, domain: str, tls: Mapping[str, Any] | None = No
 
 
 def reseller_doc(name: str, regions: list[dict[str, Any]], *, licenses: int = 10,
-                 admins: list[dict[str, str]] | None = None) -> dict[str, Any]:
+                 admins: list[dict[str, str]] | None = None, **spec: Any) -> dict[str, Any]:
     return {"apiVersion": API, "kind": "Reseller", "metadata": {"name": name}, "spec": {
         "companyName": f"{name} Hosting", "email": f"billing@{name}.example", "licenses": licenses,
         "admins": admins if admins is not None else [{"kind": "User", "name": admin_of(name)},
                                                      {"kind": "Group", "name": f"{name}-admins"}],
         "branding": {"displayName": f"{name} Cloud", "primaryColor": "#0a7cff", "supportEmail": f"help@{name}.example"},
-        "regions": regions,
+        "regions": regions, **spec,
     }}
 
 
@@ -283,8 +283,17 @@ def stage_fixture(kubectl: Kubectl, tmp: Path) -> Iterator[Stage]:
     stage.cleanup()
 
 
+def metric_value(text: str, metric: str, /, **labels: str) -> float | None:
+    """The value of one sample of a Prometheus text exposition, by name and exact labels."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == metric and sample.labels == labels:
+                return float(sample.value)
+    return None
+
+
 def records(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
-
-__all__ = ["DAY", "NOW", "cert_pem", "key_pem", "make_cert"]

@@ -20,6 +20,7 @@ from journey_support import (
     condition_is,
     conditions,
     gone,
+    metric_value,
     owner_of,
     plan_doc,
     region_doc,
@@ -33,6 +34,7 @@ from journey_support import (
 
 from support.cluster import wait_for
 from support.kubectl import Kubectl
+from support.operator import OperatorProcess
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +151,7 @@ def test_a_host_the_platform_serves_from_another_namespace_cannot_be_taken(carel
     wait_condition(alice, "Ready", "True", None, "tenant", neighbour, "-n", f"reseller-{reseller}")
 
 
-def test_one_customer_more_than_the_licences_waits_for_a_licence(stage: Stage) -> None:
+def test_one_customer_more_than_the_licences_waits_for_a_licence(stage: Stage, operator: OperatorProcess) -> None:
     region = unique_name("full", max_length=30)
     reseller = unique_name("small", max_length=20)
     stage.apply_as_platform(region_doc(region, verification="None"))
@@ -168,9 +170,76 @@ def test_one_customer_more_than_the_licences_waits_for_a_licence(stage: Stage) -
     assert gone(stage.platform_admin, "namespace", f"{reseller}--{second}")
     licenses = alice.get_json("reseller", reseller)["status"]["licenses"]
     assert (licenses["used"], licenses["available"]) == (1, 0)
+    # The platform's dashboard counts the waiting customer.
+    refusals = metric_value(operator.metrics(), "tenantry_operator_tenants_refused", reason="LicenseLimitReached")
+    assert refusals is not None and refusals >= 1
 
     # The platform sells it one more licence: the waiting customer is admitted by itself.
     stage.platform_admin.run("patch", "reseller", reseller, "--type=merge", "-p", '{"spec":{"licenses":2}}')
     wait_condition(alice, "Ready", "True", None, "tenant", second, "-n", control, timeout=60)
     wait_for(lambda: alice.get_json("reseller", reseller)["status"]["licenses"]["used"] == 2, timeout=30,
              message="both licences used")
+
+
+def test_a_duplicate_email_and_an_inactive_reseller_are_told_apart(careless: dict[str, Any], stage: Stage) -> None:
+    reseller, region, alice = careless["reseller"], careless["region"], careless["alice"]
+    neighbour = careless["neighbour"]
+    taken = alice.jsonpath("{.spec.email}", "tenant", neighbour, "-n", f"reseller-{reseller}")
+    copycat = unique_name("copycat", max_length=40)
+    doc = tenant_doc(reseller, copycat, region, "web")
+    doc["spec"]["email"] = taken
+    refused(alice, doc, "DuplicateEmail", taken)
+
+
+def test_a_deactivated_reseller_signs_up_nobody_and_its_customers_keep_running(stage: Stage) -> None:
+    region = unique_name("closing", max_length=30)
+    reseller = unique_name("leaving", max_length=20)
+    stage.apply_as_platform(region_doc(region, verification="None"))
+    stage.apply_as_platform(reseller_doc(reseller, [reseller_region(region, f"{reseller}.example")], licenses=3))
+    stage.wait_control_namespace(reseller)
+    alice, control = stage.reseller_admin(reseller), f"reseller-{reseller}"
+    alice.apply(plan_doc(reseller, "web"))
+    customer = unique_name("loyal", max_length=40)
+    alice.apply(tenant_doc(reseller, customer, region, "web"))
+    wait_condition(alice, "Ready", "True", None, "tenant", customer, "-n", control)
+
+    # The platform stops selling through this reseller.
+    stage.platform_admin.run("patch", "reseller", reseller, "--type=merge", "-p", '{"spec":{"active":false}}')
+    late = unique_name("late", max_length=40)
+    obj = refused(alice, tenant_doc(reseller, late, region, "web"), "ResellerInactive", reseller)
+    assert obj is not None
+    customer_obj = alice.get_json("tenant", customer, "-n", control)
+    assert condition_is(customer_obj, "Ready", "True") and customer_obj["status"]["phase"] == "Active"
+    assert stage.platform_admin.run("get", "namespace", f"{reseller}--{customer}", check=False).returncode == 0
+
+
+def test_a_new_customer_never_inherits_a_retained_namespace(careless: dict[str, Any], stage: Stage) -> None:
+    """A customer leaves with `deletionPolicy: Retain` (its data stays for the platform to hand
+    over); the reseller later signs up someone else under the same name. The newcomer must not be
+    given the former customer's namespace, Secrets and all."""
+    reseller, region, alice = careless["reseller"], careless["region"], careless["alice"]
+    control = f"reseller-{reseller}"
+    name = unique_name("reused", max_length=40)
+    namespace = f"{reseller}--{name}"
+    alice.apply(tenant_doc(reseller, name, region, "web", deletionPolicy="Retain",
+                           owners=[{"kind": "User", "name": owner_of(name)}]))
+    wait_condition(alice, "Ready", "True", None, "tenant", name, "-n", control)
+    former = stage.owner(name)
+    wait_for(lambda: former.can_i("create", "secrets", "-n", namespace), timeout=30, message="the owner's access")
+    former.run("create", "secret", "generic", "customer-db", "--from-literal=password=former-customer",
+               "-n", namespace)
+    alice.run("delete", "tenant", name, "-n", control, "--timeout=60s")
+    stage.made.append(("Namespace", namespace))
+    assert stage.platform_admin.run("get", "namespace", namespace, check=False).returncode == 0
+
+    # Months later, a new customer under the same name.
+    newcomer = f"new-owner@{name}.example"
+    alice.apply(tenant_doc(reseller, name, region, "web", owners=[{"kind": "User", "name": newcomer}]))
+    wait_for(lambda: conditions(alice.get_json("tenant", name, "-n", control)).get("Ready"), timeout=45,
+             message="the new tenant to be decided")
+    stranger = stage.kubectl.as_user(newcomer)
+    readable = stranger.run("get", "secret", "customer-db", "-n", namespace, check=False)
+    assert readable.returncode != 0, (
+        f"the new owner of tenant {name} reads the former customer's Secret in the retained namespace "
+        f"{namespace}:\n{readable.stdout}")
+    assert not stranger.can_i("get", "secrets", "-n", namespace)

@@ -21,6 +21,7 @@ from journey_support import (
     buy_ca,
     buy_wildcard,
     condition_is,
+    metric_value,
     owner_of,
     parse_time,
     plan_doc,
@@ -35,7 +36,9 @@ from journey_support import (
     wait_object,
 )
 
+from support.cluster import wait_for
 from support.kubectl import Kubectl
+from support.operator import OperatorProcess
 
 
 def printed_columns(kubectl: Kubectl, *args: str) -> dict[str, str]:
@@ -61,7 +64,7 @@ def day_one(stage: Stage) -> dict[str, Any]:
     stage.apply_as_platform(region_doc(region, verification="None"))
     stage.apply_as_platform(
         reseller_doc(wild, [reseller_region(region, wild_domain, {"mode": "Secret", "secretName": "wildcard"})],
-                     licenses=LICENSES),
+                     licenses=LICENSES, platformDomain=f"panel.{wild_domain}"),
         reseller_doc(issuing, [reseller_region(region, ca_domain, {"mode": "Secret", "secretName": "issuing-ca"})],
                      licenses=LICENSES))
     for reseller in (wild, issuing):
@@ -124,7 +127,7 @@ def test_reseller_admins_can_run_their_own_business_and_nobody_elses(day_one: di
 
 
 def test_a_reseller_with_a_purchased_wildcard_chain_is_ready_and_counts_its_licences(
-        day_one: dict[str, Any], stage: Stage) -> None:
+        day_one: dict[str, Any], stage: Stage, operator: OperatorProcess) -> None:
     wild, region, domain = day_one["wild"], day_one["region"], day_one["wild_domain"]
     wildcard = day_one["wildcard"]
     platform = stage.platform_admin
@@ -136,6 +139,17 @@ def test_a_reseller_with_a_purchased_wildcard_chain_is_ready_and_counts_its_lice
     assert certificate["dnsNames"] == [f"*.{domain}"]
     licenses = reseller["status"]["licenses"]
     assert (licenses["total"], licenses["used"], licenses["available"]) == (LICENSES, 0, LICENSES)
+    # Its panel domain is covered by the wildcard: served with the purchased certificate too.
+    assert reseller["status"]["platformCertificate"]["dnsNames"] == [f"*.{domain}"]
+    panel = x509.load_pem_x509_certificates(secret_value(platform, f"reseller-{wild}", "tenantry-platform-tls",
+                                                         "tls.crt"))
+    assert panel[0] == wildcard.leaf.cert
+    # Before the certificate was supplied it said so, as a Warning the platform admin reads.
+    assert "SecretNotFound" in platform.describe("reseller", wild)
+    # The expiry the alerts watch is the purchased certificate's.
+    wait_for(lambda: metric_value(operator.metrics(), "tenantry_certificate_expiry_timestamp_seconds",
+                                  namespace=f"reseller-{wild}", name="wildcard", host=f"*.{domain}")
+             == wildcard.not_after.timestamp(), timeout=30, message="the wildcard's expiry metric")
 
     # The reseller signs up a tenant it runs itself (no owners): it gets the purchased certificate.
     alice = stage.reseller_admin(wild)
@@ -153,6 +167,13 @@ def test_a_reseller_with_a_purchased_wildcard_chain_is_ready_and_counts_its_lice
                 and o["status"]["licenses"]["available"] == LICENSES - 1, "reseller", wild,
                 message="the reseller's status to count the tenant's licence")
     assert alice.jsonpath("{.status.licenses.used}", "reseller", wild) == "1"
+    assert metric_value(operator.metrics(), "tenantry_tenant_ready", namespace=f"reseller-{wild}",
+                        reseller=wild, tenant=tenant) == 1
+    # The Region shows what it sold: both resellers' allotments, and the tenant.
+    region_obj = wait_object(platform, lambda o: (o.get("status") or {}).get("tenants", 0) >= 1, "region", region,
+                             message="the Region to count the tenant")
+    assert region_obj["status"]["resellers"] == 2
+    assert region_obj["status"]["allocated"]["cpu"] == "32"
     # `kubectl get reseller` shows it Ready, with its licences used and bought.
     assert printed_columns(platform, "reseller", wild) | {"AGE": ""} == {
         "NAME": wild, "COMPANY": f"{wild} Hosting", "USED": "1", "TOTAL": str(LICENSES), "TENANTS": "1",

@@ -97,6 +97,16 @@ def test_a_tenant_with_an_owner_and_a_custom_domain_is_routed_with_tls(market: d
     owner = stage.owner(tenant)
     assert owner.jsonpath("{.spec.hard.pods}", "resourcequota", "tenantry", "-n", namespace) == "10"
     assert ingress_hosts(owner, namespace) == hosts
+    # ... and the reseller's white label, for its own pages.
+    assert owner.jsonpath("{.data.displayName}", "configmap", "tenantry-branding", "-n", namespace) == f"{a} Cloud"
+    # The reseller reads the sign-up as a story: `kubectl get tenants`, `kubectl describe`.
+    listing = alice.run("get", "tenants", "-n", f"reseller-{a}").stdout
+    row = next(line for line in listing.splitlines() if line.startswith(tenant + " "))
+    assert "True" in row.split(), listing
+    described = alice.describe("tenant", tenant, "-n", f"reseller-{a}")
+    assert "Normal" in described.split("Events:")[-1], described
+    wait_object(alice, lambda o: (o.get("status") or {}).get("tenants", 0) >= 1, "plan", "shop", "-n", f"reseller-{a}",
+                message="the Plan to count its tenants")
 
 
 def test_a_custom_domain_is_routed_once_its_dns_proof_is_in_place(market: dict[str, Any], stage: Stage) -> None:

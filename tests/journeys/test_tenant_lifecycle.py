@@ -19,6 +19,7 @@ from journey_support import (
     condition_is,
     conditions,
     gone,
+    metric_value,
     owner_of,
     parse_time,
     plan_doc,
@@ -35,6 +36,7 @@ from journey_support import (
 )
 
 from support.cluster import wait_for
+from support.operator import OperatorProcess
 
 LICENSES = 6
 ALLOTMENT = {"cpu": "10", "memory": "40Gi", "storage": "100Gi", "pods": "200"}
@@ -104,6 +106,9 @@ def test_suspension_scales_a_real_deployment_to_zero_and_reactivation_restores_i
     wait_for(lambda: alice.run("get", "ingress", "tenantry", "-n", namespace, check=False).returncode != 0,
              timeout=30, message="the Ingress to be removed while suspended")
     assert quota(alice, namespace, "pods") == "0"
+    # The owner cannot start anything meanwhile: the quota refuses every new pod.
+    refused = owner.run("run", "sneaky", "--image=nginx", "--restart=Never", "-n", namespace, check=False)
+    assert refused.returncode != 0 and "exceeded quota" in refused.stderr, refused.stderr
     # The licence is kept while suspended.
     assert alice.jsonpath("{.status.licenses.used}", "reseller", reseller) == used_before
 
@@ -192,7 +197,7 @@ def test_retained_and_deleted_tenants_free_their_licences(shop: dict[str, Any], 
 
 
 def test_renewing_the_purchased_wildcard_rolls_to_the_reseller_and_its_tenants(
-        shop: dict[str, Any], stage: Stage) -> None:
+        shop: dict[str, Any], stage: Stage, operator: OperatorProcess) -> None:
     reseller, alice, domain = shop["reseller"], shop["alice"], shop["domain"]
     control = f"reseller-{reseller}"
     tenant, namespace = sign_up(shop, "studio")  # run by the reseller: it may carry the wildcard key
@@ -203,6 +208,16 @@ def test_renewing_the_purchased_wildcard_rolls_to_the_reseller_and_its_tenants(
     assert parse_time(reseller_obj["status"]["regions"][0]["certificate"]["notAfter"]) == current.not_after
     served = x509.load_pem_x509_certificates(secret_value(alice, namespace, f"tenantry-tls-{host}", "tls.crt"))
     assert served[0] == current.leaf.cert
+
+    # A hurried first try: the wrong certificate (another domain's). The reseller is told, and the
+    # tenants keep being served the last good one.
+    wrong = buy_wildcard(f"not-{domain}", stage.tmp / "wrong")
+    put_tls_secret(alice, control, "wildcard", wrong.fullchain_file, wrong.key_file)
+    reseller_obj = wait_condition(alice, "CertificateReady", "False", "HostNotCovered", "reseller", reseller)
+    assert domain in conditions(reseller_obj)["CertificateReady"]["message"]
+    assert x509.load_pem_x509_certificates(
+        secret_value(alice, namespace, f"tenantry-tls-{host}", "tls.crt"))[0] == current.leaf.cert
+    wait_event(stage.platform_admin, None, reseller, "HostNotCovered", "Warning")
 
     # Next year's certificate arrives; the admin replaces the Secret's data in place.
     renewed = current.renewed(days=365, directory=stage.tmp / "wildcard-2027")
@@ -220,3 +235,7 @@ def test_renewing_the_purchased_wildcard_rolls_to_the_reseller_and_its_tenants(
                                            for c in o["status"].get("certificates") or [] if c["host"] == host),
                       "tenant", tenant, "-n", control, message="the tenant's status to show the renewed notAfter")
     assert obj["status"]["hosts"] == [host]
+    # The expiry the alerts watch moved with it.
+    wait_for(lambda: metric_value(operator.metrics(), "tenantry_certificate_expiry_timestamp_seconds",
+                                  namespace=control, name="wildcard", host=f"*.{domain}")
+             == renewed.not_after.timestamp(), timeout=30, message="the wildcard's expiry metric to move")
