@@ -12,7 +12,9 @@ plane with the operator running under the chart's role:
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Mapping
+import contextlib
+import json
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -222,6 +224,70 @@ def test_tenant_owners_are_people_or_service_accounts_of_the_tenant_itself(
                      namespace)
     assert can_i("joe@bakery.example", [], "list", "secrets", namespace)
     platform.wait_event(control, tenant, "InvalidOwner", "Warning")
+
+
+@contextlib.contextmanager
+def tenant_crd_without_the_subject_rule(api: client.ApiClient, platform: Platform, reseller: str,
+                                        region: str) -> Iterator[None]:
+    """The Tenant CRD as an older Tenantry shipped it (no pattern on owner names), for objects stored
+    before the upgrade; restored afterwards. Each switch is waited for with a dry-run create."""
+    extensions = client.ApiextensionsV1Api(api)
+    path = "/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/owners/items/properties/name/pattern"
+    raw = extensions.read_custom_resource_definition("tenants.tenantry.dev", _preload_content=False)
+    pattern = json.loads(raw.data)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"][
+        "properties"]["owners"]["items"]["properties"]["name"].get("pattern")
+    if pattern is None:  # CRDs of a Tenantry without the rule: they are that older version already
+        yield
+        return
+
+    def accepted() -> bool:
+        body = {"apiVersion": "tenantry.dev/v1alpha1", "kind": "Tenant", "metadata": {"name": "probe"},
+                "spec": {"email": "probe@probe.example", "region": region, "plan": "small",
+                         "owners": [{"kind": "Group", "name": "system:authenticated"}]}}
+        try:
+            client.CustomObjectsApi(api).create_namespaced_custom_object(
+                "tenantry.dev", "v1alpha1", f"reseller-{reseller}", "tenants", body, dry_run="All")
+        except client.ApiException as error:
+            if error.status == 422:
+                return False
+            raise
+        return True
+
+    extensions.patch_custom_resource_definition("tenants.tenantry.dev", [{"op": "remove", "path": path}])
+    try:
+        wait_for(accepted, TIMEOUT, message="the Tenant CRD without the owner name rule")
+        yield
+    finally:
+        extensions.patch_custom_resource_definition("tenants.tenantry.dev",
+                                                    [{"op": "add", "path": path, "value": pattern}])
+        wait_for(lambda: not accepted(), TIMEOUT, message="the Tenant CRD with its owner name rule again")
+
+
+def test_system_owners_stored_before_the_crd_rule_are_refused_and_unbound_by_the_operator(
+        platform: Platform, api_client: client.ApiClient, can_i: Callable[..., bool]) -> None:
+    """A platform upgrading Tenantry may hold Tenants whose owners the new CRD would refuse: the
+    operator itself refuses them and takes the access away (the CRD rule alone would leave them)."""
+    region, reseller = platform.setup()
+    control = f"reseller-{reseller}"
+    person = {"kind": "User", "name": "joe@bakery.example"}
+    everyone = {"kind": "Group", "name": "system:authenticated"}
+    running = platform.tenant(reseller, region, owners=[person])
+    platform.wait_tenant(reseller, running, timeout=TIMEOUT)
+    namespace = f"{reseller}--{running}"
+    with tenant_crd_without_the_subject_rule(api_client, platform, reseller, region):
+        newcomer = platform.tenant(reseller, region, owners=[everyone])
+        platform.patch("Tenant", running, {"spec": {"owners": [person, everyone]}}, control)
+    obj = platform.wait_refused(reseller, newcomer, "InvalidOwner", TIMEOUT)
+    assert condition(obj, "Admitted")["message"].startswith(
+        "spec.owners[0]: Group system:authenticated is a Kubernetes system group (names starting with system: "
+        "stand for Kubernetes itself or for many users and workloads at once), and Tenantry never grants access "
+        "to one; name the person's own User or Group instead, or remove it from spec.owners.")
+    assert platform.namespace(f"{reseller}--{newcomer}") is None
+    obj = platform.wait_tenant(reseller, running, ready=False, reason="InvalidOwner", timeout=TIMEOUT)
+    assert condition(obj, "Admitted")["status"] == "True"
+    assert binding_subjects(api_client, "tenantry-owners", namespace) == {("User", "", person["name"])}
+    assert not can_i("someone@anywhere.example", ["system:authenticated"], "list", "secrets", namespace)
+    assert can_i(person["name"], [], "list", "secrets", namespace)
 
 
 def test_reseller_admins_are_never_system_subjects_or_foreign_service_accounts(
