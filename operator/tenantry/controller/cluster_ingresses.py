@@ -15,6 +15,7 @@ admitted by itself, and one whose new domain another Ingress took first is told.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -29,7 +30,7 @@ UNLABELLED, LABELLED = "unlabelled", "labelled"  # the index's sources
 
 def _key(obj: dict[str, Any]) -> IngressKey:
     meta = obj["metadata"]
-    return meta.get("namespace") or "", meta["name"]
+    return sys.intern(meta.get("namespace") or ""), meta["name"]  # many Ingresses share a namespace
 
 
 def observe_labelled(index: IngressHostIndex, event_type: str, obj: dict[str, Any]) -> set[str]:
