@@ -303,8 +303,9 @@ class AdmissionBook:
                 _add(allocated, other.region, other_quota)
         if licenses_used >= reseller.licenses:
             return Verdict(False, LICENSE_LIMIT_REACHED,
-                           f"Reseller {reseller.name} has used all of its {reseller.licenses} licences; "
-                           "the platform must raise spec.licenses, or another tenant must be deleted.")
+                           f"Reseller {reseller.name} has used all of its {reseller.licenses} licences; buy more "
+                           "(a LicenseOrder: kubectl tenantry buy N), ask the platform to raise spec.licenses, "
+                           "or delete another tenant.")
         quota = full_quota(plan.quota)
         shortfall = self._shortfall(reseller, allocated, claim.region, quota)
         if shortfall:

@@ -57,7 +57,7 @@ _KINDS: dict[str, tuple[str, str, bool]] = {
                                        False),
 }
 for _kind, _plural in PLURALS.items():
-    _KINDS[_kind] = (f"apis/{GROUP}/{VERSION}", _plural, _kind in ("Plan", "Tenant"))
+    _KINDS[_kind] = (f"apis/{GROUP}/{VERSION}", _plural, _kind in ("Plan", "Tenant", "LicenseOrder"))
 
 
 # Metadata-only reads (the apiserver's PartialObjectMetadata, meta.k8s.io/v1, served since 1.15): the

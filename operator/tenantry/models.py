@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any, Literal, NamedTuple, TypeAlias, overload
 
+import annotated_types
 from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, StrictBool, StrictInt, ValidationError
 from pydantic.alias_generators import to_camel
 from pydantic_core import core_schema
@@ -327,6 +328,14 @@ class Branding(SpecModel):
     support_email: Email | None = None
 
 
+class LicensePolicy(SpecModel):
+    """What the reseller may do with licences on its own (LicenseOrders)."""
+
+    # None: the operator's default (settings.licenseOrders.selfServiceLimit). Ge itself rather than
+    # Field(ge=...): a bound inside an Optional must stay visible to the CRD sync test.
+    self_service_limit: Annotated[StrictInt, annotated_types.Ge(0)] | None = None
+
+
 class ResellerRegion(SpecModel):
     name: RegionName
     domain: ResellerDomain
@@ -339,6 +348,7 @@ class ResellerSpec(SpecModel):
     email: Email
     active: StrictBool = True
     licenses: Count = 0
+    license_policy: LicensePolicy | None = None
     admins: tuple[Subject, ...] = ()
     platform_domain: Hostname | None = None
     branding: Branding | None = None
@@ -406,13 +416,27 @@ class TenantSpec(SpecModel):
     deletion_policy: DeletionPolicy = "Delete"
 
 
-AnySpec: TypeAlias = RegionSpec | ResellerSpec | PlanSpec | TenantSpec
+# --------------------------------------------------------------------------------------------------
+# LicenseOrder
+
+# An order larger than this is a typo, not a purchase (the CRD says the same).
+MAX_ORDER_QUANTITY = 100_000
+
+
+class LicenseOrderSpec(SpecModel):
+    """Licences a reseller buys for itself; decided once, never edited (tenantry.licensing)."""
+
+    quantity: Annotated[StrictInt, Field(ge=1, le=MAX_ORDER_QUANTITY)]
+
+
+AnySpec: TypeAlias = RegionSpec | ResellerSpec | PlanSpec | TenantSpec | LicenseOrderSpec
 
 SPEC_MODELS: dict[str, type[SpecModel]] = {
     naming.REGION: RegionSpec,
     naming.RESELLER: ResellerSpec,
     naming.PLAN: PlanSpec,
     naming.TENANT: TenantSpec,
+    naming.LICENSE_ORDER: LicenseOrderSpec,
 }
 
 
@@ -446,7 +470,8 @@ class SpecError(ValueError):
         super().__init__(text)
 
 
-_NAME_EXAMPLES = {naming.REGION: "eu-west", naming.RESELLER: "acme", naming.PLAN: "starter", naming.TENANT: "bakery"}
+_NAME_EXAMPLES = {naming.REGION: "eu-west", naming.RESELLER: "acme", naming.PLAN: "starter", naming.TENANT: "bakery",
+                  naming.LICENSE_ORDER: "december"}
 
 
 def _kind_of(kind: str) -> str:
@@ -513,6 +538,8 @@ def parse_spec(kind: Literal["Reseller", "resellers"], body: Mapping[str, Any]) 
 def parse_spec(kind: Literal["Plan", "plans"], body: Mapping[str, Any]) -> PlanSpec: ...
 @overload
 def parse_spec(kind: Literal["Tenant", "tenants"], body: Mapping[str, Any]) -> TenantSpec: ...
+@overload
+def parse_spec(kind: Literal["LicenseOrder", "licenseorders"], body: Mapping[str, Any]) -> LicenseOrderSpec: ...
 @overload
 def parse_spec(kind: str, body: Mapping[str, Any]) -> AnySpec: ...
 
@@ -647,6 +674,7 @@ _PROBLEM_CHECKS: dict[type[SpecModel], Callable[[Any], list[Problem]]] = {
     ResellerSpec: reseller_problems,
     PlanSpec: plan_problems,
     TenantSpec: tenant_problems,
+    LicenseOrderSpec: lambda spec: [],
 }
 
 

@@ -17,7 +17,10 @@ FINALIZER = "tenantry.dev/finalizer"
 
 # Kinds and their plural resource names.
 REGION, RESELLER, PLAN, TENANT = "Region", "Reseller", "Plan", "Tenant"
-PLURALS = {REGION: "regions", RESELLER: "resellers", PLAN: "plans", TENANT: "tenants"}
+LICENSE_ORDER = "LicenseOrder"
+PLURALS = {REGION: "regions", RESELLER: "resellers", PLAN: "plans", TENANT: "tenants", LICENSE_ORDER: "licenseorders"}
+# Kinds that live in a reseller's control namespace.
+NAMESPACED_KINDS = frozenset({PLAN, TENANT, LICENSE_ORDER})
 
 # Labels on everything the operator makes.
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
@@ -45,7 +48,7 @@ CLUSTERROLE_TENANT_OWNER = "tenantry-tenant-owner"
 
 NAME_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
 NAME_RE = re.compile(NAME_PATTERN)
-MAX_NAME_LENGTH = {REGION: 30, RESELLER: 20, TENANT: 40, PLAN: 63}
+MAX_NAME_LENGTH = {REGION: 30, RESELLER: 20, TENANT: 40, PLAN: 63, LICENSE_ORDER: 63}
 
 # The four resources a quota speaks of, and the ResourceQuota keys they map to.
 QUOTA_RESOURCES = ("cpu", "memory", "storage", "pods")

@@ -67,6 +67,50 @@ class SpoolVolumeSettings(_Model):
         return value
 
 
+class OrderTier(_Model):
+    """One volume tier of LicenseOrders: an order of at least `minQuantity` licences pays `unitPrice` each."""
+
+    min_quantity: int = Field(alias="minQuantity", ge=1)
+    unit_price: Decimal = Field(alias="unitPrice", ge=0)
+
+    @field_validator("unit_price", mode="before")
+    @classmethod
+    def _no_float(cls, value: object) -> object:
+        if isinstance(value, float):
+            raise ValueError(f"{value!r} is a float; write money as a quoted decimal string such as \"20.00\"")
+        return value
+
+
+class LicenseOrderSettings(_Model):
+    """Reseller self-service licence purchases (LicenseOrder, tenantry.licensing)."""
+
+    currency: str = Field("USD", pattern=r"^[A-Z]{3}$")
+    tiers: tuple[OrderTier, ...] = Field(
+        (
+            OrderTier(min_quantity=1, unit_price=Decimal("25.00")),
+            OrderTier(min_quantity=10, unit_price=Decimal("20.00")),
+            OrderTier(min_quantity=50, unit_price=Decimal("17.50")),
+            OrderTier(min_quantity=100, unit_price=Decimal("15.00")),
+        ),
+        description="one-time price per licence by the order's quantity, ordered by minQuantity from 1",
+    )
+    self_service_limit: int = Field(100, alias="selfServiceLimit", ge=0,
+                                    description="licences a reseller may buy per calendar month (UTC) unless its "
+                                    "spec.licensePolicy.selfServiceLimit says otherwise")
+    sink: str | None = Field(None, pattern=r"^(file:.+|https?://.+)$",
+                             description="where order and refund records go; default metering.sink")
+    retry_max_seconds: float = Field(60.0, alias="retryMaxSeconds", gt=0,
+                                     description="longest wait between two tries of a failing sink")
+
+    @field_validator("tiers")
+    @classmethod
+    def _tiers_start_at_one(cls, tiers: tuple[OrderTier, ...]) -> tuple[OrderTier, ...]:
+        mins = [t.min_quantity for t in tiers]
+        if not mins or mins[0] != 1 or mins != sorted(set(mins)):
+            raise ValueError("licenseOrders.tiers must start at minQuantity 1 and ascend, each tier once")
+        return tiers
+
+
 class MeteringSettings(_Model):
     image: str = "tenantry:0.1.0"
     sink: str = "file:/var/lib/tenantry/billing/records.jsonl"
@@ -105,6 +149,7 @@ class Settings(_Model):
     )
     metering: MeteringSettings = MeteringSettings()
     webhook: WebhookSettings = WebhookSettings()
+    license_orders: LicenseOrderSettings = Field(LicenseOrderSettings(), alias="licenseOrders")
     dns_resolver: str | None = Field(None, alias="dnsResolver",
                                      description="host:port of the resolver for domain TXT proofs")
     certificate_renew_before_days: int = Field(30, alias="certificateRenewBeforeDays", ge=1)

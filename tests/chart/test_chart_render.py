@@ -317,7 +317,7 @@ def test_install_manifest_is_the_chart_rendered_with_default_values() -> None:
     assert kinds[0] == "Namespace" and documents[0]["metadata"]["name"] == "tenantry-system"
     assert kinds.index("Deployment") > max(i for i, k in enumerate(kinds) if k == "CustomResourceDefinition")
     assert {d["metadata"]["name"] for d in documents if d["kind"] == "CustomResourceDefinition"} == {
-        f"{plural}.tenantry.dev" for plural in ("regions", "resellers", "plans", "tenants")}
+        f"{plural}.tenantry.dev" for plural in ("regions", "resellers", "plans", "tenants", "licenseorders")}
     for document in documents:
         if document["kind"] not in ("Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding",
                                     "ValidatingWebhookConfiguration"):

@@ -83,5 +83,6 @@ def test_crash_mid_rollout_converges_with_the_ledger_exact(platform: Platform, o
         has_namespace = platform.namespace(f"{reseller}--{name}") is not None
         assert has_namespace == (obj in admitted), f"{name}: namespace {has_namespace}, admitted {obj in admitted}"
     platform.wait_status("Reseller", reseller, None,
-                         lambda o: o["status"]["licenses"] == {"total": 5, "used": 5, "available": 0},
+                         lambda o: o["status"]["licenses"] == {"total": 5, "purchased": 0, "used": 5, "available": 0,
+                                                                "selfServiceLimit": 100, "purchasedThisMonth": 0},
                          "ledger exact after the crash")

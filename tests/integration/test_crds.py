@@ -114,7 +114,7 @@ def name_for(unique_name: Callable[..., str]) -> Callable[[str], str]:
 def test_every_crd_is_installed_and_established(control_plane: Any, api_client: client.ApiClient) -> None:
     extensions = client.ApiextensionsV1Api(api_client)
     files = sorted(CRDS_DIR.glob("*.yaml"))
-    assert len(files) == 4
+    assert len(files) == 5  # regions, resellers, plans, tenants, licenseorders
     for path in files:
         (crd,) = [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
         live = extensions.read_custom_resource_definition(crd["metadata"]["name"])

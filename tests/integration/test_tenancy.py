@@ -42,7 +42,8 @@ def test_reseller_gets_control_namespace_access_branding_and_seeded_plans(platfo
     wait_for(lambda: platform.get("Plan", "trial", f"reseller-{reseller}"), message="seeded plan trial")
     obj = platform.wait_status("Reseller", reseller, None, lambda o: "trial" in o["status"].get("seededPlans", []),
                                "seededPlans in status")
-    assert obj["status"]["licenses"] == {"total": 10, "used": 0, "available": 10}
+    assert obj["status"]["licenses"] == {"total": 10, "purchased": 0, "used": 0, "available": 10,
+                                         "selfServiceLimit": 100, "purchasedThisMonth": 0}
     assert obj["status"]["namespace"] == f"reseller-{reseller}"
     # ...and never recreated once the reseller deleted it.
     platform.delete("Plan", "trial", f"reseller-{reseller}")
@@ -125,7 +126,8 @@ def test_refused_tenant_has_no_namespace_and_is_admitted_once_licences_are_raise
     # Losing licences evicts nobody; the over-use is reported. Regaining them clears it.
     platform.patch("Reseller", reseller, {"spec": {"licenses": 0}})
     obj = platform.wait_condition("Reseller", reseller, None, "LicensesOverused", "True")
-    assert obj["status"]["licenses"] == {"total": 0, "used": 2, "available": 0}
+    assert obj["status"]["licenses"] == {"total": 0, "purchased": 0, "used": 2, "available": 0,
+                                         "selfServiceLimit": 100, "purchasedThisMonth": 0}
     for name in (first, second):
         assert condition(platform.tenant_obj(reseller, name), "Ready")["status"] == "True"  # type: ignore[index]
     third = platform.tenant(reseller, region)

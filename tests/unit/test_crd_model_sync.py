@@ -30,7 +30,7 @@ from tenantry.quantity import QUANTITY_PATTERN
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CRDS_DIR = REPO_ROOT / "crds"
-KINDS = (naming.REGION, naming.RESELLER, naming.PLAN, naming.TENANT)
+KINDS = (naming.REGION, naming.RESELLER, naming.PLAN, naming.TENANT, naming.LICENSE_ORDER)
 MISSING = object()
 
 
@@ -323,13 +323,16 @@ def walk(schema: Mapping[str, Any], path: str = "") -> Iterator[tuple[str, Mappi
         yield from walk(schema["additionalProperties"], f"{path}{{}}")
 
 
-SHORT_NAMES = {naming.REGION: "rgn", naming.RESELLER: "rsl", naming.PLAN: "pln", naming.TENANT: "tnt"}
-SCOPES = {naming.REGION: "Cluster", naming.RESELLER: "Cluster", naming.PLAN: "Namespaced", naming.TENANT: "Namespaced"}
+SHORT_NAMES = {naming.REGION: "rgn", naming.RESELLER: "rsl", naming.PLAN: "pln", naming.TENANT: "tnt",
+               naming.LICENSE_ORDER: "lo"}
+SCOPES = {naming.REGION: "Cluster", naming.RESELLER: "Cluster", naming.PLAN: "Namespaced", naming.TENANT: "Namespaced",
+          naming.LICENSE_ORDER: "Namespaced"}
 COLUMNS = {
     naming.REGION: ["CPU-Allocated", "CPU-Capacity", "Resellers", "Tenants", "Ready", "Age"],
     naming.RESELLER: ["Company", "Used", "Total", "Tenants", "Active", "Ready", "Age"],
     naming.PLAN: ["CPU", "Memory", "Tenants", "Age"],
     naming.TENANT: ["Region", "Plan", "Phase", "Namespace", "Ready", "Age"],
+    naming.LICENSE_ORDER: ["Quantity", "Tier", "Phase", "Amount", "Currency", "Age"],
 }
 
 
@@ -406,7 +409,8 @@ def test_status_fields_other_components_rely_on() -> None:
 
     assert {"allocated", "resellers", "tenants"} <= set(props(naming.REGION))
     assert {"namespace", "licenses", "tenants", "regions", "seededPlans"} <= set(props(naming.RESELLER))
-    assert set(props(naming.RESELLER, "licenses")) == {"total", "used", "available"}
+    assert set(props(naming.RESELLER, "licenses")) == {"total", "purchased", "used", "available", "selfServiceLimit",
+                                                       "purchasedThisMonth"}
     assert {"name", "allotment", "allocated", "certificate"} <= set(props(naming.RESELLER, "regions", "[]"))
     assert set(props(naming.RESELLER, "regions", "[]", "certificate")) == {"notAfter", "dnsNames", "issuer"}
     assert "tenants" in props(naming.PLAN)
@@ -417,6 +421,11 @@ def test_status_fields_other_components_rely_on() -> None:
     assert set(props(naming.TENANT, "admission", "quota")) == set(naming.QUOTA_RESOURCES)
     assert set(props(naming.TENANT, "domains", "[]")) == {"host", "verified", "token", "message"}
     assert set(props(naming.TENANT, "certificates", "[]")) == {"host", "notAfter", "issuer", "dnsNames"}
+    order = props(naming.LICENSE_ORDER)
+    assert {"phase", "quantity", "price", "fulfilledAt", "refundedAt", "billing"} <= set(order)
+    assert order["phase"]["enum"] == ["Pending", "Fulfilled", "Rejected", "Refunded"]
+    assert set(props(naming.LICENSE_ORDER, "price")) == {"currency", "tier", "unitPrice", "amount"}
+    assert set(props(naming.LICENSE_ORDER, "billing", "order")) == {"id", "sent", "sentAt"}
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tenantry.admission import AdmissionBook
 from tenantry.conditions import Condition, merge_conditions
@@ -22,7 +22,11 @@ from tenantry.controller.queue import WorkQueue
 from tenantry.controller.store import Store
 from tenantry.controller.supplied_secrets import SecretReferences
 from tenantry.kube import KubeClient
+from tenantry.licensing import OrderBook
 from tenantry.settings import Settings
+
+if TYPE_CHECKING:
+    from tenantry.controller.license_order import LicenseOutbox
 
 log = logging.getLogger("tenantry")
 
@@ -43,6 +47,10 @@ class Operator:
     secret_refs: SecretReferences = field(default_factory=SecretReferences)
     # Optional features found at start-up (cert-manager's Certificate, Prometheus Operator's ServiceMonitor).
     features: set[str] = field(default_factory=set)
+    # Decided LicenseOrders (purchased licences, the month's purchases) and the sender of their
+    # billing records (controller/license_order.py).
+    orders: OrderBook = field(default_factory=OrderBook)
+    outbox: LicenseOutbox | None = None
 
     def enqueue(self, keys: Iterable[Key], delay: float = 0.0) -> None:
         if self.queue is None:

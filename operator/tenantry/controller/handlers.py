@@ -21,7 +21,7 @@ from typing import Any
 import aiohttp
 import kopf
 
-from tenantry.controller import kopf_watch, metrics, tls, webhook
+from tenantry.controller import kopf_watch, license_order, metrics, tls, webhook
 from tenantry.controller.cluster_ingresses import ClusterIngresses, observe_labelled
 from tenantry.controller.context import Key, Operator
 from tenantry.controller.informer import Informer
@@ -43,6 +43,7 @@ from tenantry.naming import (
     FIELD_MANAGER,
     FINALIZER,
     GROUP,
+    LICENSE_ORDER,
     PLAN,
     REGION,
     RESELLER,
@@ -74,6 +75,7 @@ _RECONCILERS = {
     PLAN: lambda op, ns, name: reconcile_plan(op, ns, name),
     RESELLER: lambda op, ns, name: reconcile_reseller(op, name),
     REGION: lambda op, ns, name: reconcile_region(op, name),
+    LICENSE_ORDER: lambda op, ns, name: license_order.reconcile_license_order(op, ns, name),
 }
 
 
@@ -118,7 +120,10 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     op = Operator(client=client, settings=config)
     memo["operator"] = op
 
-    # Fill the picture before the first reconcile: admission needs every tenant's record.
+    # Fill the picture before the first reconcile: admission needs every tenant's record, and every
+    # reseller's licences bought with LicenseOrders (listed first, so that its terms include them).
+    for item in await _list_at_start(client, LICENSE_ORDER):
+        license_order.observe_order(op, "MODIFIED", item, enqueue=False)
     for kind in (REGION, RESELLER, PLAN, TENANT):
         for item in await _list_at_start(client, kind):
             _observe(op, kind, "MODIFIED", item, enqueue=False)
@@ -144,8 +149,12 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     op.queue = queue
     metrics.QUEUE_DEPTH.set_function(lambda: queue.depth)  # read at scrape time, never stale
     queue.start()
+    op.outbox = license_order.LicenseOutbox.from_settings(op)
+    op.outbox.start()  # sends what a previous run left unsent in the orders' statuses
+    memo["license_collector"] = license_order.register_collector(op)
     op.enqueue([(kind, obj["metadata"].get("namespace"), obj["metadata"]["name"])
                 for kind in (REGION, RESELLER, PLAN, TENANT) for obj in op.store.list(kind)])
+    op.enqueue(license_order.undecided_orders(op))
     memo["resync"] = asyncio.create_task(_resync_forever(op))
     memo["webhook"] = await webhook.start_webhook(op)  # answers from the picture loaded above
     log.info("Tenantry started: %d regions, %d resellers, %d plans, %d tenants in the picture.",
@@ -179,6 +188,10 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     await webhook.stop_webhook(memo.get("webhook"))
     if op.queue is not None:
         await op.queue.stop()
+    if op.outbox is not None:
+        await op.outbox.stop()
+    if "license_collector" in memo:
+        license_order.unregister_collector(memo["license_collector"])
     for informer in memo.get("informers", []):
         await informer.stop()
     if "secret_watch" in memo:
@@ -223,6 +236,7 @@ async def _resync_forever(op: Operator) -> None:
         await asyncio.sleep(op.settings.resync_seconds)
         op.enqueue([(kind, obj["metadata"].get("namespace"), obj["metadata"]["name"])
                     for kind in (REGION, RESELLER, PLAN, TENANT) for obj in op.store.list(kind)])
+        op.enqueue(license_order.undecided_orders(op))
 
 
 async def _reconcile(op: Operator, key: Hashable) -> None:
@@ -291,7 +305,7 @@ def _observe(op: Operator, kind: str, event_type: str | None, obj: dict[str, Any
         else:
             spec, _ = read_spec(RESELLER, obj)
             if spec is not None:
-                op.book.set_reseller(reseller_terms(obj, spec))
+                op.book.set_reseller(reseller_terms(obj, spec, purchased=op.orders.purchased(name)))
             op.secret_refs.replace((RESELLER, None, name), reseller_secret_refs(name, spec) if spec is not None else ())
         # Its tenants follow its spec; other resellers' tenants may gain or lose a domain it held.
         affected += [(TENANT, reseller_namespace(c.reseller), c.name) for c in op.book.all_tenants()]
@@ -398,6 +412,22 @@ def _make_event_handler(kind: str) -> Any:
 
 for _kind, _plural in ((REGION, "regions"), (RESELLER, "resellers"), (PLAN, "plans"), (TENANT, "tenants")):
     kopf.on.event(GROUP, VERSION, _plural, id=f"observe-{_plural}")(_make_event_handler(_kind))
+
+
+@kopf.on.event(GROUP, VERSION, "licenseorders", id="observe-licenseorders")
+async def observe_license_order(event: Any, memo: Any, **_: Any) -> None:
+    op: Operator | None = memo.get("operator")
+    if op is not None and event.get("object"):
+        license_order.observe_order(op, event.get("type"), event["object"])
+
+
+@kopf.on.delete(GROUP, VERSION, "licenseorders", id="refund-licenseorder")
+async def license_order_deleted(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Runs behind the finalizer: a fulfilled order is refunded, and goes once its records reached the sink."""
+    try:
+        await license_order.finalize_license_order(_operator(memo), body)
+    except license_order.RefundPending as pending:
+        raise kopf.TemporaryError(str(pending), delay=5) from pending
 
 
 @kopf.on.delete(GROUP, VERSION, "tenants", id="finalize-tenant")

@@ -11,6 +11,7 @@ from tenantry.builders.reseller import build_default_plan, build_reseller_childr
 from tenantry.conditions import Condition
 from tenantry.controller.apply import sync_children
 from tenantry.controller.context import Operator, publish_status
+from tenantry.controller.license_order import licence_fields
 from tenantry.controller.specs import INVALID_SPEC, read_spec, reseller_terms
 from tenantry.controller.tls import CERTIFICATE_READY, ResellerTls, reseller_tls
 from tenantry.kube import ApiError
@@ -29,7 +30,8 @@ async def reconcile_reseller(op: Operator, name: str) -> None:
     if spec is None:
         await publish_status(op, body, {}, [Condition("Ready", False, INVALID_SPEC, problem or "")])
         return
-    op.book.set_reseller(reseller_terms(body, spec))
+    purchased = op.orders.purchased(name)  # licences bought with LicenseOrders
+    op.book.set_reseller(reseller_terms(body, spec, purchased=purchased))
 
     # Only admins Tenantry may bind (tenantry.subjects); a bad one is reported below and never bound.
     admins = [s.model_dump(exclude_none=True) for s in allowed_subjects(spec.admins, reseller_namespace(name))]
@@ -56,8 +58,7 @@ async def reconcile_reseller(op: Operator, name: str) -> None:
     licenses_used, allocated = op.book.usage(name)
     fields: dict[str, Any] = {
         "namespace": reseller_namespace(name),
-        "licenses": {"total": spec.licenses, "used": licenses_used,
-                     "available": max(spec.licenses - licenses_used, 0)},
+        "licenses": licence_fields(op, name, spec, licenses_used),
         "tenants": len(op.book.tenants_of(name)),
         "regions": [
             {"name": region.name, "domain": region.domain,
@@ -82,17 +83,19 @@ async def reconcile_reseller(op: Operator, name: str) -> None:
         ready = Condition("Ready", False, INVALID_ADMIN, " ".join(admin_problems) + " That subject is not bound; "
                           "the reseller's other admins and its tenants are not affected.")
     conditions = [ready, tls.condition]
-    if licenses_used > spec.licenses:
+    total = fields["licenses"]["total"]
+    if licenses_used > total:
         conditions.append(Condition("LicensesOverused", True, "LicensesOverused",
-                                    f"{licenses_used} tenants hold licences but spec.licenses is {spec.licenses}; "
-                                    "existing tenants keep running, new ones are refused until licences are "
-                                    "raised or tenants deleted."))
+                                    f"{licenses_used} tenants hold licences but the reseller has {total} "
+                                    f"(spec.licenses {spec.licenses} + {total - spec.licenses} bought); existing "
+                                    "tenants keep running, new ones are refused until licences are raised or "
+                                    "bought, or tenants deleted."))
     else:
         conditions.append(Condition("LicensesOverused", False, "WithinLicenses",
-                                    f"{licenses_used} of {spec.licenses} licences are used."))
+                                    f"{licenses_used} of {total} licences are used."))
     await publish_status(op, body, fields, conditions)
     # From this status on, its domains are in service (or not): admission.domain_taken.
-    op.book.set_reseller(reseller_terms(body, spec, ready=serving))
+    op.book.set_reseller(reseller_terms(body, spec, ready=serving, purchased=purchased))
     if tls_failure is not None:
         raise tls_failure
 

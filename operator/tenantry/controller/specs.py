@@ -86,9 +86,11 @@ def tenant_claim(body: Mapping[str, Any], spec: TenantSpec) -> TenantClaim:
     )
 
 
-def reseller_terms(body: Mapping[str, Any], spec: ResellerSpec, *, ready: bool | None = None) -> ResellerTerms:
+def reseller_terms(body: Mapping[str, Any], spec: ResellerSpec, *, ready: bool | None = None,
+                   purchased: int = 0) -> ResellerTerms:
     """The reseller as admission sees it. `ready`: the Ready status just decided by its reconcile;
-    None reads it from the object's status (a watch event, a start-up listing)."""
+    None reads it from the object's status (a watch event, a start-up listing). `purchased`: licences
+    it bought with LicenseOrders (not refunded), added to the platform's grant `spec.licenses`."""
     meta = body["metadata"]
     domains = {r.name: r.domain for r in spec.regions}
     current = {*domains.values(), *((spec.platform_domain,) if spec.platform_domain else ())}
@@ -105,7 +107,7 @@ def reseller_terms(body: Mapping[str, Any], spec: ResellerSpec, *, ready: bool |
         created=meta.get("creationTimestamp", ""),
         email=spec.email,
         active=spec.active,
-        licenses=spec.licenses,
+        licenses=spec.licenses + purchased,
         allotments={r.name: r.allotment.as_decimals() for r in spec.regions},
         domains=domains,
         platform_domain=spec.platform_domain,
