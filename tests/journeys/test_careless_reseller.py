@@ -72,10 +72,22 @@ def refused(kubectl: Kubectl, doc: dict[str, Any], reason: str, names: str) -> d
     return obj
 
 
+SYSTEM_SUBJECTS = [
+    {"kind": "Group", "name": "system:authenticated"},  # every user and every ServiceAccount
+    {"kind": "Group", "name": "system:serviceaccounts"},  # every workload of the cluster
+    {"kind": "User", "name": "system:serviceaccount:kube-system:replicaset-controller"},  # an SA written as a User
+    {"kind": "User", "name": "system:kube-controller-manager"},
+]
+
+
 def test_an_owner_naming_every_authenticated_user_is_refused(careless: dict[str, Any], stage: Stage) -> None:
     reseller, region, alice = careless["reseller"], careless["region"], careless["alice"]
+    for subject in SYSTEM_SUBJECTS[1:]:
+        other = unique_name("system", max_length=40)
+        refused(alice, tenant_doc(reseller, other, region, "web", owners=[subject]), "InvalidOwner", subject["name"])
+        assert gone(stage.platform_admin, "namespace", f"{reseller}--{other}")
     tenant = unique_name("open-door", max_length=40)
-    doc = tenant_doc(reseller, tenant, region, "web", owners=[{"kind": "Group", "name": "system:authenticated"}])
+    doc = tenant_doc(reseller, tenant, region, "web", owners=[SYSTEM_SUBJECTS[0]])
     refused(alice, doc, "InvalidOwner", "system:authenticated")
     namespace = f"{reseller}--{tenant}"
     assert gone(stage.platform_admin, "namespace", namespace)
@@ -180,6 +192,13 @@ def test_one_customer_more_than_the_licences_waits_for_a_licence(stage: Stage, o
     wait_for(lambda: alice.get_json("reseller", reseller)["status"]["licenses"]["used"] == 2, timeout=30,
              message="both licences used")
 
+    # The platform takes a licence back: nobody is evicted, the over-use is reported.
+    stage.platform_admin.run("patch", "reseller", reseller, "--type=merge", "-p", '{"spec":{"licenses":1}}')
+    wait_condition(stage.platform_admin, "LicensesOverused", "True", None, "reseller", reseller)
+    for tenant in (first, second):
+        assert condition_is(alice.get_json("tenant", tenant, "-n", control), "Ready", "True")
+        assert stage.platform_admin.run("get", "namespace", f"{reseller}--{tenant}", check=False).returncode == 0
+
 
 def test_a_duplicate_email_and_an_inactive_reseller_are_told_apart(careless: dict[str, Any], stage: Stage) -> None:
     reseller, region, alice = careless["reseller"], careless["region"], careless["alice"]
@@ -243,3 +262,26 @@ def test_a_new_customer_never_inherits_a_retained_namespace(careless: dict[str, 
         f"the new owner of tenant {name} reads the former customer's Secret in the retained namespace "
         f"{namespace}:\n{readable.stdout}")
     assert not stranger.can_i("get", "secrets", "-n", namespace)
+
+
+def test_a_plan_inflated_beyond_the_allotment_changes_nobodys_quota(stage: Stage) -> None:
+    region = unique_name("tight", max_length=30)
+    reseller = unique_name("greedy", max_length=20)
+    stage.apply_as_platform(region_doc(region, verification="None"))
+    stage.apply_as_platform(reseller_doc(reseller, [reseller_region(
+        region, f"{reseller}.example", allotment={"cpu": "4", "memory": "8Gi", "storage": "10Gi", "pods": "40"})]))
+    stage.wait_control_namespace(reseller)
+    alice, control = stage.reseller_admin(reseller), f"reseller-{reseller}"
+    alice.apply(plan_doc(reseller, "web"))
+    customer = unique_name("customer", max_length=40)
+    alice.apply(tenant_doc(reseller, customer, region, "web"))
+    wait_condition(alice, "Ready", "True", None, "tenant", customer, "-n", control)
+    namespace = f"{reseller}--{customer}"
+
+    # The reseller edits its Plan to sell 100 cores it never bought.
+    alice.run("patch", "plan", "web", "-n", control, "--type=merge", "-p", '{"spec":{"quota":{"cpu":"100"}}}')
+    wait_condition(alice, "Ready", "False", "InsufficientCapacity", "tenant", customer, "-n", control)
+    assert alice.jsonpath("{.spec.hard.requests\\.cpu}", "resourcequota", "tenantry", "-n", namespace) == "1"
+    obj = alice.get_json("reseller", reseller)
+    allocated = obj["status"]["regions"][0]["allocated"]
+    assert allocated["cpu"] in ("1", 1), allocated

@@ -228,6 +228,9 @@ def test_the_meter_survives_a_replacement_and_the_bill_adds_up(metered: dict[str
     assert {t for t, _ in wholesale} == set(tenants.values())
     assert sum(wholesale.values()) == exact("wholesale")
     assert sum(retail.values()) == exact("retail")
+    # The daily wholesale summary per resource type adds up to the same.
+    daily = [Decimal(row["amount"]) for row in rows if row["section"] == "daily-wholesale"]
+    assert daily and sum(daily) == exact("wholesale")
     # Totals in cents, and the margin the reseller keeps.
     cents = Decimal("0.01")
     totals = {row["section"]: Decimal(row["amount"]) for row in rows

@@ -9,16 +9,19 @@ is refused everywhere else; another reseller sees none of it.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography import x509
 from journey_support import (
+    Purchase,
     Stage,
     buy_ca,
     condition_is,
     conditions,
     owner_of,
+    parse_time,
     plan_doc,
     put_tls_secret,
     region_doc,
@@ -34,6 +37,7 @@ from journey_support import (
 from support.cluster import wait_for
 from support.dns import TEST_DNS
 from support.kubectl import Kubectl
+from support.pki import new_pki
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +63,12 @@ def market(stage: Stage) -> dict[str, Any]:
     stage.reseller_admin(b).apply(tenant_doc(b, rival_tenant, trusted, "shop",
                                              owners=[{"kind": "User", "name": owner_of(rival_tenant)}]))
     return {"trusted": trusted, "proven": proven, "a": a, "b": b, "ca": ca, "rival_tenant": rival_tenant}
+
+
+def buy_host_certificate(host: str, directory: Path) -> Purchase:
+    """A certificate for one host, bought by the customer (leaf, intermediate, root, key)."""
+    pki = new_pki(f"Registrar of {host}")
+    return Purchase(host, pki, pki.leaf(host), directory).write()
 
 
 def ingress_hosts(kubectl: Kubectl, namespace: str) -> dict[str, str]:
@@ -149,6 +159,8 @@ def test_a_tenant_without_owners_is_run_by_the_reseller_alone(market: dict[str, 
     assert alice.can_i("get", "secrets", "-n", namespace)
     stranger = stage.kubectl.as_user(f"someone@{tenant}.example")
     assert not stranger.can_i("get", "pods", "-n", namespace)
+    colleague = stage.kubectl.as_user(f"bob@{a}.example", f"{a}-admins")  # in the reseller's admin group
+    assert colleague.can_i("create", "deployments.apps", "-n", namespace)
     bindings = alice.get_json("rolebindings", "-n", namespace)["items"]
     roles = {b["roleRef"]["name"] for b in bindings}
     assert "tenantry-tenant-owner" not in roles and "tenantry-reseller-support" in roles
@@ -183,6 +195,8 @@ def test_the_tenant_owner_works_in_its_namespace_and_is_refused_elsewhere(market
     joe.forbidden("get", "secrets", "-n", f"reseller-{a}")
     joe.forbidden("get", "pods", "-n", f"{b}--{market['rival_tenant']}")
     joe.forbidden("get", "namespaces")
+    joe.forbidden("delete", "namespace", namespace)
+    joe.forbidden("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=privileged", "--overwrite")
     joe.forbidden("get", "regions")
     joe.forbidden("create", "namespace", f"{tenant}-extra")
 
@@ -207,3 +221,66 @@ def test_resellers_never_see_each_others_tenants(market: dict[str, Any], stage: 
     obj = wait_object(rival, lambda o: (o.get("status") or {}).get("tenants") == 1, "reseller", b,
                       message="reseller b to count its one tenant")
     assert "Ready" in conditions(obj)
+
+
+def test_a_customer_brings_its_own_certificate_and_deploys_from_ci(market: dict[str, Any], stage: Stage) -> None:
+    """The production path for a custom domain: the customer bought a certificate for its own host,
+    puts it in its namespace, and deploys with a CI ServiceAccount of its namespace named as an owner."""
+    a, region = market["a"], market["trusted"]
+    alice = stage.reseller_admin(a)
+    tenant = unique_name("agency", max_length=40)
+    namespace = f"{a}--{tenant}"
+    custom = f"www.{unique_name('agency')}.example"
+    bought = buy_host_certificate(custom, stage.tmp / tenant)
+    alice.apply(tenant_doc(a, tenant, region, "shop",
+                           owners=[{"kind": "User", "name": owner_of(tenant)},
+                                   {"kind": "ServiceAccount", "name": "deployer", "namespace": namespace}],
+                           domains=[{"host": custom, "tls": {"mode": "Secret", "secretName": "www-tls"}}]))
+    obj = wait_condition(alice, "Ready", "True", None, "tenant", tenant, "-n", f"reseller-{a}")
+    joe = stage.owner(tenant)
+    wait_for(lambda: joe.can_i("create", "secrets", "-n", namespace), timeout=30, message="the owner's access")
+    # Until the Secret is there the host is said to wait for it.
+    assert condition_is(obj, "CertificateReady", "False", "SecretNotFound"), conditions(obj).get("CertificateReady")
+    put_tls_secret(joe, namespace, "www-tls", bought.fullchain_file, bought.key_file)
+    obj = wait_condition(alice, "CertificateReady", "True", None, "tenant", tenant, "-n", f"reseller-{a}")
+    entry = next(c for c in obj["status"]["certificates"] if c["host"] == custom)
+    assert parse_time(entry["notAfter"]) == bought.not_after
+    served = x509.load_pem_x509_certificates(secret_value(joe, namespace, f"tenantry-tls-{custom}", "tls.crt"))
+    assert served[0] == bought.leaf.cert
+    assert ingress_hosts(joe, namespace)[custom] == f"tenantry-tls-{custom}"
+    # The CI pipeline's ServiceAccount deploys, and can do nothing elsewhere.
+    joe.run("create", "serviceaccount", "deployer", "-n", namespace)
+    ci = stage.kubectl.as_user(f"system:serviceaccount:{namespace}:deployer", "system:serviceaccounts",
+                               f"system:serviceaccounts:{namespace}")
+    wait_for(lambda: ci.can_i("create", "deployments.apps", "-n", namespace), timeout=30,
+             message="the CI ServiceAccount's access")
+    ci.run("create", "deployment", "web", "--image=nginx", "-n", namespace)
+    ci.forbidden("get", "secrets", "-n", f"reseller-{a}")
+    ci.forbidden("get", "pods", "-n", f"{market['b']}--{market['rival_tenant']}")
+
+
+def test_the_platform_replaces_a_resellers_admin(market: dict[str, Any], stage: Stage) -> None:
+    """Staff turnover: the platform swaps the reseller's admin; the one who left loses every right at
+    once (control namespace and tenant namespaces), the newcomer gets them."""
+    region = market["trusted"]
+    reseller = unique_name("turnover", max_length=20)
+    stage.apply_as_platform(reseller_doc(reseller, [reseller_region(region, f"{reseller}.example")]))
+    stage.wait_control_namespace(reseller)
+    leaving, control = stage.reseller_admin(reseller), f"reseller-{reseller}"
+    leaving.apply(plan_doc(reseller, "shop"))
+    tenant = unique_name("client", max_length=40)
+    leaving.apply(tenant_doc(reseller, tenant, region, "shop"))
+    wait_condition(leaving, "Ready", "True", None, "tenant", tenant, "-n", control)
+    namespace = f"{reseller}--{tenant}"
+    assert leaving.can_i("get", "secrets", "-n", namespace)
+
+    successor = f"carol@{reseller}.example"
+    stage.platform_admin.run("patch", "reseller", reseller, "--type=merge", "-p",
+                             f'{{"spec":{{"admins":[{{"kind":"User","name":"{successor}"}}]}}}}')
+    carol = stage.kubectl.as_user(successor)
+    for where in (("create", "tenants.tenantry.dev", "-n", control), ("get", "secrets", "-n", namespace),
+                  ("get", f"resellers.tenantry.dev/{reseller}")):
+        wait_for(lambda w=where: carol.can_i(*w), timeout=30, message=f"{successor} may {' '.join(where)}")
+        wait_for(lambda w=where: not leaving.can_i(*w), timeout=30,
+                 message=f"the former admin no longer may {' '.join(where)}")
+    leaving.forbidden("get", "tenants", "-n", control)
