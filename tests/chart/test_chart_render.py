@@ -29,6 +29,7 @@ from chart_support import (
     render,
 )
 
+from tenantry.builders.billing import METER_BILLING_ROLE
 from tenantry.builders.reseller import build_reseller_children
 from tenantry.naming import CLUSTERROLE_RESELLER, CLUSTERROLE_RESELLER_SUPPORT, CLUSTERROLE_TENANT_OWNER
 from tenantry.settings import MeteringSettings, Settings
@@ -243,7 +244,8 @@ def test_chart_ships_exactly_the_role_files_the_tests_bind() -> None:
     operator_role = one(objects, "ClusterRole", "tenantry-operator")
     assert operator_role == yaml.safe_load(OPERATOR_ROLE_FILE.read_text())
     platform = [d for d in yaml.safe_load_all(PLATFORM_ROLES_FILE.read_text()) if d]
-    assert {r["metadata"]["name"] for r in platform} == PLATFORM_ROLE_NAMES
+    # Also the meters' role in control namespaces: the operator holds its permissions, so binds it without `bind`.
+    assert {r["metadata"]["name"] for r in platform} == PLATFORM_ROLE_NAMES | {METER_BILLING_ROLE}
     for role in platform:
         assert one(objects, "ClusterRole", role["metadata"]["name"]) == role
     binding = one(objects, "ClusterRoleBinding", "tenantry-operator")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from tenantry.builders.billing import build_meter_billing_binding
 from tenantry.builders.common import quota_strings
 from tenantry.builders.reseller import build_default_plan, build_reseller_children, reseller_branding
 from tenantry.conditions import Condition
@@ -36,6 +37,9 @@ async def reconcile_reseller(op: Operator, name: str) -> None:
     # Only admins Tenantry may bind (tenantry.subjects); a bad one is reported below and never bound.
     admins = [s.model_dump(exclude_none=True) for s in allowed_subjects(spec.admins, reseller_namespace(name))]
     children = build_reseller_children(body, admins, reseller_branding(spec))
+    metering = op.settings.metering
+    if metering.enabled:  # the meters publish its usage and daily bills there (metering/billing.py)
+        children.append(build_meter_billing_binding(name, metering.service_account, metering.namespace))
     if op.store.get("Namespace", reseller_namespace(name)) is None:
         # A new reseller: its namespace first, because its CA and certificates live in it.
         await sync_children(op.client, op.store, (RESELLER, None, name), children)

@@ -1,0 +1,204 @@
+"""What a reseller may read of its own billing, kept by each region's meter. Pure, apart from its file.
+
+The platform's statements (`tenantry bill`) are built from the billing records in the platform's sink,
+which resellers cannot read. So that a reseller sees what it owes with its own RBAC, each meter keeps
+a small ledger of the records it emits and publishes it as ConfigMaps in the reseller's control
+namespace (`reseller-<name>`, readable by its admins), with `publish` in `tenantry.metering.billing`:
+
+- `tenantry-usage-<region>`: month-to-date retail and wholesale amounts per tenant (the closed
+  windows of the calendar month, UTC), and the moment they run to; written at most once per
+  billing window per reseller.
+- `tenantry-bill-<yyyy-mm-dd>-<region>`: the day's wholesale charges by resource type (meter), the
+  daily summary of DESIGN.md §4, written once the day's last window has closed ("the next day"),
+  kept `RETENTION_DAYS` days.
+
+The amounts are sums of the records' amounts, exactly as `tenantry bill` sums them (records by the
+UTC day of `windowStart`; a daily line only where the wholesale amount is non-zero), so the two agree
+to the cent.
+
+The ledger lives in `<spool>/billing-ledger.json`, written (atomically) after the records are spooled
+and before the meter's checkpoint. It remembers the end of the last window it took in (`through`):
+windows close in order, so a window closed again after a crash (same records, same ids) is skipped.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from tenantry.metering.pricing import money_text
+from tenantry.metering.records import TYPE, parse_rfc3339, rfc3339
+from tenantry.metering.sinks import write_atomically
+
+VERSION = 1
+FILE = "billing-ledger.json"
+RETENTION_DAYS = 62
+
+
+def _month(day: datetime.date) -> str:
+    return day.strftime("%Y-%m")
+
+
+def _add(into: dict[str, str], currency: str, amount: Decimal) -> None:
+    into[currency] = money_text(Decimal(into.get(currency, "0")) + amount)
+
+
+class BillingLedger:
+    def __init__(self, region: str, path: Path | None = None):
+        self.region = region
+        self.path = path
+        self.through = 0  # end (epoch seconds) of the last window taken in
+        # reseller -> {"month": "2026-12", "tenants": {uid: {tenant, plan, retail: {cur: amt}, wholesale: {...}}}}
+        self.months: dict[str, dict[str, Any]] = {}
+        # reseller -> day -> "meter|unit|currency" -> [quantity, amount] (strings): days not yet published
+        self.days: dict[str, dict[str, dict[str, list[str]]]] = {}
+        # What is in the cluster: the usage document's digest, and the bill days, per reseller.
+        self.published_usage: dict[str, str] = {}
+        self.published_bills: dict[str, list[str]] = {}
+
+    # -- taking records in -----------------------------------------------------------------------
+
+    def absorb(self, records: Iterable[Mapping[str, Any]]) -> int:
+        """Take in the records of closed windows; those of windows already taken in are skipped.
+        Returns how many were taken."""
+        taken = 0
+        newest = self.through
+        for record in records:
+            if record.get("type") != TYPE:
+                continue
+            data = record["data"]
+            start = int(parse_rfc3339(data["windowStart"]).timestamp())
+            end = int(parse_rfc3339(data["windowEnd"]).timestamp())
+            if end <= self.through:
+                continue  # a window closed again after a crash: already counted
+            newest = max(newest, end)
+            taken += 1
+            reseller = data["reseller"]
+            day = datetime.datetime.fromtimestamp(start, tz=datetime.UTC).date()
+            month = self.months.get(reseller)
+            if month is None or month["month"] < _month(day):
+                month = self.months[reseller] = {"month": _month(day), "tenants": {}}
+            if month["month"] == _month(day):
+                tenant = month["tenants"].setdefault(data["tenantUID"], {
+                    "tenant": data["tenant"], "plan": data["plan"], "retail": {}, "wholesale": {}})
+                tenant["plan"] = data["plan"]
+                for side in ("retail", "wholesale"):
+                    _add(tenant[side], data[side]["currency"], Decimal(data[side]["amount"]))
+            wholesale = Decimal(data["wholesale"]["amount"])
+            if wholesale:
+                key = f"{data['meter']}|{data['unit']}|{data['wholesale']['currency']}"
+                line = self.days.setdefault(reseller, {}).setdefault(day.isoformat(), {}).setdefault(
+                    key, ["0", "0"])
+                line[0] = money_text(Decimal(line[0]) + Decimal(data["quantity"]))
+                line[1] = money_text(Decimal(line[1]) + wholesale)
+        self.through = newest
+        return taken
+
+    def advance(self, window_start: int) -> None:
+        """Every window before `window_start` is closed (the meter's open window starts there), even
+        where no record was made: usage then runs to there."""
+        self.through = max(self.through, int(window_start))
+
+    # -- what to publish -------------------------------------------------------------------------
+
+    def usage_document(self, reseller: str) -> dict[str, Any] | None:
+        month = self.months.get(reseller)
+        if month is None:
+            return None
+        return {"region": self.region, "reseller": reseller, "month": month["month"],
+                "through": rfc3339(self.through), "tenants": month["tenants"]}
+
+    def complete_days(self, reseller: str) -> list[str]:
+        """Days whose every window has closed, not yet published."""
+        today = datetime.datetime.fromtimestamp(self.through, tz=datetime.UTC).date() if self.through else None
+        return sorted(day for day in self.days.get(reseller, {})
+                      if today is not None and datetime.date.fromisoformat(day) < today)
+
+    def bill_document(self, reseller: str, day: str) -> dict[str, Any]:
+        lines = []
+        totals: dict[str, str] = {}
+        for key, (quantity, amount) in sorted(self.days[reseller][day].items()):
+            meter, unit, currency = key.split("|")
+            lines.append({"meter": meter, "unit": unit, "quantity": quantity, "currency": currency,
+                          "amount": amount})
+            _add(totals, currency, Decimal(amount))
+        return {"region": self.region, "reseller": reseller, "day": day, "lines": lines, "total": totals}
+
+    def resellers(self) -> list[str]:
+        return sorted(set(self.months) | set(self.days) | set(self.published_bills))
+
+    def expired_bills(self, reseller: str) -> list[str]:
+        """Published bill days older than the retention."""
+        if not self.through:
+            return []
+        today = datetime.datetime.fromtimestamp(self.through, tz=datetime.UTC).date()
+        oldest = today - datetime.timedelta(days=RETENTION_DAYS)
+        return [day for day in self.published_bills.get(reseller, []) if datetime.date.fromisoformat(day) < oldest]
+
+    # -- after publishing ------------------------------------------------------------------------
+
+    def usage_published(self, reseller: str, document: Mapping[str, Any]) -> None:
+        self.published_usage[reseller] = digest(document)
+
+    def usage_is_published(self, reseller: str, document: Mapping[str, Any]) -> bool:
+        return self.published_usage.get(reseller) == digest(document)
+
+    def bill_published(self, reseller: str, day: str) -> None:
+        self.days.get(reseller, {}).pop(day, None)
+        if not self.days.get(reseller):
+            self.days.pop(reseller, None)
+        days = self.published_bills.setdefault(reseller, [])
+        if day not in days:
+            days.append(day)
+            days.sort()
+
+    def bill_removed(self, reseller: str, day: str) -> None:
+        days = self.published_bills.get(reseller, [])
+        if day in days:
+            days.remove(day)
+        if not days:
+            self.published_bills.pop(reseller, None)
+
+    # -- persistence -----------------------------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": VERSION, "region": self.region, "through": self.through, "months": self.months,
+                "days": self.days, "publishedUsage": self.published_usage, "publishedBills": self.published_bills}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], path: Path | None = None) -> BillingLedger:
+        if data.get("version") != VERSION:
+            raise ValueError(f"billing ledger version {data.get('version')!r} is not {VERSION}")
+        ledger = cls(data["region"], path)
+        ledger.through = int(data["through"])
+        ledger.months = dict(data["months"])
+        ledger.days = dict(data["days"])
+        ledger.published_usage = dict(data.get("publishedUsage") or {})
+        ledger.published_bills = dict(data.get("publishedBills") or {})
+        return ledger
+
+    @classmethod
+    def load(cls, directory: Path, region: str) -> BillingLedger:
+        path = directory / FILE
+        if not path.exists():
+            return cls(region, path)
+        ledger = cls.from_json(json.loads(path.read_text()), path)
+        if ledger.region != region:
+            raise RuntimeError(f"{path} is the billing ledger of region {ledger.region!r}, not {region!r}: "
+                               "give each region's meter its own --spool")
+        return ledger
+
+    def save(self) -> None:
+        if self.path is not None:
+            write_atomically(self.path, json.dumps(self.to_json(), separators=(",", ":"), sort_keys=True).encode())
+
+
+def digest(document: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(document, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
