@@ -66,11 +66,12 @@ def operator_metric_names() -> set[str]:
     Prometheus sees: counters end in _total, histograms give _bucket, _sum and _count."""
     from prometheus_client.metrics import MetricWrapperBase
 
-    from tenantry.controller import metrics
+    from tenantry.controller import license_order, metrics
     from tenantry.webhook import server as webhook_server
 
-    names: set[str] = set()
-    for value in [*vars(metrics).values(), *vars(webhook_server).values()]:
+    # Families a collector builds at scrape time (licence self-service) are listed by their module.
+    names: set[str] = set(license_order.SCRAPE_TIME_METRICS)
+    for value in [*vars(metrics).values(), *vars(license_order).values(), *vars(webhook_server).values()]:
         if not isinstance(value, MetricWrapperBase):
             continue
         for family in value.describe():
