@@ -722,7 +722,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         log(f"starting a control plane in {cp.directory}")
         cp.start()
-        cp.install_crds(cluster.CRDS_DIR)
+        cp.install_platform(cluster.CRDS_DIR)  # CRDs and the platform ClusterRoles, as the chart
         results = asyncio.run(bench(args, cp, work))
     finally:
         if args.keep:

@@ -7,7 +7,7 @@ etcd from Debian's `etcd-server`. This module only *runs* them:
 
     cp = ControlPlane(Path(".dev"))
     cp.start()                      # idempotent; first start generates PKI, tokens, kubeconfigs
-    cp.install_crds(Path("crds"))   # server-side apply + wait for Established
+    cp.install_platform()           # what the chart installs besides the operator: CRDs + platform roles
     ...                             # KUBECONFIG=cp.kubeconfig
     cp.stop_component("apiserver"); cp.start_component("apiserver")   # fault tests
     cp.destroy()                    # stop by pid + remove the directory
@@ -51,6 +51,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+CRDS_DIR = REPO_ROOT / "crds"
+# The ClusterRoles the operator binds for reseller admins, their support staff and tenant owners
+# (DESIGN.md §3): the chart ships this very file, and the operator holds `bind` on them, not their rules.
+PLATFORM_ROLES_FILE = REPO_ROOT / "charts" / "tenantry" / "files" / "platform-clusterroles.yaml"
 BUILD_SCRIPT = REPO_ROOT / "hack" / "build-control-plane.sh"
 K8S_VERSION = "v1.20.2"
 
@@ -438,6 +442,10 @@ class ControlPlane:
         """Server-side applies every YAML in `crds_dir`, waits until each CRD is Established."""
         return install_crds(self.kubectl, self.kubeconfig, crds_dir, timeout)
 
+    def install_platform(self, crds_dir: Path | str = CRDS_DIR, timeout: float = 60.0) -> list[str]:
+        """The CRDs and the platform ClusterRoles (see `install_platform` below)."""
+        return install_platform(self.kubectl, self.kubeconfig, crds_dir, timeout=timeout)
+
     # ------------------------------------------------------------------ diagnostics
     def log_tail(self, component: str | None = None, lines: int = 30) -> str:
         parts = []
@@ -736,6 +744,22 @@ def install_crds(kubectl: Path | str, kubeconfig: Path | str, crds_dir: Path | s
     return names
 
 
+def install_platform(kubectl: Path | str, kubeconfig: Path | str, crds_dir: Path | str = CRDS_DIR, *,
+                     roles_file: Path | str = PLATFORM_ROLES_FILE, timeout: float = 60.0) -> list[str]:
+    """What the chart installs besides the operator's own Deployment and RBAC: the CRDs (waited for
+    until Established) and the platform ClusterRoles `tenantry-reseller`, `tenantry-reseller-support`
+    and `tenantry-tenant-owner`. Without those the operator's RoleBindings grant nothing.
+
+    Every way this project sets up a cluster calls this one function (`make dev-up` and `make demo`
+    through `up`, the test session, hack/bench), so none of them can forget a part. Server-side
+    applied, so it is idempotent and takes an edited role file into account. Returns what kubectl
+    applied (`customresourcedefinition.apiextensions.k8s.io/<name>`, `clusterrole.rbac.../<name>`)."""
+    names = install_crds(kubectl, kubeconfig, crds_dir, timeout)
+    out = run_kubectl(kubectl, kubeconfig, "apply", "--server-side", "--force-conflicts",
+                      "--field-manager=tenantry-dev", "-o", "name", "-f", str(roles_file)).stdout
+    return names + out.split()
+
+
 # ---------------------------------------------------------------------- CLI
 def _cli(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
@@ -745,6 +769,7 @@ def _cli(argv: list[str] | None = None) -> int:
                     "kube-controller-manager) on 127.0.0.1 for development and tests.",
         epilog="""commands:
   up      start (idempotent: returns at once when already up) and install the CRDs of --crds
+          and the platform ClusterRoles of the chart (what the operator binds for resellers)
   down    stop the processes AND REMOVE the directory (etcd data, PKI, tokens, logs),
           so that the next `up` starts from a clean, empty cluster
   stop    stop the processes but keep the data (the next `up` is a fast restart)
@@ -757,7 +782,7 @@ def _cli(argv: list[str] | None = None) -> int:
                         help="state directory (default: <repo>/.dev)")
     parser.add_argument("--cache-dir", default=None,
                         help="binary cache (default: $TENANTRY_CACHE or ~/.cache/tenantry)")
-    parser.add_argument("--crds", default=str(REPO_ROOT / "crds"),
+    parser.add_argument("--crds", default=str(CRDS_DIR),
                         help="CRD directory installed by `up` (default: <repo>/crds)")
     args = parser.parse_args(argv)
     cp = ControlPlane(Path(args.dir), args.cache_dir)
@@ -771,10 +796,10 @@ def _cli(argv: list[str] | None = None) -> int:
             print(f"control plane failed to start: {e}", file=sys.stderr)
             return 1
         try:
-            names = cp.install_crds(args.crds) if Path(args.crds).is_dir() else []
+            names = cp.install_platform(args.crds)
         except ControlPlaneError as e:
-            print(f"control plane is up at {cp.server}, but installing the CRDs of {args.crds} failed: {e}",
-                  file=sys.stderr)
+            print(f"control plane is up at {cp.server}, but installing the CRDs of {args.crds} and the platform "
+                  f"ClusterRoles failed: {e}", file=sys.stderr)
             return 1
         elapsed = time.monotonic() - t0
         if was_running:
@@ -783,7 +808,10 @@ def _cli(argv: list[str] | None = None) -> int:
             kind = "first start (PKI + fresh etcd)" if cp.timings.get("fresh") else "restart (existing data)"
             print(f"control plane up at {cp.server}: {kind}; etcd {cp.timings['etcd']:.1f}s, apiserver ready "
                   f"{cp.timings['apiserver']:.1f}s, controller-manager {cp.timings['total']:.1f}s")
-        print(f"installed {len(names)} CRD(s) from {args.crds}; {elapsed:.1f}s in all")
+        crds = [n for n in names if n.startswith("customresourcedefinition")]
+        roles = [n.rsplit("/", 1)[-1] for n in names if n.startswith("clusterrole")]
+        print(f"installed {len(crds)} CRD(s) from {args.crds} and ClusterRole(s) {', '.join(roles)}; "
+              f"{elapsed:.1f}s in all")
         print(f"kubeconfig: {cp.kubeconfig}")
         print(f"  export KUBECONFIG={cp.kubeconfig}")
         print(f"  export PATH={cp.bin_dir}:$PATH   # kubectl {K8S_VERSION}")

@@ -31,9 +31,9 @@ fi
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 stop  # a previous demo's processes
+# `up` installs what the chart installs besides the operator: the CRDs and the platform ClusterRoles.
 $VENV/python hack/controlplane.py up --dir $DEV >/dev/null
 export KUBECONFIG=$PWD/$DEV/kubeconfig
-kubectl apply -f charts/tenantry/files/platform-clusterroles.yaml >/dev/null
 
 mkdir -p $DEV/billing $DEV/statements
 cat > $DEV/demo-config.yaml <<EOF

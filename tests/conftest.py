@@ -60,7 +60,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """The session's cluster: a started `ControlPlane` (hack/controlplane.py) with the CRDs of crds/
-    installed, or an `ExistingCluster` when USE_EXISTING_CLUSTER=1.
+    and the platform ClusterRoles installed (`install_platform`, as `make dev-up`), or an
+    `ExistingCluster` when USE_EXISTING_CLUSTER=1 (the same installed there).
 
     Both have `.kubeconfig` and `.audit_log` (None for an existing cluster); only the local one has
     `stop_component`/`start_component`, `server`, `admin_token` - use `local_control_plane` for those."""
@@ -69,7 +70,7 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         if not kubeconfig or not Path(kubeconfig.split(os.pathsep)[0]).exists():
             pytest.fail("USE_EXISTING_CLUSTER=1 needs KUBECONFIG pointing at the cluster's kubeconfig")
         existing = cluster.ExistingCluster(kubeconfig=Path(kubeconfig.split(os.pathsep)[0]))
-        _install_crds_with_kubectl(existing.kubeconfig)
+        _install_platform_with_kubectl(existing.kubeconfig)
         yield existing
         return
 
@@ -78,7 +79,7 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     try:
         try:
             cp.start()
-            cp.install_crds(cluster.CRDS_DIR)
+            cp.install_platform(cluster.CRDS_DIR)  # the CRDs and the platform ClusterRoles, as `make dev-up`
         except Exception as e:  # every failure to start must fail, with the logs
             pytest.fail(f"the local control plane did not start: {e}\n\n{cp.log_tail()}", pytrace=False)
         yield cp
@@ -86,14 +87,15 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         cp.destroy()  # stops etcd/apiserver/controller-manager by pid, removes the tmp dir
 
 
-def _install_crds_with_kubectl(kubeconfig: Path) -> None:
-    """Existing cluster: apply crds/ with the cached kubectl v1.20 if built, else kubectl from PATH."""
+def _install_platform_with_kubectl(kubeconfig: Path) -> None:
+    """Existing cluster: apply crds/ and the platform ClusterRoles (hack/controlplane.py
+    install_platform) with the cached kubectl v1.20 if built, else kubectl from PATH."""
     controlplane = cluster.load_controlplane_module()
     cached = controlplane._default_cache_dir() / "bin" / "kubectl"
     kubectl = cached if cached.exists() else shutil.which("kubectl")
     if kubectl is None:
         pytest.fail("USE_EXISTING_CLUSTER=1: no kubectl to install crds/ (run `make control-plane`)")
-    controlplane.install_crds(kubectl, kubeconfig, cluster.CRDS_DIR)
+    controlplane.install_platform(kubectl, kubeconfig, cluster.CRDS_DIR)
 
 
 @pytest.fixture(scope="session")

@@ -5,27 +5,34 @@ dicts: builders produce manifests as dicts and this module sends them. It knows 
 resource kinds the operator touches, speaks server-side apply under the field manager `tenantry`,
 reuses one connection pool, and turns HTTP failures into `ApiError` with the status and the
 apiserver's message, so that callers can tell "not found" from "conflict" from "try again".
+
+Like client-go's transport, every request asks its credential source for the current credentials
+(tenantry.credentials.ClusterLogin re-reads rotated token files and re-runs exec plugins), answers
+a 401 with one fresh login and a retry, and retries 429 and 5xx answers a bounded number of times,
+after the server's Retry-After or an exponential back-off with jitter.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import builtins
 import datetime
+import email.utils
 import json
 import logging
+import random
 import ssl
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote, urlencode
 
 import aiohttp
 
 from tenantry import __version__
 from tenantry.naming import FIELD_MANAGER, GROUP, PLURALS, VERSION
+from tenantry.watch_health import WatchHealth
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +134,8 @@ def object_path(obj: Mapping[str, Any], subresource: str = "") -> str:
 
 @dataclass(frozen=True)
 class Credentials:
-    """Where the apiserver is and how to prove who we are. Built from kopf's ConnectionInfo."""
+    """Where the apiserver is and how to prove who we are, at one moment (a token may rotate: see
+    CredentialSource). Fixed credentials (tests, benchmarks) are their own source."""
 
     server: str
     token: str | None = None
@@ -138,22 +146,20 @@ class Credentials:
     key_path: str | None = None
     insecure: bool = False
 
-    @classmethod
-    def from_connection_info(cls, info: Any) -> Credentials:
-        ca_data = info.ca_data
-        if isinstance(ca_data, str):
-            # kubeconfig carries CA data base64-encoded; kopf passes it through as given.
-            ca_data = base64.b64decode(ca_data) if not ca_data.startswith("-----") else ca_data.encode()
-        return cls(
-            server=info.server.rstrip("/"),
-            token=info.token,
-            scheme=info.scheme,
-            ca_path=str(info.ca_path) if info.ca_path else None,
-            ca_data=ca_data,
-            cert_path=str(info.certificate_path) if info.certificate_path else None,
-            key_path=str(info.private_key_path) if info.private_key_path else None,
-            insecure=bool(info.insecure),
-        )
+    @property
+    def authorization(self) -> str | None:
+        return f"{self.scheme or 'Bearer'} {self.token}" if self.token else None
+
+    @property
+    def transport(self) -> tuple[Any, ...]:
+        """What the connection pool is built from (a change needs a new pool); the token is not."""
+        return (self.server, self.ca_path, self.ca_data, self.cert_path, self.key_path, self.insecure)
+
+    async def current(self) -> Credentials:
+        return self
+
+    async def rejected(self, credentials: Credentials) -> Credentials:
+        return self  # nothing to refresh: a 401 stays a 401
 
     def ssl_context(self) -> ssl.SSLContext | bool:
         if self.insecure:
@@ -166,27 +172,75 @@ class Credentials:
         return context
 
 
-def load_credentials() -> Credentials:
-    """Credentials the way kubectl finds them: in-cluster service account, else $KUBECONFIG."""
-    import kopf
+class CredentialSource(Protocol):
+    """Where KubeClient gets its credentials: `current()` before each request (cheap; may re-read a
+    rotated token), `rejected(credentials)` after a 401 with them (a fresh login, once for many
+    concurrent 401s). `Credentials` (fixed) and tenantry.credentials.ClusterLogin implement it."""
 
-    settings = kopf.OperatorSettings()
-    info = kopf.login_via_client(logger=log, settings=settings)
-    if info is None:  # pragma: no cover - login_via_client raises when it cannot log in
-        raise RuntimeError("no Kubernetes credentials found (in-cluster or $KUBECONFIG)")
-    return Credentials.from_connection_info(info)
+    async def current(self) -> Credentials: ...
+
+    async def rejected(self, credentials: Credentials) -> Credentials: ...
+
+
+# Answers worth another try: the apiserver is overloaded (429, its max-in-flight limit; 503) or a
+# hop failed (500, 502, 504). 501 and other 5xx are not going to change.
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+RETRY_BASE = 0.2       # s, first back-off without Retry-After
+RETRY_CAP = 5.0        # s, longest back-off without Retry-After
+RETRY_AFTER_CAP = 10.0  # s, the longest Retry-After honoured: a reconcile worker waits no longer
+
+
+def retry_delay(attempt: int, retry_after: str | None, rand: Callable[[], float] = random.random) -> float:
+    """Seconds to wait before retry `attempt + 1` (attempt 0 is the first retry).
+
+    The server's Retry-After (delta-seconds or an HTTP date) when given, capped at RETRY_AFTER_CAP,
+    plus up to 25% jitter; otherwise exponential back-off from RETRY_BASE, capped at RETRY_CAP, with
+    "equal jitter" (half fixed, half random), so that clients failed by one outage do not all come
+    back in the same instant."""
+    backoff = min(RETRY_CAP, RETRY_BASE * 2 ** attempt)
+    after = _parse_retry_after(retry_after)
+    if after is not None:
+        after = min(after, RETRY_AFTER_CAP)
+        return after + after * 0.25 * rand()
+    return backoff / 2 + backoff / 2 * rand()
+
+
+def _parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
+    return max(0.0, (when - datetime.datetime.now(datetime.UTC)).total_seconds())
 
 
 class KubeClient:
-    """Async access to the apiserver with one pooled connection set. Create once, close at exit."""
+    """Async access to the apiserver with one pooled connection set. Create once, close at exit.
 
-    def __init__(self, credentials: Credentials, *, max_connections: int = 32, timeout: float = 30.0,
-                 impersonate: str | None = None):
-        self.credentials = credentials
+    `credentials`: fixed `Credentials`, or a `CredentialSource` that keeps them fresh (the operator
+    and the meter use tenantry.credentials.ClusterLogin). `max_attempts`: tries of one request while
+    the server answers 429/5xx (a 401 is retried once more, after a fresh login)."""
+
+    def __init__(self, credentials: Credentials | CredentialSource, *, max_connections: int = 32,
+                 timeout: float = 30.0, impersonate: str | None = None, max_attempts: int = 4):
+        self._source: CredentialSource = credentials
+        self.credentials: Credentials | None = credentials if isinstance(credentials, Credentials) else None
         self._max_connections = max_connections
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
+        self._session_transport: tuple[Any, ...] | None = None
         self._impersonate = impersonate
+        self.max_attempts = max(1, max_attempts)
+        # Retries and fresh logins, by cause (`429`, `503`, `401`...), for tests and benchmarks.
+        self.retries: dict[str, int] = {}
         # Counted per verb so that benchmarks and tests can see what a reconcile cost; the operator
         # also hooks `on_request` to export the counts as a metric.
         self.requests: dict[str, int] = {}
@@ -197,16 +251,61 @@ class KubeClient:
         if self.on_request is not None:
             self.on_request(verb)
 
-    async def _get_session(self) -> aiohttp.ClientSession:
+    async def _get_session(self, credentials: Credentials) -> aiohttp.ClientSession:
+        """The pool for these credentials' server and TLS identity. The token is sent per request
+        (it rotates); a new CA or client certificate (an exec plugin may hand out certificates)
+        needs a new pool, and the old one is closed: its requests fail and are retried by their callers."""
+        if self._session is not None and not self._session.closed and self._session_transport != credentials.transport:
+            log.info("The API server's address or TLS identity changed after a login; reconnecting.")
+            old, self._session = self._session, None
+            await old.close()
         if self._session is None or self._session.closed:
             headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
-            if self.credentials.token:
-                headers["Authorization"] = f"{self.credentials.scheme or 'Bearer'} {self.credentials.token}"
             if self._impersonate:
                 headers["Impersonate-User"] = self._impersonate
-            connector = aiohttp.TCPConnector(limit=self._max_connections, ssl=self.credentials.ssl_context())
+            connector = aiohttp.TCPConnector(limit=self._max_connections, ssl=credentials.ssl_context())
             self._session = aiohttp.ClientSession(connector=connector, headers=headers, timeout=self._timeout)
+            self._session_transport = credentials.transport
         return self._session
+
+    async def _send(self, verb: str, method: str, path: str, *, params: Mapping[str, str] | None = None,
+                    data: str | None = None, headers: Mapping[str, str] | None = None,
+                    timeout: aiohttp.ClientTimeout | None = None) -> aiohttp.ClientResponse:
+        """One request, as many times as it takes within the limits: a 401 once more after a fresh
+        login; 429/5xx up to `max_attempts` in all, after `retry_delay`. Returns the last response,
+        unread: the caller reads it and releases it."""
+        credentials = await self._source.current()
+        logged_in_again = False
+        attempt = 0
+        while True:
+            self.credentials = credentials
+            session = await self._get_session(credentials)
+            url = credentials.server + path + (f"?{urlencode(params)}" if params else "")
+            request_headers = dict(headers or {})
+            if credentials.authorization:
+                request_headers["Authorization"] = credentials.authorization
+            self._count(verb)
+            response = await session.request(method, url, data=data, headers=request_headers,
+                                             timeout=timeout or self._timeout)
+            if response.status == 401 and not logged_in_again:
+                logged_in_again = True
+                fresh = await self._source.rejected(credentials)
+                if fresh.authorization != credentials.authorization or fresh.transport != credentials.transport:
+                    response.release()
+                    self.retries["401"] = self.retries.get("401", 0) + 1
+                    log.info("The API server refused the credentials (401) for %s %s; logged in again and "
+                             "retrying.", verb, path)
+                    credentials = fresh
+                    continue
+            if response.status in RETRY_STATUSES and attempt + 1 < self.max_attempts:
+                delay = retry_delay(attempt, response.headers.get("Retry-After"))
+                response.release()
+                attempt += 1
+                self.retries[str(response.status)] = self.retries.get(str(response.status), 0) + 1
+                log.debug("%s %s answered %d; retry %d in %.2fs.", verb, path, response.status, attempt, delay)
+                await asyncio.sleep(delay)
+                continue
+            return response
 
     async def close(self) -> None:
         if self._session is not None:
@@ -223,14 +322,12 @@ class KubeClient:
         content_type: str = "application/json",
         accept: str | None = None,
     ) -> dict[str, Any]:
-        session = await self._get_session()
-        url = self.credentials.server + path + (f"?{urlencode(params)}" if params else "")
         data = json.dumps(body) if body is not None else None
         headers = {"Content-Type": content_type} if data is not None else {}
         if accept:
             headers["Accept"] = accept
-        self._count(method)
-        async with session.request(method, url, data=data, headers=headers) as response:
+        response = await self._send(method, method, path, params=params, data=data, headers=headers)
+        async with response:
             text = await response.text()
             if response.status >= 400:
                 try:
@@ -279,23 +376,26 @@ class KubeClient:
             page["continue"] = meta["continue"]
 
     async def watch(self, kind: str, *, resource_version: str, label_selector: str | None = None,
-                    timeout_seconds: int = 300, metadata_only: bool = False
-                    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+                    timeout_seconds: int = 300, metadata_only: bool = False,
+                    on_open: Callable[[], None] | None = None) -> AsyncIterator[tuple[str, dict[str, Any]]]:
         """Watch events (type, object) from a resourceVersion until the server ends the stream.
         Raises ApiError(410) when the version is too old: the caller lists again.
-        `metadata_only`: objects are PartialObjectMetadata (metadata, no data or spec)."""
-        session = await self._get_session()
+        `metadata_only`: objects are PartialObjectMetadata (metadata, no data or spec).
+        `on_open`: called once the server has accepted the watch."""
         params = {"watch": "1", "resourceVersion": resource_version, "allowWatchBookmarks": "true",
                   "timeoutSeconds": str(timeout_seconds)}
         if label_selector:
             params["labelSelector"] = label_selector
-        url = self.credentials.server + resource_path(kind) + "?" + urlencode(params)
-        self._count("WATCH")
+        url = resource_path(kind) + "?" + urlencode(params)
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=timeout_seconds + 30)
         headers = {"Accept": METADATA_ACCEPT} if metadata_only else None
-        async with session.get(url, timeout=timeout, headers=headers) as response:
+        response = await self._send("WATCH", "GET", resource_path(kind), params=params, headers=headers,
+                                    timeout=timeout)
+        async with response:
             if response.status >= 400:
                 raise ApiError(response.status, response.reason or "", await response.text(), "WATCH", url)
+            if on_open is not None:
+                on_open()  # the server accepted the watch (a quiet kind may send no event for minutes)
             async for line in response.content:
                 if not line.strip():
                     continue
@@ -392,39 +492,58 @@ async def list_then_watch(
     label_selector: str | None = None,
     on_synced: Callable[[], None] | None = None,
     metadata_only: bool = False,
+    health: WatchHealth | None = None,
 ) -> None:
     """Keep a picture of one kind current, forever: list (`on_list` gets every item), then watch from
     the list's resourceVersion (`on_event` gets ADDED/MODIFIED/DELETED). When the watch expires (410)
     or the connection is lost, list again, with back-off while the apiserver is unreachable. The
     operator's informers and the meter's reflectors both run on this loop. `metadata_only`: items
-    and objects are identity, version and labels only (see KubeClient.list_with_version)."""
+    and objects are identity, version and labels only (see KubeClient.list_with_version).
+
+    An object a callback fails on is that object's problem, not the loop's (`health`, see
+    tenantry.watch_health): each event is isolated (logged once per version, counted, skipped) and
+    the watch goes on; `on_list` isolates each item itself (`WatchHealth.each`). Relisting would
+    meet the same object again, every back-off, forever. Failures of the list or watch themselves
+    are counted in `health` until a watch works again."""
+    health = health if health is not None else WatchHealth(kind)
     delay = 0.5
+
+    def working() -> None:  # the watch was accepted, or delivered, or ran its course
+        nonlocal delay
+        health.working()
+        delay = 0.5
+
     while True:
         try:
             items, version = await client.list_with_version(kind, label_selector, metadata_only=metadata_only)
-            on_list(items)
+            try:
+                on_list(items)
+            except Exception as error:  # the callback should have isolated its items; never relist for it
+                health.skipped({"metadata": {"name": f"(list of {len(items)})"}}, error)
             if on_synced is not None:
                 on_synced()
-            delay = 0.5
             while True:
                 async for event_type, obj in client.watch(kind, resource_version=version,
                                                           label_selector=label_selector,
-                                                          metadata_only=metadata_only):
+                                                          metadata_only=metadata_only, on_open=working):
                     version = obj.get("metadata", {}).get("resourceVersion", version)
                     if event_type != "BOOKMARK":
-                        on_event(event_type, obj)
+                        health.isolate(on_event, obj, event_type, obj)
+                working()  # the server ended the watch after timeoutSeconds
         except asyncio.CancelledError:
             raise
         except ApiError as error:
             if error.status == 410:
                 continue  # the version is too old: list again at once
+            health.failed(error)
             log.warning("Watch of %s failed, listing again in %.1fs: %s", kind, delay, error)
         except (TimeoutError, aiohttp.ClientError, ConnectionError, ValueError) as error:
+            health.failed(error)
             log.warning("Watch of %s lost its connection, listing again in %.1fs: %s", kind, delay, error)
-        except Exception:
-            # An object a callback could not handle must not end this picture for good (the task
-            # would die unnoticed while the rest of the process keeps serving a frozen view).
-            log.exception("Watch of %s failed on an object it could not handle; listing again in %.1fs",
-                          kind, delay)
+        except Exception as error:
+            # Not an object's fault (those are isolated above): still, the picture must not end for
+            # good (the task would die unnoticed while the rest of the process serves a frozen view).
+            health.failed(error)
+            log.exception("Watch of %s failed unexpectedly; listing again in %.1fs", kind, delay)
         await asyncio.sleep(delay)
         delay = min(delay * 2, 30)

@@ -91,7 +91,8 @@ class Kubectl:
     def can_i(self, verb: str, resource: str, *args: str) -> bool:
         """`kubectl auth can-i VERB RESOURCE [-n NS] ...`: True on "yes", False on "no"."""
         result = self.run("auth", "can-i", verb, resource, *args, check=False)
-        answer = result.stdout.strip().splitlines()[0] if result.stdout.strip() else ""
+        # "yes", "no", or "no - RBAC: clusterrole ... not found" (an evaluation error said after the answer)
+        answer = result.stdout.strip().splitlines()[0].split(" - ", 1)[0] if result.stdout.strip() else ""
         if answer not in ("yes", "no"):
             raise KubectlError(f"`kubectl auth can-i {verb} {resource} {' '.join(args)}` as {self.who}: "
                                f"{result.stdout}{result.stderr}")

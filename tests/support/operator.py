@@ -28,7 +28,6 @@ REPO = Path(__file__).resolve().parents[2]
 OPERATOR_NAMESPACE = "tenantry-system"
 OPERATOR_ACCOUNT = "tenantry"
 OPERATOR_USER = f"system:serviceaccount:{OPERATOR_NAMESPACE}:{OPERATOR_ACCOUNT}"
-PLATFORM_ROLES = REPO / "charts" / "tenantry" / "files" / "platform-clusterroles.yaml"
 OPERATOR_ROLE = REPO / "charts" / "tenantry" / "files" / "operator-clusterrole.yaml"
 
 # Operator configuration used by the tests: one platform default plan to prove seeding.
@@ -94,7 +93,7 @@ def operator_kubeconfig(api: client.ApiClient, admin_kubeconfig: str, directory:
     except client.ApiException as error:
         if error.status != 409:
             raise
-    _apply_yaml(api, PLATFORM_ROLES)
+    # The platform ClusterRoles it binds come with the cluster (conftest: install_platform), as on dev-up.
     # The admission webhook's registration, empty, as the chart makes it (templates/webhook.yaml): the
     # operator fills it in, and its role may not create one.
     try:

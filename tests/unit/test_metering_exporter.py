@@ -33,7 +33,7 @@ METRIC_NAMES = {
     "tenantry_tenant_memory_byte_seconds", "tenantry_tenant_storage_byte_seconds", "tenantry_tenant_license_seconds",
     "tenantry_charge", "tenantry_reseller_licenses", "tenantry_reseller_allotment", "tenantry_reseller_allocated",
     "tenantry_region_capacity", "tenantry_region_allocated", "tenantry_billing_records",
-    "tenantry_billing_spool_records",
+    "tenantry_billing_spool_records", "tenantry_watch_callback_errors", "tenantry_watch_consecutive_failures",
 }
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from tenantry.admission import AdmissionBook
 from tenantry.conditions import Condition, merge_conditions
 from tenantry.controller.apply import write_status
+from tenantry.controller.platform_roles import PLATFORM_ROLES
 from tenantry.controller.queue import WorkQueue
 from tenantry.controller.store import Store
 from tenantry.controller.supplied_secrets import SecretReferences
@@ -47,6 +48,8 @@ class Operator:
     secret_refs: SecretReferences = field(default_factory=SecretReferences)
     # Optional features found at start-up (cert-manager's Certificate, Prometheus Operator's ServiceMonitor).
     features: set[str] = field(default_factory=set)
+    # Which platform ClusterRoles exist (controller/platform_roles.py); all until the watch says otherwise.
+    platform_roles: set[str] = field(default_factory=lambda: set(PLATFORM_ROLES))
     # Decided LicenseOrders (purchased licences, the month's purchases) and the sender of their
     # billing records (controller/license_order.py).
     orders: OrderBook = field(default_factory=OrderBook)

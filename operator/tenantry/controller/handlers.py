@@ -21,11 +21,13 @@ from typing import Any
 import aiohttp
 import kopf
 
+from tenantry import watch_health
 from tenantry.controller import kopf_watch, license_order, metrics, tls, webhook
 from tenantry.controller.cluster_ingresses import ClusterIngresses, observe_labelled
 from tenantry.controller.context import Key, Operator
 from tenantry.controller.informer import Informer
 from tenantry.controller.plan import reconcile_plan
+from tenantry.controller.platform_roles import PlatformRoles
 from tenantry.controller.queue import WorkQueue
 from tenantry.controller.region import reconcile_region
 from tenantry.controller.reseller import reconcile_reseller
@@ -38,7 +40,8 @@ from tenantry.controller.supplied_secrets import (
     tenant_secret_refs,
 )
 from tenantry.controller.tenant import finalize_tenant, reconcile_tenant
-from tenantry.kube import ApiError, KubeClient, load_credentials
+from tenantry.credentials import ClusterLogin
+from tenantry.kube import ApiError, KubeClient
 from tenantry.naming import (
     FIELD_MANAGER,
     FINALIZER,
@@ -57,6 +60,9 @@ from tenantry.settings import load_settings
 log = logging.getLogger("tenantry")
 
 kopf_watch.install()  # a failed watch restarts itself instead of stopping the operator (see kopf_watch)
+
+# One source of credentials for kopf's watches and the operator's own client (tenantry.credentials).
+LOGIN = ClusterLogin()
 
 # Children watched by label (see informer.py). Secrets: the operator's own CA and TLS Secrets only
 # (the label selector keeps every other Secret of the cluster out of its memory; the Secrets users
@@ -115,7 +121,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     # Every informer's watch holds a connection for good (12 of the former 32), and a reconcile
     # applies a tenant's children at once (8 or 9 requests): with too few connections the workers
     # queue for one, not for the apiserver.
-    client = KubeClient(load_credentials(), max_connections=config.workers * 8 + len(CHILD_KINDS) + 4)
+    client = KubeClient(LOGIN, max_connections=config.workers * 8 + len(CHILD_KINDS) + 4)
     client.on_request = metrics.count_request
     op = Operator(client=client, settings=config)
     memo["operator"] = op
@@ -135,6 +141,12 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     secrets = SecretVersions(client, functools.partial(_secret_changed, op))
     secrets.start()
     memo["secret_watch"] = secrets
+    # Which platform ClusterRoles exist: a binding to a missing one is reported (platform_roles.py).
+    roles = PlatformRoles(client, functools.partial(_platform_role_changed, op))
+    roles.start()
+    memo["roles_watch"] = roles
+    metrics.WATCHES.source = lambda: _watch_health(memo)
+    await asyncio.wait_for(roles.synced.wait(), timeout=120)
     # Every other Ingress of the cluster, as hosts: in sync before the first admission decision.
     ingresses = ClusterIngresses(client, op.book.ingresses, functools.partial(_ingress_hosts_changed, op))
     ingresses.start()
@@ -196,6 +208,8 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
         await informer.stop()
     if "secret_watch" in memo:
         await memo["secret_watch"].stop()
+    if "roles_watch" in memo:
+        await memo["roles_watch"].stop()
     if "ingress_watch" in memo:
         await memo["ingress_watch"].stop()
     await tls.stop_watches()
@@ -219,8 +233,38 @@ def _exit_if_shutdown_hangs() -> None:
 
 
 @kopf.on.login()
-def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-    return kopf.login_via_client(**kwargs)
+def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo | None:
+    """Kopf asks at start-up and after any 401 of its own: a fresh login from the source KubeClient
+    uses too (tenantry.credentials), so both always hold the latest credentials."""
+    return LOGIN.connection_info(settings)
+
+
+@kopf.on.probe(id="watches")
+def watches_probe(memo: kopf.Memo, **_: Any) -> str:
+    """/healthz fails (HTTP 500) while a watch of the operator's keeps failing: a process that runs
+    but no longer sees the cluster is restarted by its liveness probe (tenantry.watch_health)."""
+    problems = watch_health.problems(_watch_health(memo))
+    if problems:
+        raise kopf.PermanentError("; ".join(problems))  # permanent: kopf must not retry a probe for a minute
+    return "ok"
+
+
+def _watch_health(memo: Any) -> list[watch_health.WatchHealth]:
+    loops = [*memo.get("informers", []), *(memo[k] for k in ("secret_watch", "roles_watch", "ingress_watch")
+                                          if k in memo)]
+    return [loop.health for loop in loops if isinstance(getattr(loop, "health", None), watch_health.WatchHealth)]
+
+
+def _platform_role_changed(op: Operator, role: str, exists: bool) -> None:
+    """A platform ClusterRole appeared or went: its gauge, and every Reseller and Tenant looked at again
+    (their RolesBound condition follows)."""
+    op.platform_roles = op.platform_roles | {role} if exists else op.platform_roles - {role}
+    metrics.MISSING_CLUSTERROLE.labels(clusterrole=role).set(0 if exists else 1)
+    if not exists:
+        log.warning("ClusterRole %s does not exist: bindings to it grant nothing. Install the chart's platform "
+                    "roles (charts/tenantry/files/platform-clusterroles.yaml).", role)
+    op.enqueue([(kind, obj["metadata"].get("namespace"), obj["metadata"]["name"])
+                for kind in (RESELLER, TENANT) for obj in op.store.list(kind)])
 
 
 @kopf.on.probe(id="queueDepth")

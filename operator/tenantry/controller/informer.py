@@ -5,7 +5,8 @@ selector (`app.kubernetes.io/managed-by=tenantry`), so the operator never stream
 every Secret or ConfigMap of the cluster. (Other Secrets are watched as metadata only, names and
 versions, to notice supplied TLS certificates: supplied_secrets.py.) Each change lands in the Store
 and wakes the owning Tenant or Reseller: that is how a deleted or edited child comes back within
-seconds.
+seconds. An object its callbacks fail on is skipped and counted, never a reason to list the kind
+again (tenantry.watch_health).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from tenantry.controller.store import Store
 from tenantry.kube import KubeClient, list_then_watch
 from tenantry.naming import LABEL_MANAGED_BY, MANAGED_BY
+from tenantry.watch_health import WatchHealth
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,7 @@ class Informer:
         self.on_change = on_change
         self.label_selector = label_selector
         self.synced = asyncio.Event()
+        self.health = WatchHealth(kind)
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -43,17 +46,20 @@ class Informer:
 
     def _relisted(self, items: list[dict[str, Any]]) -> None:
         seen = set()
-        for item in items:
+
+        def put(item: dict[str, Any]) -> None:
             meta = item["metadata"]
-            seen.add((meta.get("namespace"), meta["name"]))
+            seen.add((meta.get("namespace"), meta["name"]))  # first: a failure below keeps it, not deletes it
             if self.store.put(self.kind, item):
                 self.on_change("MODIFIED", item)
+
+        self.health.each(items, put)
         # Whatever vanished while we were not watching is gone now.
         for old in list(self.store.list(self.kind)):
             meta = old["metadata"]
             if (meta.get("namespace"), meta["name"]) not in seen:
                 self.store.delete(self.kind, meta["name"], meta.get("namespace"))
-                self.on_change("DELETED", old)
+                self.health.isolate(self.on_change, old, "DELETED", old)
 
     def _event(self, event_type: str, obj: dict[str, Any]) -> None:
         meta = obj["metadata"]
@@ -65,4 +71,4 @@ class Informer:
 
     async def _run(self) -> None:
         await list_then_watch(self.client, self.kind, on_list=self._relisted, on_event=self._event,
-                              label_selector=self.label_selector, on_synced=self.synced.set)
+                              label_selector=self.label_selector, on_synced=self.synced.set, health=self.health)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from tenantry import watch_health
 
 RECONCILES = Counter("tenantry_operator_reconciles_total", "Reconciles by kind and result", ["kind", "result"])
 RECONCILE_SECONDS = Histogram(
@@ -28,6 +32,38 @@ CERTIFICATE_EXPIRY = Gauge("tenantry_certificate_expiry_timestamp_seconds",
                            ["namespace", "name", "host"])
 TENANT_READY = Gauge("tenantry_tenant_ready", "1 when the Tenant's Ready condition is True, else 0",
                      ["namespace", "reseller", "tenant"])
+
+MISSING_CLUSTERROLE = Gauge("tenantry_missing_clusterrole",
+                            "1 while a platform ClusterRole the operator binds does not exist (its bindings grant "
+                            "nothing), else 0", ["clusterrole"])
+
+
+class _WatchCollector(Collector):
+    """tenantry_watch_* of the operator's list-and-watch loops, read at scrape time (`source`)."""
+
+    def __init__(self) -> None:
+        self.source: Callable[[], Iterable[watch_health.WatchHealth]] = lambda: ()
+
+    def collect(self) -> Iterator[Metric]:
+        errors, failures = watch_health.metric_rows(self.source())
+        counter = CounterMetricFamily(watch_health.CALLBACK_ERRORS_METRIC.removesuffix("_total"),
+                                      "Objects a watch's callback failed on (each skipped, the watch kept), by kind",
+                                      labels=["kind"])
+        gauge = GaugeMetricFamily(watch_health.CONSECUTIVE_FAILURES_METRIC,
+                                  "Consecutive failures of the kind's watch, its requests included (0: it works)",
+                                  labels=["kind"])
+        for kind in sorted(errors):
+            counter.add_metric([kind], errors[kind])
+            gauge.add_metric([kind], failures[kind])
+        yield counter
+        yield gauge
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+
+WATCHES = _WatchCollector()
+REGISTRY.register(WATCHES)
 
 _READ_VERBS = frozenset({"GET", "WATCH"})
 

@@ -13,6 +13,7 @@ from tenantry.conditions import Condition
 from tenantry.controller.apply import sync_children
 from tenantry.controller.context import Operator, publish_status
 from tenantry.controller.license_order import licence_fields
+from tenantry.controller.platform_roles import bound_platform_roles, roles_bound_condition
 from tenantry.controller.specs import INVALID_SPEC, read_spec, reseller_terms
 from tenantry.controller.tls import CERTIFICATE_READY, ResellerTls, reseller_tls
 from tenantry.kube import ApiError
@@ -86,7 +87,8 @@ async def reconcile_reseller(op: Operator, name: str) -> None:
     if serving and admin_problems:
         ready = Condition("Ready", False, INVALID_ADMIN, " ".join(admin_problems) + " That subject is not bound; "
                           "the reseller's other admins and its tenants are not affected.")
-    conditions = [ready, tls.condition]
+    # A binding to a platform ClusterRole that does not exist grants nothing: say so (platform_roles.py).
+    conditions = [ready, tls.condition, roles_bound_condition(bound_platform_roles(children), op.platform_roles)]
     total = fields["licenses"]["total"]
     if licenses_used > total:
         conditions.append(Condition("LicensesOverused", True, "LicensesOverused",

@@ -38,6 +38,7 @@ from tenantry.naming import (
     reseller_namespace,
     tenant_namespace,
 )
+from tenantry.watch_health import WatchHealth
 
 if TYPE_CHECKING:  # the Operator holds a SecretReferences: a runtime import would be circular
     from tenantry.controller.context import Operator
@@ -136,6 +137,7 @@ class SecretVersions:
         self.on_change = on_change
         self.versions: dict[SecretKey, str] = {}
         self.synced = asyncio.Event()
+        self.health = WatchHealth("Secret")
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -152,16 +154,25 @@ class SecretVersions:
         return sys.intern(meta.get("namespace") or ""), meta["name"]
 
     def _relisted(self, items: list[dict[str, Any]]) -> None:
-        fresh = {self._key(item["metadata"]): item["metadata"].get("resourceVersion", "")
-                 for item in items if not _is_ours(item["metadata"])}
+        fresh: dict[SecretKey, str] = {}
+
+        def keep(item: dict[str, Any]) -> None:
+            meta = item["metadata"]
+            if not _is_ours(meta):
+                fresh[self._key(meta)] = meta.get("resourceVersion", "")
+
+        self.health.each(items, keep)
         old, self.versions = self.versions, fresh
         if not self.synced.is_set():
             return  # the first list: every Tenant and Reseller is reconciled at start-up anyway
         for key, version in fresh.items():
             if old.get(key) != version:
-                self.on_change("ADDED" if key not in old else "MODIFIED", *key)
+                self._changed("ADDED" if key not in old else "MODIFIED", key)
         for key in old.keys() - fresh.keys():
-            self.on_change("DELETED", *key)
+            self._changed("DELETED", key)
+
+    def _changed(self, event_type: str, key: SecretKey) -> None:
+        self.health.isolate(self.on_change, {"metadata": {"namespace": key[0], "name": key[1]}}, event_type, *key)
 
     def _event(self, event_type: str, obj: dict[str, Any]) -> None:
         meta = obj["metadata"]
@@ -181,4 +192,4 @@ class SecretVersions:
 
     async def _run(self) -> None:
         await list_then_watch(self.client, "Secret", on_list=self._relisted, on_event=self._event,
-                              on_synced=self.synced.set, metadata_only=True)
+                              on_synced=self.synced.set, metadata_only=True, health=self.health)

@@ -21,6 +21,7 @@ from tenantry.conditions import Condition, now_rfc3339
 from tenantry.controller import tenant_routes
 from tenantry.controller.apply import sync_children
 from tenantry.controller.context import Operator, publish_status
+from tenantry.controller.platform_roles import bound_platform_roles, roles_bound_condition
 from tenantry.controller.specs import INVALID_SPEC, read_spec, record_from_status, record_to_status, tenant_claim
 from tenantry.controller.tls import CERTIFICATE_READY, tenant_tls
 from tenantry.guardrails import denied_storage_classes
@@ -252,6 +253,8 @@ async def _provision(op: Operator, body: Mapping[str, Any], spec: TenantSpec, re
         provisioned,
         certificate_ready,
         *([tls.domains_condition] if tls is not None and tls.domains_condition is not None else []),
+        # Owners and support staff have access only if the ClusterRoles they are bound to exist.
+        roles_bound_condition(bound_platform_roles(children), op.platform_roles),
         ready,
     ])
     if failure is not None:

@@ -36,7 +36,8 @@ def default_spool(region: str) -> str:
 
 
 def _meter(args: argparse.Namespace) -> int:
-    from tenantry.kube import KubeClient, load_credentials
+    from tenantry.credentials import ClusterLogin
+    from tenantry.kube import KubeClient
     from tenantry.metering.meter import Meter, MeterConfig
     from tenantry.metering.sinks import parse_sink
     from tenantry.settings import load_settings
@@ -54,7 +55,7 @@ def _meter(args: argparse.Namespace) -> int:
     sink = parse_sink(args.sink or metering.sink)
 
     async def main() -> None:
-        meter = Meter(config, KubeClient(load_credentials()), sink)
+        meter = Meter(config, KubeClient(ClusterLogin()), sink)  # credentials kept fresh (rotated tokens)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -26,6 +26,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from tenantry.metering.integrator import RESOURCES
+from tenantry.watch_health import CALLBACK_ERRORS_METRIC, CONSECUTIVE_FAILURES_METRIC, WatchHealth, metric_rows
 
 if TYPE_CHECKING:
     from tenantry.metering.integrator import Account, Integrator, TenantState
@@ -162,12 +163,14 @@ class MeteringCollector(Collector):
     (hack/bench_meter.py): the meter's /metrics uses it."""
 
     def __init__(self, region: str, integrator: Integrator, sampler: Sampler, stats: DeliveryStats,
-                 spool_size: Callable[[], int] | None = None):
+                 spool_size: Callable[[], int] | None = None,
+                 watches: Callable[[], Iterable[WatchHealth]] | None = None):
         self.region = region
         self.integrator = integrator
         self.sampler = sampler
         self.stats = stats
         self.spool_size = spool_size or (lambda: 0)
+        self.watches = watches or (lambda: ())
         self._text_cache: dict[str, _TenantText] = {}
         self._platform_text: tuple[object, bytes] | None = None
 
@@ -230,7 +233,7 @@ class MeteringCollector(Collector):
         if self._platform_text is None or self._platform_text[0] != platform:
             self._platform_text = (platform, _family_text(self._platform()))
         body.append(self._platform_text[1])
-        body.append(_family_text(self._delivery()))
+        body.append(_family_text(self._delivery() + self._watches()))
         return b"".join(body)
 
     def families(self) -> list[Family]:
@@ -262,7 +265,16 @@ class MeteringCollector(Collector):
         return families + self._other_families()
 
     def _other_families(self) -> list[Family]:
-        return [*self._platform(), *self._delivery()]
+        return [*self._platform(), *self._delivery(), *self._watches()]
+
+    def _watches(self) -> list[Family]:
+        errors, failures = metric_rows(self.watches())
+        return [(CALLBACK_ERRORS_METRIC.removesuffix("_total"), "counter",
+                 "Objects a watch's callback failed on (each skipped, the watch kept), by kind", ["kind"],
+                 [((kind,), float(count)) for kind, count in sorted(errors.items())]),
+                (CONSECUTIVE_FAILURES_METRIC, "gauge",
+                 "Consecutive failures of the kind's watch, its requests included (0: it works)", ["kind"],
+                 [((kind,), float(count)) for kind, count in sorted(failures.items())])]
 
     def _delivery(self) -> list[Family]:
         region = self.region

@@ -23,12 +23,13 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from tenantry import watch_health
 from tenantry.kube import KubeClient
 from tenantry.metering.billing import BillingPublisher
 from tenantry.metering.exporter import DeliveryStats, MeteringCollector
 from tenantry.metering.integrator import Integrator, TenantState
 from tenantry.metering.ledger import BillingLedger
-from tenantry.metering.sampler import Sampler
+from tenantry.metering.sampler import Reflector, Sampler
 from tenantry.metering.sinks import Deliverer, Sink, Spool, write_atomically
 
 log = logging.getLogger("tenantry.meter")
@@ -61,8 +62,10 @@ class Meter:
                                license_currency=config.license_currency, on_state=self._on_state)
         self.stats = DeliveryStats(sink=sink.label)
         self.deliverer = Deliverer(self.spool, sink, on_result=self.stats.record)
+        self.reflectors: list[Reflector] = []
         self.collector = MeteringCollector(config.region, self.integrator, self.sampler, self.stats,
-                                           spool_size=lambda: len(self.spool))
+                                           spool_size=lambda: len(self.spool),
+                                           watches=lambda: [r.health for r in self.reflectors])
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self.collector)
         self.outbox: list[dict[str, Any]] = []
@@ -116,7 +119,7 @@ class Meter:
     # -- running ---------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        reflectors = self.sampler.reflectors(self.client)
+        self.reflectors = reflectors = self.sampler.reflectors(self.client)
         self._tasks = [asyncio.create_task(r.run(), name=f"reflector-{r.kind}") for r in reflectors]
         await asyncio.wait_for(asyncio.gather(*(r.synced.wait() for r in reflectors)),
                                timeout=self.config.sync_timeout)
@@ -152,6 +155,10 @@ class Meter:
             return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
         async def healthz(_request: web.Request) -> web.Response:
+            # A meter whose watches keep failing bills a frozen picture: its probes must see that.
+            problems = watch_health.problems(r.health for r in self.reflectors)
+            if problems:
+                return web.Response(status=503, text="; ".join(problems) + "\n")
             return web.Response(text="ok")
 
         app = web.Application()

@@ -8,6 +8,9 @@ connection), each keeping only the few fields metering needs:
 - Tenants (admitted to this region: `status.admission.region`): uid, phase, plan;
 - Plans (retail prices), Resellers (licences, allotments, tier), Regions (capacity, tariff).
 
+An object the meter cannot read, or whose change fails, is skipped and counted (the reflector's
+`health`, tenantry.watch_health); the watch goes on.
+
 Every change recomputes the `TenantState` of the tenants it touches (a quota: its tenant; a Plan:
 the tenants on it; a Reseller: its tenants; the Region: all) and hands the ones that differ to
 `on_state(uid, state | None)`: the integrator then bills the old state up to now.
@@ -42,6 +45,7 @@ from tenantry.naming import (
     tenant_namespace,
 )
 from tenantry.quantity import QuantityError, parse_quantity
+from tenantry.watch_health import WatchHealth
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +174,7 @@ class Reflector:
         self.keep = keep or (lambda obj: True)
         self.items: dict[Any, Any] = {}
         self.synced = asyncio.Event()
+        self.health = WatchHealth(kind)
 
     @staticmethod
     def key(obj: Mapping[str, Any]) -> tuple[str | None, str]:
@@ -187,7 +192,7 @@ class Reflector:
         try:
             new = self.transform(obj)
         except (KeyError, TypeError, ValueError, AttributeError) as error:
-            log.warning("Skipped %s %s/%s, which the meter cannot read: %r", self.kind, key[0] or "", key[1], error)
+            self.health.skipped(obj, error)  # the meter cannot read it: logged once, counted
             return
         if new != old:
             self.items[key] = new
@@ -201,12 +206,16 @@ class Reflector:
 
     def _relisted(self, items: list[dict[str, Any]]) -> None:
         seen = set()
-        for item in items:
+
+        def put(item: dict[str, Any]) -> None:
             seen.add(self.key(item))
             self._put(item)
+
+        self.health.each(items, put)
         for key in [k for k in self.items if k not in seen]:
             old = self.items.pop(key)
-            self.on_change(self.kind, key, old, None)
+            self.health.isolate(self.on_change, {"metadata": {"namespace": key[0], "name": key[1]}},
+                                self.kind, key, old, None)
 
     def _event(self, event_type: str, obj: dict[str, Any]) -> None:
         if event_type == "DELETED":
@@ -216,7 +225,7 @@ class Reflector:
 
     async def run(self) -> None:
         await list_then_watch(self.client, self.kind, on_list=self._relisted, on_event=self._event,
-                              label_selector=self.label_selector, on_synced=self.synced.set)
+                              label_selector=self.label_selector, on_synced=self.synced.set, health=self.health)
 
 
 # -- joining them into tenant states --------------------------------------------------------------
