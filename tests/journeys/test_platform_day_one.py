@@ -66,7 +66,7 @@ def day_one(stage: Stage) -> dict[str, Any]:
         reseller_doc(wild, [reseller_region(region, wild_domain, {"mode": "Secret", "secretName": "wildcard"})],
                      licenses=LICENSES, platformDomain=f"panel.{wild_domain}"),
         reseller_doc(issuing, [reseller_region(region, ca_domain, {"mode": "Secret", "secretName": "issuing-ca"})],
-                     licenses=LICENSES))
+                     licenses=LICENSES, platformDomain=f"panel.{ca_domain}"))
     for reseller in (wild, issuing):
         stage.wait_control_namespace(reseller)
     # The registrar's files: the certificate with its intermediate, the key, and the root as ca.crt.
@@ -208,3 +208,19 @@ def test_a_reseller_with_a_purchased_ca_issues_a_certificate_per_tenant(day_one:
     owner.forbidden("get", "secret", "issuing-ca", "-n", f"reseller-{issuing}")
     wait_object(platform, lambda o: o["status"]["licenses"]["used"] == 1, "reseller", issuing,
                 message="the reseller's status to count the tenant's licence")
+
+
+def test_the_resellers_panel_is_served_under_the_ca_it_bought(day_one: dict[str, Any], stage: Stage) -> None:
+    """The reseller's own panel (`spec.platformDomain`) is a production host like its tenants': with
+    a CA supplied in mode Secret it must not get a leaf of the operator's self-signed CA, which every
+    browser warns about."""
+    issuing, domain, ca = day_one["issuing"], day_one["ca_domain"], day_one["ca"]
+    platform = stage.platform_admin
+    reseller = wait_object(platform, lambda o: "platformCertificate" in (o.get("status") or {}), "reseller", issuing,
+                           message="the panel domain's certificate in the Reseller's status")
+    issuer = reseller["status"]["platformCertificate"]["issuer"]
+    assert issuer == ca.pki.intermediate.cert.subject.rfc4514_string(), (
+        f"panel.{domain} is served with a certificate of {issuer}, not of the CA the reseller bought")
+    panel = x509.load_pem_x509_certificates(secret_value(platform, f"reseller-{issuing}", "tenantry-platform-tls",
+                                                         "tls.crt"))[0]
+    panel.verify_directly_issued_by(ca.pki.intermediate.cert)

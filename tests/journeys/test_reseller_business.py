@@ -188,6 +188,11 @@ def test_the_tenant_owner_works_in_its_namespace_and_is_refused_elsewhere(market
     joe.forbidden("patch", "resourcequota", "tenantry", "-n", namespace, "--type=merge",
                   "-p", '{"spec":{"hard":{"pods":"1000"}}}')
     joe.forbidden("delete", "networkpolicy", "tenantry-isolation", "-n", namespace)
+    # What it may edit but Tenantry owns (the reseller's white label) is put back at once.
+    joe.run("patch", "configmap", "tenantry-branding", "-n", namespace, "--type=merge",
+            "-p", '{"data":{"displayName":"Totally Legit Bank"}}')
+    wait_for(lambda: joe.jsonpath("{.data.displayName}", "configmap", "tenantry-branding", "-n", namespace)
+             == f"{a} Cloud", timeout=30, message="the reseller's branding to be put back")
     joe.forbidden("create", "rolebinding", "mine", "--clusterrole=admin", f"--user={owner_of(tenant)}",
                   "-n", namespace)
     # Nowhere else: not the reseller's control namespace, not another tenant, not the cluster.
