@@ -163,6 +163,11 @@ def test_a_host_the_platform_serves_from_another_namespace_cannot_be_taken(carel
               '{"spec":{"domains":[]}}')
     wait_condition(alice, "Ready", "True", None, "tenant", neighbour, "-n", f"reseller-{reseller}")
 
+    # The platform moves Grafana elsewhere: the waiting tenant is admitted by itself, with the host.
+    platform.run("delete", "ingress", "grafana", "-n", monitoring)
+    obj = wait_condition(alice, "Ready", "True", None, "tenant", tenant, "-n", f"reseller-{reseller}")
+    assert host in obj["status"]["hosts"]
+
 
 def test_one_customer_more_than_the_licences_waits_for_a_licence(stage: Stage, operator: OperatorProcess) -> None:
     region = unique_name("full", max_length=30)
