@@ -1,7 +1,8 @@
 """The platform ClusterRoles the operator binds but never makes, and whether they exist.
 
-The chart installs `tenantry-reseller`, `tenantry-reseller-support` and `tenantry-tenant-owner`
-(charts/tenantry/files/platform-clusterroles.yaml); the operator holds only `bind` on them. The
+The chart installs `tenantry-reseller`, `tenantry-reseller-support`, `tenantry-tenant-owner` and
+`tenantry-meter-billing` (charts/tenantry/files/platform-clusterroles.yaml); the operator holds only
+`bind` on them. The
 apiserver accepts a RoleBinding to a ClusterRole that does not exist, and it grants nothing: a
 reseller's admins or a tenant's owners would simply have no access, and nobody would be told.
 
@@ -18,12 +19,13 @@ import asyncio
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from tenantry.builders.billing import METER_BILLING_ROLE
 from tenantry.conditions import Condition
 from tenantry.kube import KubeClient, list_then_watch
 from tenantry.naming import CLUSTERROLE_RESELLER, CLUSTERROLE_RESELLER_SUPPORT, CLUSTERROLE_TENANT_OWNER
 from tenantry.watch_health import WatchHealth
 
-PLATFORM_ROLES = (CLUSTERROLE_RESELLER, CLUSTERROLE_RESELLER_SUPPORT, CLUSTERROLE_TENANT_OWNER)
+PLATFORM_ROLES = (CLUSTERROLE_RESELLER, CLUSTERROLE_RESELLER_SUPPORT, CLUSTERROLE_TENANT_OWNER, METER_BILLING_ROLE)
 PLATFORM_ROLES_FILE = "charts/tenantry/files/platform-clusterroles.yaml"
 
 ROLES_BOUND = "RolesBound"
