@@ -162,6 +162,8 @@ def operator_writes(audit_log: Path, since: int, until: int | None = None) -> Co
         if event.get("stage") != "ResponseComplete" or event.get("user", {}).get("username") != OPERATOR_USER:
             continue
         ref = event.get("objectRef", {})
+        if cluster.is_lease(ref):
+            continue  # leader election: the leader renews its Lease every 2 s, idle or not
         resource = ref.get("resource", "?") + (f"/{ref['subresource']}" if ref.get("subresource") else "")
         counts[f"{event.get('verb')} {resource}"] += 1
     return counts

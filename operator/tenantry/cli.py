@@ -9,17 +9,26 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
+import socket
 import sys
-from collections.abc import Sequence
-from typing import Any
+import threading
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from tenantry import __version__
 from tenantry.metering import cli as metering_cli
+
+if TYPE_CHECKING:
+    from tenantry.controller.leadership import LeaderElector
+    from tenantry.settings import LeaderElectionSettings
 
 
 def _run(args: argparse.Namespace) -> int:
     import kopf
     from prometheus_client import start_http_server
+
+    from tenantry.controller.probes import ProbeServer
 
     if args.config:
         os.environ["TENANTRY_CONFIG"] = args.config
@@ -37,18 +46,71 @@ def _run(args: argparse.Namespace) -> int:
     if metrics_port:
         start_http_server(metrics_port, addr=args.bind_address)
     health_port = settings.health_port if args.health_port is None else args.health_port
-    liveness = f"http://{args.bind_address}:{health_port}/healthz" if health_port else None
+
+    # Leader election (tenantry.controller.leadership): a standby waits here, live and ready, and
+    # starts the reconciling part (kopf) only once it holds the Lease.
+    elector = _elector(settings.leader_election) if settings.leader_election.enabled else None
+    # kopf's liveness endpoint exists only while kopf runs: the probe server answers for the whole
+    # process and relays kopf's own answers once it is up (tenantry.controller.probes).
+    liveness = f"http://127.0.0.1:{_free_port()}/healthz" if health_port else None
+    if health_port and liveness:
+        ProbeServer(args.bind_address, health_port, liveness, elector).start()
+    stop = _StopOnSignal()
+    if elector is not None:
+        elector.start()
+        if not elector.wait_until_leading(stop.requested):
+            elector.stop()
+            return 0  # stopped while standing by: it never wrote anything
     loop = _SignalNotingLoop()
+    kopf_stop = asyncio.Event()  # a signal that comes before kopf has installed its own handlers
+    stop.on_signal = lambda: loop.call_soon_threadsafe(kopf_stop.set)
+    if stop.requested.is_set():
+        kopf_stop.set()
     try:
-        kopf.run(loop=loop, clusterwide=True, standalone=True, liveness_endpoint=liveness)
+        kopf.run(loop=loop, clusterwide=True, standalone=True, liveness_endpoint=liveness, stop_flag=kopf_stop)
     finally:
         loop.close()
-    if loop.stop_signal is None:
+        if elector is not None:
+            elector.stop()  # kopf has stopped writing: hand the Lease over at once
+    if loop.stop_signal is None and not stop.requested.is_set():
         # kopf gave up on its own (the cause is logged above). Exit non-zero so that the Deployment
         # (or whoever runs this) restarts the operator from a fresh picture of the cluster.
         logging.getLogger("tenantry").error("The operator stopped on an error; exiting with status 1.")
         return 1
     return 0
+
+
+def _elector(settings: LeaderElectionSettings) -> LeaderElector:
+    from tenantry.controller.leadership import LeaderElector, PodRef
+    from tenantry.credentials import ClusterLogin
+    from tenantry.kube import KubeClient
+
+    # A client of its own, on the election's own thread and event loop; one try per request: the
+    # election decides when to try again (its renew deadline).
+    return LeaderElector(settings, lambda: KubeClient(ClusterLogin(), max_connections=4, max_attempts=1),
+                         pod=PodRef.from_environment(settings.lease_namespace()))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class _StopOnSignal:
+    """SIGINT/SIGTERM before kopf runs (a standby, or a leader starting): noted in `requested`, and
+    passed on to `on_signal` (kopf's stop flag). kopf installs its own handlers once it runs."""
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+        self.on_signal: Callable[[], object] | None = None
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._noted)
+
+    def _noted(self, *_: object) -> None:
+        self.requested.set()
+        if self.on_signal is not None:
+            self.on_signal()
 
 
 class _SignalNotingLoop(asyncio.SelectorEventLoop):

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tenantry.naming import NAME_RE
 from tenantry.quantity import QuantityError, parse_quantity
-from tenantry.webhook.settings import WebhookSettings
+from tenantry.webhook.settings import DEFAULT_NAMESPACE, SERVICE_ACCOUNT_NAMESPACE_FILE, WebhookSettings
 
 
 class _Model(BaseModel):
@@ -131,6 +131,47 @@ class MeteringSettings(_Model):
                                     "as the Authorization header of an http(s) sink, e.g. `Bearer <token>`")
 
 
+class LeaderElectionSettings(_Model):
+    """Which `tenantry run` reconciles when several run (the chart runs two): the holder of a
+    coordination.k8s.io/v1 Lease (tenantry.controller.leadership; docs/high-availability.md). The timings
+    are client-go's and controller-runtime's defaults; every replica must run with the same ones."""
+
+    enabled: bool = Field(True, description="take part in leader election; false: reconcile at once, alone "
+                          "(never run two replicas so)")
+    lease_name: str = Field("tenantry-operator", alias="leaseName", pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+                            description="name of the Lease")
+    namespace: str | None = Field(None, description="namespace of the Lease; default: the operator's own (its "
+                                  "pod's), else tenantry-system")
+    lease_duration_seconds: int = Field(15, alias="leaseDurationSeconds", ge=2,
+                                        description="how long a standby waits, after it last saw the lease "
+                                        "change, before it takes the lease over")
+    renew_deadline_seconds: float = Field(10.0, alias="renewDeadlineSeconds", gt=0,
+                                          description="how long the leader keeps trying to renew before it stops "
+                                          "writing and exits (less than leaseDurationSeconds)")
+    retry_period_seconds: float = Field(2.0, alias="retryPeriodSeconds", gt=0,
+                                        description="how often the leader renews and a standby looks at the lease")
+
+    @model_validator(mode="after")
+    def _timings_leave_a_margin(self) -> LeaderElectionSettings:
+        # client-go's own checks: a leader must give up before a standby may take over, and must
+        # have time for more than one renewal before it gives up.
+        if self.renew_deadline_seconds >= self.lease_duration_seconds:
+            raise ValueError("leaderElection.renewDeadlineSeconds must be less than leaseDurationSeconds")
+        if self.renew_deadline_seconds <= 1.2 * self.retry_period_seconds:
+            raise ValueError("leaderElection.renewDeadlineSeconds must be more than 1.2 x retryPeriodSeconds")
+        return self
+
+    def lease_namespace(self) -> str:
+        if self.namespace:
+            return self.namespace
+        if os.environ.get("POD_NAMESPACE"):
+            return os.environ["POD_NAMESPACE"]
+        try:
+            return SERVICE_ACCOUNT_NAMESPACE_FILE.read_text().strip() or DEFAULT_NAMESPACE
+        except OSError:
+            return DEFAULT_NAMESPACE
+
+
 class Settings(_Model):
     resync_seconds: float = Field(300.0, alias="resyncSeconds", gt=0,
                                   description="periodic full reconcile; drift is corrected at once by watches")
@@ -159,6 +200,7 @@ class Settings(_Model):
                                           "cert-manager Certificate not yet ready, is looked at again")
     health_port: int = Field(8080, alias="healthPort")
     metrics_port: int = Field(8000, alias="metricsPort")
+    leader_election: LeaderElectionSettings = Field(LeaderElectionSettings(), alias="leaderElection")
 
     @field_validator("license_tiers")
     @classmethod

@@ -22,6 +22,7 @@ def dry_run_apply(api_client: client.ApiClient, objects: list[dict[str, Any]]) -
     dyn = dynamic.DynamicClient(api_client)  # fresh discovery: CRDs installed by a fixture are seen
     refused: dict[str, str] = {}
     for obj in objects:
+        obj = _as_rendered_for(dyn, obj)
         meta = obj["metadata"]
         where = f"{obj['kind']}/{meta.get('namespace', '')}/{meta['name']}"
         try:
@@ -33,6 +34,19 @@ def dry_run_apply(api_client: client.ApiClient, objects: list[dict[str, Any]]) -
         except dynamic.exceptions.ResourceNotFoundError as error:
             refused[where] = f"the API server does not serve this kind: {error}"
     return refused
+
+
+def _as_rendered_for(dyn: dynamic.DynamicClient, obj: dict[str, Any]) -> dict[str, Any]:
+    """The object as Helm renders it for this server. The chart's PodDisruptionBudget is policy/v1 from
+    Kubernetes 1.21 and policy/v1beta1 before (templates/poddisruptionbudget.yaml, by .Capabilities); Helm
+    renders offline for the newest, and the local control plane is 1.20: there the v1beta1 object, whose
+    fields are the same, is what an install would send."""
+    if obj["kind"] == "PodDisruptionBudget" and obj["apiVersion"] == "policy/v1":
+        try:
+            dyn.resources.get(api_version="policy/v1", kind="PodDisruptionBudget")
+        except dynamic.exceptions.ResourceNotFoundError:
+            return {**obj, "apiVersion": "policy/v1beta1"}
+    return obj
 
 
 def ensure_namespace(api_client: client.ApiClient, name: str) -> None:

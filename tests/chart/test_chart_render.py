@@ -18,6 +18,7 @@ import yaml
 from chart_support import (
     CHART,
     DASHBOARD_FILE,
+    FILES,
     INSTALL_MANIFEST,
     OPERATOR_ROLE_FILE,
     PLATFORM_ROLES_FILE,
@@ -131,7 +132,8 @@ def test_non_default_values_reach_the_operator_configuration_and_deployment() ->
     assert container["args"][-3:] == ["--log-format", "plain", "--verbose"]
     assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"health": 9080, "metrics": 9000,
                                                                           "webhook": 9443}
-    assert container["env"] == [{"name": "TZ", "value": "UTC"}]
+    assert [e["name"] for e in container["env"]] == ["POD_NAME", "POD_NAMESPACE", "TZ"]
+    assert container["env"][-1] == {"name": "TZ", "value": "UTC"}
     assert pod["nodeSelector"] == {"pool": "system"}
     assert pod["serviceAccountName"] == "operator"
     assert one(objects, "ServiceAccount", "operator")["metadata"]["namespace"] == "ops"
@@ -156,11 +158,14 @@ def test_a_changed_configuration_rolls_the_operator() -> None:
 
 
 # ------------------------------------------------------------------------------------------ the Deployment
-def test_operator_deployment_is_a_hardened_singleton() -> None:
+def test_operator_deployment_is_hardened_and_highly_available() -> None:
     objects = render()
     deployment = one(objects, "Deployment", "tenantry-operator")
     spec = deployment["spec"]
-    assert spec["replicas"] == 1 and spec["strategy"] == {"type": "Recreate"}
+    # Two replicas, one reconciling (leader election), rolled one at a time: a new pod is a standby
+    # until the old leader hands the Lease over.
+    assert spec["replicas"] == 2
+    assert spec["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
     pod = spec["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["runAsUser"] != 0
@@ -173,8 +178,31 @@ def test_operator_deployment_is_a_hardened_singleton() -> None:
                         "capabilities": {"drop": ["ALL"]}}
     for probe in ("startupProbe", "livenessProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}, probe
-    # Ready when its admission webhook answers (the Service tenantry-webhook routes only to ready replicas).
-    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "webhook", "scheme": "HTTPS"}
+    # Ready: a standby at once (so that the PodDisruptionBudget allows a drain), the leader once started.
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
+    # Who it is in the Lease and which pod it labels as the leader.
+    assert {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in container["env"]} == {
+        "POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace"}
+    # Spread over nodes, a disruption takes one at a time.
+    [term] = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    assert term["podAffinityTerm"]["labelSelector"]["matchLabels"] == spec["selector"]["matchLabels"]
+    budget = one(objects, "PodDisruptionBudget", "tenantry-operator")
+    assert budget["apiVersion"] == "policy/v1"  # offline Helm renders for the newest Kubernetes; 1.20 gets v1beta1
+    assert budget["spec"] == {"minAvailable": 1, "selector": {"matchLabels": spec["selector"]["matchLabels"]}}
+    # The webhook is served by the leader only: its Service selects the label the leader puts on its pod.
+    webhook_service = one(objects, "Service", "tenantry-webhook")
+    assert webhook_service["spec"]["selector"] == {**spec["selector"]["matchLabels"], "tenantry.dev/leader": "true"}
+    # Leader election's Lease and the pod label: a Role in the operator's namespace, nothing cluster-wide.
+    role = one(objects, "Role", "tenantry-operator-leader-election")
+    assert role["metadata"]["namespace"] == "tenantry-system"
+    assert role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]},
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "patch"]}]
+    binding = one(objects, "RoleBinding", "tenantry-operator-leader-election")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "tenantry", "namespace": "tenantry-system"}]
+    assert not any("leases" in r["resources"] for r in one(objects, "ClusterRole", "tenantry-operator")["rules"])
     assert container["resources"]["requests"] and container["resources"]["limits"]
     # The spec matches the selector, and the metrics Service selects the pod.
     labels = spec["template"]["metadata"]["labels"]
@@ -222,6 +250,7 @@ def test_rbac_and_service_accounts_can_be_left_to_the_platform() -> None:
     objects = render({"rbac": {"create": False}, "serviceAccount": {"create": False, "name": "byo"},
                       "meter": {"serviceAccount": {"create": False}}})
     assert not find(objects, "ClusterRole") and not find(objects, "ClusterRoleBinding")
+    assert not find(objects, "Role") and not find(objects, "RoleBinding")
     assert not find(objects, "ServiceAccount")
     assert one(objects, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == "byo"
     with pytest.raises(helm.HelmError, match=r"serviceAccount\.name is required"):
@@ -251,6 +280,9 @@ def test_chart_ships_exactly_the_role_files_the_tests_bind() -> None:
     binding = one(objects, "ClusterRoleBinding", "tenantry-operator")
     assert binding["roleRef"]["name"] == "tenantry-operator"
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "tenantry", "namespace": "tenantry-system"}]
+    # The namespaced Role (leader election) has the rules of the file the tests bind in tenantry-system.
+    leader_role = yaml.safe_load((FILES / "operator-leader-election-role.yaml").read_text())
+    assert one(objects, "Role", leader_role["metadata"]["name"])["rules"] == leader_role["rules"]
 
 
 def test_operator_role_has_no_wildcards_no_escalate_and_binds_only_the_platform_roles() -> None:
@@ -358,7 +390,6 @@ def test_webhook_values_reach_the_operator_configuration() -> None:
     deployment = one(objects, "Deployment", "tenantry-operator")
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert {"name": "webhook", "containerPort": 8443, "protocol": "TCP"} in container["ports"]
-    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "webhook", "scheme": "HTTPS"}
     service = one(objects, "Service", "tenantry-webhook")
     assert service["spec"]["ports"] == [{"name": "https", "port": 443, "targetPort": "webhook", "protocol": "TCP"}]
 

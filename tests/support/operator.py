@@ -29,6 +29,8 @@ OPERATOR_NAMESPACE = "tenantry-system"
 OPERATOR_ACCOUNT = "tenantry"
 OPERATOR_USER = f"system:serviceaccount:{OPERATOR_NAMESPACE}:{OPERATOR_ACCOUNT}"
 OPERATOR_ROLE = REPO / "charts" / "tenantry" / "files" / "operator-clusterrole.yaml"
+# Its namespaced Role (leader election's Lease, its own pod's label), bound in OPERATOR_NAMESPACE.
+OPERATOR_NAMESPACED_ROLE = REPO / "charts" / "tenantry" / "files" / "operator-leader-election-role.yaml"
 
 # Operator configuration used by the tests: one platform default plan to prove seeding.
 TEST_CONFIG = {
@@ -79,8 +81,10 @@ def _apply_yaml(api: client.ApiClient, path: Path) -> None:
                 rbac.replace_cluster_role_binding(doc["metadata"]["name"], doc)
 
 
-def operator_kubeconfig(api: client.ApiClient, admin_kubeconfig: str, directory: Path) -> Path:
-    """Create the operator's ServiceAccount, bind its role, and write a kubeconfig with its token."""
+def operator_kubeconfig(api: client.ApiClient, admin_kubeconfig: str, directory: Path,
+                        account_name: str = OPERATOR_ACCOUNT) -> Path:
+    """Create the operator's ServiceAccount, bind its roles, and write a kubeconfig with its token.
+    `account_name`: another ServiceAccount with the same roles (an operator the audit log tells apart)."""
     core = client.CoreV1Api(api)
     try:
         core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=OPERATOR_NAMESPACE)))
@@ -89,7 +93,7 @@ def operator_kubeconfig(api: client.ApiClient, admin_kubeconfig: str, directory:
             raise
     try:
         core.create_namespaced_service_account(OPERATOR_NAMESPACE, client.V1ServiceAccount(
-            metadata=client.V1ObjectMeta(name=OPERATOR_ACCOUNT)))
+            metadata=client.V1ObjectMeta(name=account_name)))
     except client.ApiException as error:
         if error.status != 409:
             raise
@@ -109,11 +113,13 @@ def operator_kubeconfig(api: client.ApiClient, admin_kubeconfig: str, directory:
     if OPERATOR_ROLE.exists() and os.environ.get("TENANTRY_TEST_OPERATOR_ROLE") != "cluster-admin":
         _apply_yaml(api, OPERATOR_ROLE)
         role_name = yaml.safe_load(OPERATOR_ROLE.read_text())["metadata"]["name"]
+    binding_name = "tenantry-operator-tests" + ("" if account_name == OPERATOR_ACCOUNT else f"-{account_name}")
+    subjects = [{"kind": "ServiceAccount", "name": account_name, "namespace": OPERATOR_NAMESPACE}]
     binding = {
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-        "metadata": {"name": "tenantry-operator-tests"},
+        "metadata": {"name": binding_name},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role_name},
-        "subjects": [{"kind": "ServiceAccount", "name": OPERATOR_ACCOUNT, "namespace": OPERATOR_NAMESPACE}],
+        "subjects": subjects,
     }
     rbac = client.RbacAuthorizationV1Api(api)
     try:
@@ -121,13 +127,32 @@ def operator_kubeconfig(api: client.ApiClient, admin_kubeconfig: str, directory:
     except client.ApiException as error:
         if error.status != 409:
             raise
-        rbac.replace_cluster_role_binding("tenantry-operator-tests", binding)
+        rbac.replace_cluster_role_binding(binding_name, binding)
+    # The namespaced Role as the chart makes it (templates/rbac.yaml), in the operator's namespace.
+    if role_name != "cluster-admin":
+        role = {**yaml.safe_load(OPERATOR_NAMESPACED_ROLE.read_text())}
+        role["metadata"] = {**role["metadata"], "namespace": OPERATOR_NAMESPACE}
+        role_binding = {
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": binding_name, "namespace": OPERATOR_NAMESPACE},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role["metadata"]["name"]},
+            "subjects": subjects,
+        }
+        for create, replace, body in (
+                (rbac.create_namespaced_role, rbac.replace_namespaced_role, role),
+                (rbac.create_namespaced_role_binding, rbac.replace_namespaced_role_binding, role_binding)):
+            try:
+                create(OPERATOR_NAMESPACE, body)
+            except client.ApiException as error:
+                if error.status != 409:
+                    raise
+                replace(body["metadata"]["name"], OPERATOR_NAMESPACE, body)
 
     # v1.20's token controller fills a Secret for every ServiceAccount.
     deadline = time.monotonic() + 60
     token = None
     while token is None:
-        account = core.read_namespaced_service_account(OPERATOR_ACCOUNT, OPERATOR_NAMESPACE)
+        account = core.read_namespaced_service_account(account_name, OPERATOR_NAMESPACE)
         for ref in account.secrets or []:
             secret = core.read_namespaced_secret(ref.name, OPERATOR_NAMESPACE)
             if secret.data and "token" in secret.data:
@@ -146,16 +171,24 @@ def operator_kubeconfig(api: client.ApiClient, admin_kubeconfig: str, directory:
         "contexts": [{"name": "tenantry", "context": {"cluster": cluster_entry["name"], "user": "tenantry"}}],
         "current-context": "tenantry",
     }
-    path = directory / "operator.kubeconfig"
+    path = directory / ("operator.kubeconfig" if account_name == OPERATOR_ACCOUNT else f"{account_name}.kubeconfig")
     path.write_text(yaml.safe_dump(config))
     path.chmod(0o600)
     return path
 
 
 class OperatorProcess:
-    """`tenantry run` in a subprocess; logs in `log_path`. Stopped by its pid."""
+    """`tenantry run` in a subprocess; logs in `log_path`. Stopped by its pid.
 
-    def __init__(self, kubeconfig: Path, directory: Path, config: dict[str, Any] | None = None):
+    Every `tenantry run` takes part in leader election (the Lease tenantry-system/tenantry-operator):
+    `start()` waits until this one leads, unless told `leading=False` (a standby). Each instance keeps
+    one leader identity across its restarts ($TENANTRY_LEADER_IDENTITY), so that a restart after a
+    SIGKILL resumes the Lease at once rather than after the 15 s a new identity waits (the old process
+    is gone: the harness waits for it), as a tests' convenience; in a cluster every process has an
+    identity of its own. Starting a second instance while another leads makes it a standby."""
+
+    def __init__(self, kubeconfig: Path, directory: Path, config: dict[str, Any] | None = None,
+                 identity: str | None = None):
         self.kubeconfig = kubeconfig
         self.directory = directory
         self.config_path = directory / "operator-config.yaml"
@@ -166,14 +199,18 @@ class OperatorProcess:
         self.log_path = directory / "operator.log"
         self.health_port = free_port()
         self.metrics_port = free_port()
+        self.identity = identity or f"test-operator-{self.health_port}"
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def pid(self) -> int | None:
         return self.process.pid if self.process else None
 
-    def start(self, timeout: float = 60.0) -> None:
-        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "TENANTRY_CONFIG": str(self.config_path)}
+    def start(self, timeout: float = 60.0, *, leading: bool = True) -> None:
+        """Start it and wait until it is ready: leading (reconciling, its start-up done), or with
+        `leading=False` as it is first ready, standby or leader."""
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "TENANTRY_CONFIG": str(self.config_path),
+               "TENANTRY_LEADER_IDENTITY": self.identity}
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child holds it for its lifetime
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tenantry", "run", "--bind-address", "127.0.0.1",
@@ -182,7 +219,37 @@ class OperatorProcess:
             env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True,
         )
         log.close()
-        self.wait_healthy(timeout)
+        self.wait_ready(timeout, leading=leading)
+
+    def probe(self, path: str = "/readyz") -> tuple[int, dict[str, Any]] | None:
+        """(status, JSON body) of one of its probe endpoints, or None while it does not answer."""
+        import json
+        import urllib.error
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}{path}", timeout=5) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"{}")
+        except (OSError, ValueError):
+            return None
+
+    def wait_ready(self, timeout: float = 60.0, *, leading: bool = True) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"the operator exited with {self.process.returncode}:\n{self.log_tail()}")
+            answer = self.probe("/readyz")
+            if answer is not None and answer[0] == 200 and (answer[1].get("leader") or not leading):
+                return
+            time.sleep(0.25)
+        raise RuntimeError(f"the operator was not {'leading' if leading else 'ready'} within {timeout:.0f}s:\n"
+                           f"{self.log_tail()}")
+
+    def is_leader(self) -> bool:
+        answer = self.probe("/readyz")
+        return bool(answer and answer[1].get("leader"))
 
     def wait_healthy(self, timeout: float = 60.0) -> None:
         import urllib.request
