@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -206,3 +207,32 @@ def test_the_meter_exports_callback_errors_and_failures_by_kind() -> None:
     text = collector.render_text().decode()
     assert 'tenantry_watch_callback_errors_total{kind="Tenant"} 2.0\n' in text
     assert 'tenantry_watch_consecutive_failures{kind="Tenant"} 1.0\n' in text
+
+
+def test_the_meter_s_healthz_fails_while_a_reflector_keeps_failing(tmp_path: Path) -> None:
+    """The meter serves /healthz itself (its Pod's probes): 503 naming the kind, then ok again."""
+    from tenantry.kube import Credentials, KubeClient
+    from tenantry.metering.meter import Meter, MeterConfig
+    from tenantry.metering.sinks import parse_sink
+
+    async def scenario() -> list[tuple[int, str]]:
+        meter = Meter(MeterConfig(region="eu-west", spool_dir=tmp_path / "spool", port=0, bind_address="127.0.0.1"),
+                      KubeClient(Credentials(server="https://127.0.0.1:1")), parse_sink(f"file:{tmp_path}/r.jsonl"))
+        reflector = Reflector(meter.client, "ResourceQuota", lambda o: o, lambda *a: None)
+        meter.reflectors = [reflector]
+        await meter._serve()
+        answers = []
+        async with aiohttp.ClientSession() as http:
+            for failures in (0, UNHEALTHY_AFTER):
+                reflector.health.consecutive_failures = failures
+                reflector.health.last_error = "403 Forbidden"
+                async with http.get(f"http://127.0.0.1:{meter.port}/healthz") as response:
+                    answers.append((response.status, await response.text()))
+        assert meter._runner is not None
+        await meter._runner.cleanup()
+        await meter.client.close()
+        return answers
+
+    ok, failing = asyncio.run(scenario())
+    assert ok == (200, "ok")
+    assert failing[0] == 503 and "ResourceQuota" in failing[1] and "403 Forbidden" in failing[1]
