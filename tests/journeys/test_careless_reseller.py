@@ -186,8 +186,8 @@ def test_one_customer_more_than_the_licences_waits_for_a_licence(stage: Stage, o
     obj = refused(alice, tenant_doc(reseller, second, region, "web"), "LicenseLimitReached", "licen")
     assert obj is not None  # licences may come back: never denied at apply
     assert gone(stage.platform_admin, "namespace", f"{reseller}--{second}")
-    licenses = alice.get_json("reseller", reseller)["status"]["licenses"]
-    assert (licenses["used"], licenses["available"]) == (1, 0)
+    wait_object(alice, lambda o: (o["status"]["licenses"]["used"], o["status"]["licenses"]["available"]) == (1, 0),
+                "reseller", reseller, message="the Reseller's status to show its one licence used, none available")
     # The platform's dashboard counts the waiting customer.
     refusals = metric_value(operator.metrics(), "tenantry_operator_tenants_refused", reason="LicenseLimitReached")
     assert refusals is not None and refusals >= 1
