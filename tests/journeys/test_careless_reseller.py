@@ -230,6 +230,8 @@ def test_a_deactivated_reseller_signs_up_nobody_and_its_customers_keep_running(s
 
     # The platform stops selling through this reseller.
     stage.platform_admin.run("patch", "reseller", reseller, "--type=merge", "-p", '{"spec":{"active":false}}')
+    wait_object(stage.platform_admin, lambda o: (o.get("status") or {}).get("observedGeneration")
+                == o["metadata"]["generation"], "reseller", reseller, message="the deactivation to be seen")
     late = unique_name("late", max_length=40)
     obj = refused(alice, tenant_doc(reseller, late, region, "web"), "ResellerInactive", reseller)
     assert obj is not None
