@@ -56,6 +56,7 @@ sys.path.insert(0, str(REPO / "tests"))  # the operator-as-a-subprocess pieces l
 from support import cluster  # noqa: E402
 from support.operator import OPERATOR_USER, OperatorProcess, operator_kubeconfig  # noqa: E402
 from tenantry.kube import ApiError, Credentials, KubeClient  # noqa: E402
+from tenantry.webhook.configuration import CONFIGURATION_NAME as WEBHOOK_CONFIGURATION  # noqa: E402
 
 GROUP_VERSION = "tenantry.dev/v1alpha1"
 REGION = "bench"
@@ -571,7 +572,9 @@ async def bench(args: argparse.Namespace, cp: Any, work: Path) -> dict[str, Any]
                               "peak_rss_mib": proc_status(process.pid)["VmHWM"] / 1024 if process.pid else None}
         process.stop()
 
-        # -- the floor, with the operator stopped
+        # -- the floor, with the operator stopped. Its admission webhook goes too: the floor is the
+        # API server alone, and a registration whose server is gone would refuse (fail closed).
+        await client.delete("ValidatingWebhookConfiguration", WEBHOOK_CONFIGURATION)
         namespaces = [f"{reseller_name(r)}--{tenant_name(t)}"
                       for t in range(args.tenants) for r in range(args.resellers)]
         children = await read_children(client, namespaces)

@@ -97,10 +97,9 @@ def test_a_revoked_and_replaced_token_does_not_stop_reconciliation(
     token_file = tmp_path / "token"
     token_file.write_text(old_token)
     kubeconfig = _token_file_kubeconfig(operator.kubeconfig, token_file, tmp_path)
-    # Its own user name for the admission webhook (which tells the operator's writes by it).
-    config = copy.deepcopy(TEST_CONFIG)
-    config.setdefault("webhook", {})["operatorUsername"] = f"system:serviceaccount:{OPERATOR_NAMESPACE}:{ACCOUNT}"
-    rotating = OperatorProcess(kubeconfig, tmp_path, config)
+    # No webhook.operatorUsername: the operator reads its own identity from the token file (its
+    # writes to its own Ingresses must pass its admission webhook).
+    rotating = OperatorProcess(kubeconfig, tmp_path, copy.deepcopy(TEST_CONFIG))
     EXTRA_OPERATOR_LOGS.append(rotating.log_path)
     operator.stop()  # one operator at a time
     try:

@@ -23,6 +23,7 @@ from tenantry.controller.store import owner_of
 from tenantry.hostindex import IngressHostIndex, IngressKey, ingress_hosts
 from tenantry.kube import KubeClient, list_then_watch
 from tenantry.naming import LABEL_MANAGED_BY, MANAGED_BY
+from tenantry.watch_health import WatchHealth
 
 UNLABELLED_SELECTOR = f"{LABEL_MANAGED_BY}!={MANAGED_BY}"
 UNLABELLED, LABELLED = "unlabelled", "labelled"  # the index's sources
@@ -50,6 +51,7 @@ class ClusterIngresses:
         self.client, self.index = client, index
         self.on_hosts_changed = on_hosts_changed
         self.synced = asyncio.Event()
+        self.health = WatchHealth("Ingress")  # /healthz and the watch metrics (tenantry.watch_health)
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -75,4 +77,4 @@ class ClusterIngresses:
 
     async def _run(self) -> None:
         await list_then_watch(self.client, "Ingress", on_list=self._relisted, on_event=self._event,
-                              label_selector=UNLABELLED_SELECTOR, on_synced=self.synced.set)
+                              label_selector=UNLABELLED_SELECTOR, on_synced=self.synced.set, health=self.health)

@@ -149,8 +149,15 @@ def operator_usernames(settings: WebhookSettings) -> frozenset[str]:
         subject = _token_subject(IN_CLUSTER_TOKEN.read_text().strip())
         return frozenset({subject} if subject else ())
     user, _ = _kubeconfig_user_and_server()
-    if user.get("token"):
-        subject = _token_subject(user["token"])
+    token = user.get("token")
+    if not token and user.get("tokenFile"):
+        # A token file (rotated by whoever writes it) names the same account on every rotation.
+        try:
+            token = Path(user["tokenFile"]).read_text().strip()
+        except OSError:
+            token = None
+    if token:
+        subject = _token_subject(token)
         return frozenset({subject} if subject else ())
     pem = None
     if user.get("client-certificate-data"):
