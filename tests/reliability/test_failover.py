@@ -9,6 +9,8 @@ would take part in the same election) and started again afterwards.
   and the ledger is exact (nobody admitted twice, no licence leaked, no orphan namespace).
 - A leader cut off from the API server (its traffic dropped by the fault proxy) stops, with exit status 1,
   before the new leader writes anything: its last write precedes the new leader's first.
+- In a pod, the leader labels its pod `tenantry.dev/leader: "true"` (the webhook Service's selector) and a
+  standby removes that label when a crashed leader of its pod left it, before it reports ready.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from support.cluster import audit_events, audit_offset, is_lease, wait_for
 from support.faultproxy import FaultProxy
 from support.operator import OPERATOR_NAMESPACE, OperatorProcess, operator_kubeconfig
 from support.platform import Platform
+from tenantry.controller.leadership import LEADER_LABEL
 
 LEASE = "tenantry-operator"
 # The takeover the issue asks for: within the lease duration of the leader's loss.
@@ -49,12 +52,12 @@ class Replica:
 
 
 def _replica(api_client: client.ApiClient, kubeconfig: str, directory: Path, name: str,
-             server_kubeconfig: Any = None) -> Replica:
+             server_kubeconfig: Any = None, env: dict[str, str] | None = None) -> Replica:
     directory.mkdir(parents=True, exist_ok=True)
     account = f"tenantry-{name}"
     own = operator_kubeconfig(api_client, kubeconfig, directory, account_name=account)
     process = OperatorProcess(server_kubeconfig(own) if server_kubeconfig else own, directory,
-                              identity=f"failover-{name}")
+                              identity=f"failover-{name}", env=env)
     EXTRA_OPERATOR_LOGS.append(process.log_path)
     return Replica(process, f"system:serviceaccount:{OPERATOR_NAMESPACE}:{account}")
 
@@ -248,3 +251,43 @@ def test_a_partitioned_leader_stops_writing_before_the_new_one_starts(
         first.process.stop()
         second.process.stop()
         proxy.stop()
+
+
+def test_the_leader_labels_its_pod_for_the_webhook_service(api_client: client.ApiClient, kubeconfig: str,
+                                                            audit_log: Path, session_operator_stopped: None,
+                                                            tmp_path: Path, unique_name: Any) -> None:
+    """Pods as the chart's Deployment makes them (no kubelet here: they stay Pending, which is enough for
+    their labels); POD_NAME as the Deployment sets it. The second pod carries the label a crashed leader
+    of that pod would have left."""
+    core = client.CoreV1Api(api_client)
+    pods = {name: unique_name(f"operator-{name}") for name in ("a", "b")}
+    for name, pod in pods.items():
+        labels = {"app.kubernetes.io/name": "tenantry", **({LEADER_LABEL: "true"} if name == "b" else {})}
+        core.create_namespaced_pod(OPERATOR_NAMESPACE, {
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": pod, "labels": labels},
+            "spec": {"containers": [{"name": "operator", "image": "registry.invalid/tenantry:never-pulled"}]}})
+
+    def labelled(name: str) -> bool:
+        labels = core.read_namespaced_pod(pods[name], OPERATOR_NAMESPACE).metadata.labels or {}
+        return labels.get(LEADER_LABEL) == "true"
+
+    first = _replica(api_client, kubeconfig, tmp_path / "a", "a", env={"POD_NAME": pods["a"]})
+    second = _replica(api_client, kubeconfig, tmp_path / "b", "b", env={"POD_NAME": pods["b"]})
+    offset = audit_offset(audit_log)
+    try:
+        first.process.start(timeout=120)
+        wait_for(lambda: labelled("a"), 20, message="the leader's pod labelled")
+        second.process.start(timeout=60, leading=False)  # ready only once its stale label is gone
+        assert not labelled("b"), "a ready standby's pod must not be selected by the webhook Service"
+        standby_writes = [f"{e['verb']} {e['objectRef'].get('resource')}/{e['objectRef'].get('name')}"
+                          for e in _writes(audit_log, offset, second.user)]
+        assert standby_writes == [f"patch pods/{pods['b']}"], standby_writes  # its own label, nothing else
+        assert "Removed the leader label a previous process left" in second.process.log_text()
+
+        first.process.stop()  # a clean stop: the standby leads at once and labels its own pod
+        wait_for(lambda: labelled("b"), 30, message="the new leader's pod labelled")
+    finally:
+        first.process.stop()
+        second.process.stop()
+        for pod in pods.values():
+            core.delete_namespaced_pod(pod, OPERATOR_NAMESPACE, grace_period_seconds=0)

@@ -188,8 +188,9 @@ class OperatorProcess:
     identity of its own. Starting a second instance while another leads makes it a standby."""
 
     def __init__(self, kubeconfig: Path, directory: Path, config: dict[str, Any] | None = None,
-                 identity: str | None = None):
+                 identity: str | None = None, env: dict[str, str] | None = None):
         self.kubeconfig = kubeconfig
+        self.env = dict(env or {})  # e.g. POD_NAME, as the chart's Deployment sets it
         self.directory = directory
         self.config_path = directory / "operator-config.yaml"
         config = copy.deepcopy(config or TEST_CONFIG)
@@ -210,7 +211,7 @@ class OperatorProcess:
         """Start it and wait until it is ready: leading (reconciling, its start-up done), or with
         `leading=False` as it is first ready, standby or leader."""
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "TENANTRY_CONFIG": str(self.config_path),
-               "TENANTRY_LEADER_IDENTITY": self.identity}
+               "TENANTRY_LEADER_IDENTITY": self.identity, **self.env}
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child holds it for its lifetime
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tenantry", "run", "--bind-address", "127.0.0.1",
