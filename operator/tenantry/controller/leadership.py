@@ -346,8 +346,8 @@ class LeaderElector:
             lease = await asyncio.wait_for(client.request(method, path, body=body),
                                            self.settings.renew_deadline_seconds)
         except ApiError as error:
-            if error.status == 409:  # another candidate wrote first: it won
-                log.info("Another replica took %s first.", self.description)
+            if error.status == 409:  # written since we read it (a renewal, or another standby won)
+                log.info("%s changed while it was being taken; standing by.", self.description)
                 return False
             raise
         self._lease = lease
