@@ -744,11 +744,15 @@ def install_crds(kubectl: Path | str, kubeconfig: Path | str, crds_dir: Path | s
     return names
 
 
+OPERATOR_NAMESPACE = "tenantry-system"  # the chart's release namespace
+
+
 def install_platform(kubectl: Path | str, kubeconfig: Path | str, crds_dir: Path | str = CRDS_DIR, *,
                      roles_file: Path | str = PLATFORM_ROLES_FILE, timeout: float = 60.0) -> list[str]:
     """What the chart installs besides the operator's own Deployment and RBAC: the CRDs (waited for
-    until Established) and the platform ClusterRoles `tenantry-reseller`, `tenantry-reseller-support`
-    and `tenantry-tenant-owner`. Without those the operator's RoleBindings grant nothing.
+    until Established), the platform ClusterRoles `tenantry-reseller`, `tenantry-reseller-support`
+    and `tenantry-tenant-owner`, and the namespace `tenantry-system` (the operator's Lease and
+    webhook certificate live there). Without the roles the operator's RoleBindings grant nothing.
 
     Every way this project sets up a cluster calls this one function (`make dev-up` and `make demo`
     through `up`, the test session, hack/bench), so none of them can forget a part. Server-side
@@ -757,7 +761,10 @@ def install_platform(kubectl: Path | str, kubeconfig: Path | str, crds_dir: Path
     names = install_crds(kubectl, kubeconfig, crds_dir, timeout)
     out = run_kubectl(kubectl, kubeconfig, "apply", "--server-side", "--force-conflicts",
                       "--field-manager=tenantry-dev", "-o", "name", "-f", str(roles_file)).stdout
-    return names + out.split()
+    # The chart's namespace: `tenantry run` keeps its leader Lease and webhook certificate there.
+    if run_kubectl(kubectl, kubeconfig, "get", "namespace", OPERATOR_NAMESPACE, check=False).returncode != 0:
+        run_kubectl(kubectl, kubeconfig, "create", "namespace", OPERATOR_NAMESPACE, check=False)
+    return [*names, *out.split(), f"namespace/{OPERATOR_NAMESPACE}"]
 
 
 # ---------------------------------------------------------------------- CLI

@@ -52,8 +52,8 @@ metering:
 EOF
 
 say "Starting the operator (log: $DEV/operator.log)"
-# Its namespace holds its leader-election Lease and the webhook's certificate, as in a cluster.
-kubectl create namespace tenantry-system --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+# Its namespace tenantry-system (made by `hack/controlplane.py up`) holds its leader-election Lease and
+# the webhook's certificate, as in a cluster.
 TENANTRY_CONFIG=$DEV/demo-config.yaml $VENV/tenantry run --bind-address 127.0.0.1 --health-port 18080 \
   --metrics-port 18000 --log-format plain > $DEV/operator.log 2>&1 &
 echo "$! operator" >> "$PIDS"
