@@ -55,7 +55,8 @@ def _name(cn: str) -> x509.Name:
 
 def make_cert(cn: str, *, issuer: Issued | None = None, dns_names: Sequence[str] = (), ca: bool = False,
               key_kind: str = "ec", not_before: datetime.datetime | None = None,
-              not_after: datetime.datetime | None = None, issuer_name: str | None = None) -> Issued:
+              not_after: datetime.datetime | None = None, issuer_name: str | None = None,
+              name_constraints: x509.NameConstraints | None = None) -> Issued:
     key = new_key(key_kind)
     signer = issuer.key if issuer else key
     builder = (
@@ -71,6 +72,8 @@ def make_cert(cn: str, *, issuer: Issued | None = None, dns_names: Sequence[str]
     if dns_names:
         builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in dns_names]),
                                         critical=False)
+    if name_constraints is not None:
+        builder = builder.add_extension(name_constraints, critical=True)
     algorithm = None if isinstance(signer, ed25519.Ed25519PrivateKey) else hashes.SHA256()
     return Issued(builder.sign(signer, algorithm), key)
 
@@ -92,7 +95,14 @@ class Pki:
         return data
 
 
-def new_pki(name: str = "Test") -> Pki:
+def new_pki(name: str = "Test", *, permitted: Sequence[str] = (), excluded: Sequence[str] = (),
+            intermediate_days: int = 1825) -> Pki:
+    """A root and an intermediate; with `permitted`/`excluded`, the intermediate carries those DNS name
+    constraints (RFC 5280), as a CA sold for a customer's own domains does."""
     root = make_cert(f"{name} Root CA", ca=True, not_after=NOW + 3650 * DAY)
-    intermediate = make_cert(f"{name} Intermediate CA", issuer=root, ca=True, not_after=NOW + 1825 * DAY)
+    constraints = x509.NameConstraints(
+        permitted_subtrees=[x509.DNSName(n) for n in permitted] or None,
+        excluded_subtrees=[x509.DNSName(n) for n in excluded] or None) if permitted or excluded else None
+    intermediate = make_cert(f"{name} Intermediate CA", issuer=root, ca=True,
+                             not_after=NOW + intermediate_days * DAY, name_constraints=constraints)
     return Pki(root, intermediate)

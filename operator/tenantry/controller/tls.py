@@ -84,6 +84,7 @@ CERT_MANAGER_MISSING = "CertManagerMissing"
 CERTIFICATE_NOT_READY = "CertificateNotReady"
 CA_UNAVAILABLE = "CertificateAuthorityUnavailable"
 INVALID_SECRET_NAME = "InvalidSecretName"
+PLATFORM_DOMAIN_NOT_PERMITTED = "PlatformDomainNotPermitted"
 
 _ca_locks: dict[str, asyncio.Lock] = {}
 _authorities: dict[str, tuple[str, Authority]] = {}  # reseller -> (the CA Secret's data, parsed)
@@ -558,6 +559,47 @@ class ResellerTls:
     condition: Condition
 
 
+@dataclass(frozen=True)
+class SuppliedCA:
+    """A CA the reseller bought, put in a region's Secret (mode Secret), already validated."""
+
+    region: str
+    domain: str  # the region's domain
+    secret: str  # namespace/name, for messages
+    authority: Authority
+
+
+@dataclass(frozen=True)
+class PanelIssuer:
+    """Who signs the platform domain's leaf: `ca`, or the reseller's Tenantry CA when it is None.
+    `refusals` says why each supplied CA could not (its name constraints), for the condition."""
+
+    ca: SuppliedCA | None
+    refusals: tuple[str, ...] = ()
+
+
+def choose_panel_issuer(host: str, supplied: Sequence[SuppliedCA]) -> PanelIssuer:
+    """The CA that issues the leaf of the reseller's panel host, when no supplied leaf covers it.
+
+    A CA the reseller bought beats Tenantry's self-signed one (which browsers warn about): the one
+    of the region whose domain is the host's nearest parent or ancestor first, then the regions in
+    spec order. A CA whose name constraints do not permit the host is passed over, since clients
+    would reject what it signed; when none can, Tenantry's CA issues and `refusals` says why."""
+    wanted = host.lower().rstrip(".")
+
+    def nearness(ca: SuppliedCA) -> int:
+        domain = ca.domain.lower().rstrip(".")
+        return len(domain) if wanted == domain or wanted.endswith("." + domain) else -1
+
+    refusals = []
+    for ca in sorted(supplied, key=nearness, reverse=True):  # stable: spec order among equals
+        refusal = certs.name_constraints_refusal(ca.authority, host)
+        if refusal is None:
+            return PanelIssuer(ca)
+        refusals.append(f"the CA in Secret {ca.secret} (region {ca.region}) cannot issue for it: {refusal}")
+    return PanelIssuer(None, tuple(refusals))
+
+
 async def reseller_tls(op: Operator, body: Mapping[str, Any], spec: ResellerSpec) -> ResellerTls:
     """The reseller's CA, its platformDomain certificate, and what each region's TLS source is."""
     name = body["metadata"]["name"]
@@ -574,6 +616,7 @@ async def reseller_tls(op: Operator, body: Mapping[str, Any], spec: ResellerSpec
 
     regions: dict[str, dict[str, Any]] = {}
     supplied: list[tuple[dict[str, bytes], CertInfo, str]] = []
+    supplied_cas: list[SuppliedCA] = []
     served: list[tuple[str, str, str, str]] = []  # expiry series: (namespace, secret, host, notAfter)
     for region in spec.regions:
         tls = region.tls
@@ -596,12 +639,16 @@ async def reseller_tls(op: Operator, body: Mapping[str, Any], spec: ResellerSpec
             regions[region.name] = info.as_status()
             served.append((namespace, tls.secret_name, region.domain if is_ca else f"*.{region.domain}",
                            certs.rfc3339(info.not_after)))
-            if not is_ca:
+            if is_ca:
+                supplied_cas.append(SuppliedCA(region.name, region.domain, f"{namespace}/{tls.secret_name}",
+                                               certs.supplied_authority(data)))
+            else:
                 supplied.append((data, info, f"{namespace}/{tls.secret_name}"))
         else:
             regions[region.name] = {"notAfter": certs.rfc3339(ca_info.not_after), "issuer": ca_info.subject}
 
     platform = None
+    panel_refusal: str | None = None
     if spec.platform_domain:
         host = spec.platform_domain
         covering = next(((d, i, s) for d, i, s in supplied if any(certs.host_matches(n, host) for n in i.dns_names)),
@@ -611,13 +658,23 @@ async def reseller_tls(op: Operator, body: Mapping[str, Any], spec: ResellerSpec
         if covering is not None:
             data, info, source = covering
         else:
+            # A leaf of another CA than the chosen one (the supplied CA replaced, or bought at last)
+            # is not reusable: reusable_leaf checks who signed it.
+            issuer = choose_panel_issuer(host, supplied_cas)
+            signer = issuer.ca.authority if issuer.ca is not None else authority
             data = live or {}
-            reused = certs.reusable_leaf(live, [host], authority, now, _renew_before(op))
+            reused = certs.reusable_leaf(live, [host], signer, now, _renew_before(op))
             if reused is None:
-                data = certs.issue_leaf(authority, [host], now, _leaf_validity(op))
+                data = certs.issue_leaf(signer, [host], now, _leaf_validity(op))
                 reused = certs.validate_bundle(data, host, now)
-                log.info("Reseller %s: the certificate of its platform domain %s was issued.", name, host)
+                log.info("Reseller %s: the certificate of its platform domain %s was issued by %s.", name, host,
+                         f"the CA in Secret {issuer.ca.secret}" if issuer.ca else "its Tenantry CA")
             info = reused
+            if issuer.refusals:
+                panel_refusal = (
+                    f"The platform domain {host} is served with a certificate of Tenantry's own CA, which "
+                    f"browsers warn about: {'; '.join(issuer.refusals)}. Set spec.platformDomain to a host the "
+                    "CA permits, or put a certificate that covers the host in a region's Secret.")
         children.append(build_tls_secret(PLATFORM_TLS_SECRET, namespace, managed_labels(reseller=name), data,
                                          host=host, source=source, owner=body))
         platform = {"host": host, **info.as_status()}
@@ -635,7 +692,10 @@ async def reseller_tls(op: Operator, body: Mapping[str, Any], spec: ResellerSpec
     # certificate (the production path) has none.
     if problems:
         condition = Condition(CERTIFICATE_READY, False, problems[0][1],
-                              " ".join(f"Region {r}: {m}" for r, _, m in problems))
+                              " ".join(f"Region {r}: {m}" for r, _, m in problems)
+                              + (f" {panel_refusal}" if panel_refusal else ""))
+    elif panel_refusal:
+        condition = Condition(CERTIFICATE_READY, False, PLATFORM_DOMAIN_NOT_PERMITTED, panel_refusal)
     else:
         condition = Condition(CERTIFICATE_READY, True, "CertificatesReady",
                               f"The certificates of {len(spec.regions)} region(s)"

@@ -172,6 +172,39 @@ def host_matches(pattern: str, host: str) -> bool:
     return pattern == host
 
 
+def _dns_subtree_contains(subtree: str, host: str) -> bool:
+    """RFC 5280 4.2.1.10: a DNS subtree `example.com` holds the name and every name below it; the
+    common `.example.com` form only the names below it; an empty one every name."""
+    subtree, host = subtree.lower().rstrip("."), host.lower().rstrip(".")
+    if not subtree:
+        return True
+    if subtree.startswith("."):
+        return host.endswith(subtree)
+    return host == subtree or host.endswith("." + subtree)
+
+
+def name_constraints_refusal(authority: Authority, host: str) -> str | None:
+    """Why a leaf for `host` signed by `authority` would be rejected by clients for the DNS name
+    constraints of the CA or of a certificate above it, or None when the host is permitted.
+
+    Only DNS subtrees count: a constraint that names no DNS subtree leaves DNS names free (RFC 5280)."""
+    above = x509.load_pem_x509_certificates(authority.chain_pem) if authority.chain_pem else []
+    for cert in (authority.cert, *above):
+        try:
+            constraints = cert.extensions.get_extension_for_class(x509.NameConstraints).value
+        except x509.ExtensionNotFound:
+            continue
+        who = cert.subject.rfc4514_string()
+        excluded = [n.value for n in constraints.excluded_subtrees or () if isinstance(n, x509.DNSName)]
+        hit = next((n for n in excluded if _dns_subtree_contains(n, host)), None)
+        if hit is not None:
+            return f"the name constraints of {who} exclude {hit}"
+        permitted = [n.value for n in constraints.permitted_subtrees or () if isinstance(n, x509.DNSName)]
+        if permitted and not any(_dns_subtree_contains(n, host) for n in permitted):
+            return f"the name constraints of {who} permit only {', '.join(permitted)}"
+    return None
+
+
 def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     try:
         cert.verify_directly_issued_by(issuer)
@@ -361,7 +394,11 @@ def reusable_leaf(data: Mapping[str, bytes] | None, hosts: Sequence[str], author
     if _public_der(key.public_key()) != _public_der(leaf.public_key()) or not _issued_by(leaf, authority.cert):
         return None
     info = cert_info(leaf)
-    if sorted(info.dns_names) != sorted(hosts) or info.not_before > now or info.not_after - now < renew_before:
+    if sorted(info.dns_names) != sorted(hosts) or info.not_before > now or info.not_after <= now:
+        return None
+    # Near expiry a leaf is renewed, unless it already lives as long as its CA: a new one could not
+    # outlive the CA either (issue_leaf caps it), and reissuing it on every reconcile would be churn.
+    if info.not_after - now < renew_before and info.not_after < authority.cert.not_valid_after_utc:
         return None
     if data.get(CA_CRT) != authority.cert_pem:
         return None
