@@ -26,7 +26,7 @@ from reliability_support import EXTRA_OPERATOR_LOGS, FIGURES
 
 from support.cluster import wait_for
 from support.faultproxy import FaultProxy
-from support.operator import OPERATOR_NAMESPACE, OPERATOR_ROLE, TEST_CONFIG, OperatorProcess
+from support.operator import OPERATOR_NAMESPACE, TEST_CONFIG, OperatorProcess, operator_kubeconfig
 from support.platform import Platform
 from tenantry.kube import Credentials, KubeClient
 
@@ -45,21 +45,18 @@ def _token_secrets(core: client.CoreV1Api) -> dict[str, str]:
 
 
 @pytest.fixture
-def rotating_account(api_client: client.ApiClient, operator: OperatorProcess) -> Iterator[client.CoreV1Api]:
-    """A ServiceAccount of its own bound to the chart's operator role: revoking the session operator's
-    token would leave the other tests without an operator."""
+def rotating_account(api_client: client.ApiClient, operator: OperatorProcess, kubeconfig: str,
+                     tmp_path_factory: pytest.TempPathFactory) -> Iterator[client.CoreV1Api]:
+    """A ServiceAccount of its own with the chart's operator roles (cluster and leader election):
+    revoking the session operator's token would leave the other tests without an operator."""
     core, rbac = client.CoreV1Api(api_client), client.RbacAuthorizationV1Api(api_client)
-    core.create_namespaced_service_account(OPERATOR_NAMESPACE, client.V1ServiceAccount(
-        metadata=client.V1ObjectMeta(name=ACCOUNT)))
-    role = yaml.safe_load(OPERATOR_ROLE.read_text())["metadata"]["name"]
-    rbac.create_cluster_role_binding({
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": ACCOUNT},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
-        "subjects": [{"kind": "ServiceAccount", "name": ACCOUNT, "namespace": OPERATOR_NAMESPACE}]})
+    operator_kubeconfig(api_client, kubeconfig, tmp_path_factory.mktemp("rotating"), account_name=ACCOUNT)
+    binding = f"tenantry-operator-tests-{ACCOUNT}"  # as operator_kubeconfig names it
     try:
         yield core
     finally:
-        rbac.delete_cluster_role_binding(ACCOUNT)
+        rbac.delete_cluster_role_binding(binding)
+        rbac.delete_namespaced_role_binding(binding, OPERATOR_NAMESPACE)
         core.delete_namespaced_service_account(ACCOUNT, OPERATOR_NAMESPACE)
 
 

@@ -286,6 +286,17 @@ class OperatorProcess:
         self.stop()
         self.start()
 
+    def ensure_running(self) -> str | None:
+        """What a Deployment's `restartPolicy: Always` does: a process that has exited is started again.
+        A leader exits by design when it cannot renew its Lease (a test stopped the API server for
+        longer than the renew deadline); the next test must not inherit that. Returns why it was
+        restarted, or None when it was running."""
+        if self.process is None or self.process.poll() is None:
+            return None
+        why = f"the session operator had exited with {self.process.returncode}; started again"
+        self.start(timeout=120)
+        return why
+
     def metrics(self) -> str:
         import urllib.request
 
