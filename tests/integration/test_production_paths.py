@@ -157,6 +157,67 @@ def test_a_reseller_with_a_purchased_certificate_keeps_reconciling(
     assert "list index out of range" not in operator.log_text()
 
 
+def test_the_resellers_panel_is_issued_by_the_ca_it_bought_and_follows_it(
+        platform: Platform, operator: OperatorProcess) -> None:
+    """`spec.platformDomain` with a CA in a region's Secret: the panel's leaf comes from that CA, stays
+    while the CA stays, is reissued when the CA is replaced, and falls back to Tenantry's CA, saying
+    so, only when the CA's name constraints do not permit the panel host."""
+    core = platform.core
+    region = platform.region(domainVerification="None")
+    reseller = platform.unique_name("pn", max_length=20)
+    domain, control = f"{reseller}-cloud.example", f"reseller-{reseller}"
+    panel = f"panel.{domain}"
+    platform.reseller(region, reseller, licenses=3, platformDomain=panel, regions=[{
+        "name": region, "domain": domain, "tls": {"mode": "Secret", "secretName": "reseller-ca"},
+        "allotment": ALLOTMENT}])
+    platform.wait_namespace(control, timeout=TIMEOUT)
+
+    def bought(pki: Any) -> dict[str, bytes]:
+        return {"tls.crt": pki.intermediate.cert_pem + pki.root.cert_pem, "tls.key": pki.intermediate.key_pem}
+
+    def panel_issued_by(pki: Any) -> x509.Certificate:
+        subject = pki.intermediate.cert.subject.rfc4514_string()
+        platform.wait_status("Reseller", reseller, None, lambda o: (o["status"].get("platformCertificate") or {})
+                             .get("issuer") == subject, f"the panel's certificate from {subject}", TIMEOUT)
+        leaf = x509.load_pem_x509_certificates((secret_data(core, "tenantry-platform-tls", control) or {})
+                                               ["tls.crt"])[0]
+        leaf.verify_directly_issued_by(pki.intermediate.cert)
+        assert leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+            x509.DNSName) == [panel]
+        return leaf
+
+    first = new_pki(platform.unique_name("First"))
+    put_tls_secret(core, "reseller-ca", control, bought(first))
+    panel_issued_by(first)
+    platform.wait_condition("Reseller", reseller, None, "CertificateReady", "True", "CertificatesReady", TIMEOUT)
+
+    # A reconcile for another reason leaves the panel's certificate as it is.
+    version = core.read_namespaced_secret("tenantry-platform-tls", control).metadata.resource_version
+    platform.patch("Reseller", reseller, {"spec": {"licenses": 4}})
+    wait_licences(platform, reseller, used=0, available=4)
+    assert core.read_namespaced_secret("tenantry-platform-tls", control).metadata.resource_version == version
+
+    # The reseller replaces its CA: the panel's leaf is reissued by the new one.
+    second = new_pki(platform.unique_name("Second"))
+    core.patch_namespaced_secret("reseller-ca", control, {"data": {
+        k: base64.b64encode(v).decode() for k, v in bought(second).items()}})
+    panel_issued_by(second)
+
+    # A CA constrained to other names cannot issue for the panel: Tenantry's CA does, and it says so.
+    narrow = new_pki(platform.unique_name("Narrow"), permitted=[f"shop.{domain}"])
+    core.patch_namespaced_secret("reseller-ca", control, {"data": {
+        k: base64.b64encode(v).decode() for k, v in bought(narrow).items()}})
+    obj = platform.wait_condition("Reseller", reseller, None, "CertificateReady", "False",
+                                  "PlatformDomainNotPermitted", TIMEOUT)
+    message = condition(obj, "CertificateReady")["message"]
+    for part in (panel, "Tenantry's own CA", f"Secret {control}/reseller-ca", f"permit only shop.{domain}",
+                 "spec.platformDomain"):
+        assert part in message, message
+    assert "Tenantry CA" in obj["status"]["platformCertificate"]["issuer"]
+    assert obj["status"]["regions"][0]["certificate"]["issuer"] == narrow.root.cert.subject.rfc4514_string()
+    platform.wait_event("default", reseller, "PlatformDomainNotPermitted", "Warning", timeout=TIMEOUT)
+
+
 # -- finding 3: owners and admins --------------------------------------------------------------------
 
 
