@@ -32,6 +32,9 @@ Per host, by `tls.mode`:
   kind `Issuer` must live in the tenant namespace, a ClusterIssuer anywhere. Without cert-manager's
   CRDs, `CertificateReady=False`, reason `CertManagerMissing`.
 
+The reseller's panel (`spec.platformDomain`, `reseller_tls`): a supplied leaf that covers it, else a
+leaf from a CA the reseller supplied (`choose_panel_issuer`), else from its Tenantry CA.
+
 Custom domains are routed once verified (DNS TXT `_tenantry-challenge.<host>` = the token in
 `status.domains[].token`, asked of `dnsResolver`), or at once in a Region with
 `domainVerification: None`. Verification is sticky while the domain stays in the spec (status keeps
