@@ -32,6 +32,10 @@ LABEL_PLAN = "tenantry.dev/plan"
 # Marks the namespace kind so that selectors can tell control from tenant namespaces.
 LABEL_NAMESPACE_ROLE = "tenantry.dev/namespace-role"
 
+# The UID of the Tenant a tenant namespace was made for: the operator provisions only into a namespace
+# carrying its Tenant's UID (tenantry/namespace_claim.py).
+ANNOTATION_TENANT_UID = "tenantry.dev/tenant-uid"
+
 # Namespace annotations read by the PodNodeSelector / PodTolerationRestriction admission plugins.
 ANNOTATION_NODE_SELECTOR = "scheduler.alpha.kubernetes.io/node-selector"
 ANNOTATION_DEFAULT_TOLERATIONS = "scheduler.alpha.kubernetes.io/defaultTolerations"

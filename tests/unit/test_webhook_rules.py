@@ -458,3 +458,42 @@ def test_tenantry_run_registers_loopback_only_for_an_api_server_on_this_machine(
     assert (reason is not None) is refused
     if refused:
         assert "set webhook.url to an address it can reach" in str(reason)
+
+
+# -- a namespace of the tenant's name not made for it (tenantry/namespace_claim.py) ------------------
+
+
+def test_a_new_tenant_whose_namespace_name_is_taken_is_warned_at_apply() -> None:
+    retained = {"metadata": {"name": "acme--reused", "creationTimestamp": "2026-01-01T00:00:00Z",
+                             "annotations": {"tenantry.dev/tenant-uid": "uid-of-a-former-customer"}}}
+    view = FakeView(REGION, RESELLER, PLAN, live={("Namespace", "acme--reused"): retained})
+    verdict = check("tenants", tenant_request(tenant("reused", admitted=False)), view)
+    assert verdict.allowed
+    assert verdict.warnings == ("Namespace acme--reused already exists and was not made for this tenant (it was "
+                                "retained from an earlier tenant of the same name or made outside Tenantry); "
+                                "Tenantry will not hand its contents to a new customer. Delete that namespace (after "
+                                "saving what you need) or give the tenant another name. (Ready=False, "
+                                "NamespaceTaken)",)
+    # Without such a namespace, nothing to say; on an update, no read at all.
+    view = FakeView(REGION, RESELLER, PLAN)
+    assert check("tenants", tenant_request(tenant("fresh", admitted=False)), view).warnings == ()
+    reads = view.reads
+    old = tenant("fresh", admitted=False)
+    changed = copy.deepcopy(old)
+    changed["spec"]["displayName"] = "Fresh"
+    assert check("tenants", tenant_request(changed, UPDATE, old), view).allowed and view.reads == reads
+
+
+def test_ingresses_in_a_namespace_not_made_for_the_tenant_are_in_no_tenants_scope() -> None:
+    bakery = tenant("bakery")
+    labels = {"app.kubernetes.io/managed-by": "tenantry", "tenantry.dev/reseller": "acme",
+              "tenantry.dev/tenant": "bakery"}
+    view = FakeView(REGION, RESELLER, PLAN, bakery)
+    view.store.put("Namespace", {"metadata": {"name": "acme--bakery", "labels": labels, "resourceVersion": "1",
+                                              "annotations": {"tenantry.dev/tenant-uid": "someone-else"}}})
+    assert tenant_scope(view.store, "acme--bakery") is None
+    verdict = check("ingresses", as_owner(ingress()), view)
+    assert not verdict.allowed and verdict.reason == "TenantNotFound"
+    view.store.put("Namespace", {"metadata": {"name": "acme--bakery", "labels": labels, "resourceVersion": "2",
+                                              "annotations": {"tenantry.dev/tenant-uid": bakery["metadata"]["uid"]}}})
+    assert check("ingresses", as_owner(ingress()), view).allowed

@@ -16,6 +16,7 @@ from tenantry.builders.common import cluster_role_binding, quota_hard, rbac_subj
 from tenantry.naming import (
     ANNOTATION_DEFAULT_TOLERATIONS,
     ANNOTATION_NODE_SELECTOR,
+    ANNOTATION_TENANT_UID,
     BRANDING_CONFIGMAP,
     CHILD_NAME,
     CLUSTERROLE_RESELLER_SUPPORT,
@@ -62,6 +63,7 @@ class TenantInputs:
     pod_security_level: str = "baseline"
     allowed_priority_classes: Sequence[str] = ()  # the Region's guardrails; none by default
     denied_storage_classes: Sequence[str] = ()  # classes the Region offers that the plan does not sell
+    tenant_uid: str = ""  # the Tenant object's UID, stamped on its namespace (tenantry/namespace_claim.py)
 
     @property
     def labels(self) -> dict[str, str]:
@@ -74,6 +76,10 @@ def build_namespace(inputs: TenantInputs) -> dict[str, Any]:
     for mode in ("enforce", "audit", "warn"):
         labels[f"pod-security.kubernetes.io/{mode}"] = inputs.pod_security_level
     annotations = {}
+    if inputs.tenant_uid:
+        # Marks the namespace as made for this very Tenant object: a later Tenant of the same name (whose
+        # UID differs) never provisions into it, and so never reads what an earlier customer left there.
+        annotations[ANNOTATION_TENANT_UID] = inputs.tenant_uid
     # PodNodeSelector and PodTolerationRestriction read these: every pod lands in the Region's pool.
     if inputs.node_selector:
         annotations[ANNOTATION_NODE_SELECTOR] = ",".join(f"{k}={v}" for k, v in sorted(inputs.node_selector.items()))

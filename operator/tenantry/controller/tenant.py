@@ -27,10 +27,10 @@ from tenantry.controller.tls import CERTIFICATE_READY, tenant_tls
 from tenantry.guardrails import denied_storage_classes
 from tenantry.kube import ApiError
 from tenantry.models import RegionSpec, ResellerSpec, TenantSpec
+from tenantry.namespace_claim import NAMESPACE_TAKEN, namespace_claim, namespace_taken_message
 from tenantry.naming import (
     FINALIZER,
     LABEL_MANAGED_BY,
-    LABEL_TENANT,
     MANAGED_BY,
     PLAN,
     REGION,
@@ -47,6 +47,9 @@ log = logging.getLogger("tenantry.tenant")
 
 SUSPENDED_REPLICAS = "tenantry.dev/suspended-replicas"
 SUSPENDED = "tenantry.dev/suspended"
+# A namespace that is not this tenant's is not watched (it lacks Tenantry's labels): while one holds the
+# tenant's namespace name, the tenant looks again this often, and is provisioned soon after it is deleted.
+NAMESPACE_RECHECK_SECONDS = 10.0
 
 
 def _spec_of(op: Operator, kind: str, name: str, namespace: str | None = None) -> Any:
@@ -146,6 +149,13 @@ async def _provision(op: Operator, body: Mapping[str, Any], spec: TenantSpec, re
     assert record is not None
     name = body["metadata"]["name"]
     namespace = tenant_namespace(reseller, name)
+    # Before anything is read from or made in the namespace (certificates included): only one made for
+    # this very Tenant object is provisioned (tenantry/namespace_claim.py).
+    live_namespace = await _live_namespace(op, namespace)
+    if not namespace_claim(live_namespace, body, reseller).provisionable:
+        assert live_namespace is not None
+        await _report_namespace_taken(op, body, verdict, live_namespace)
+        return
     reseller_spec: ResellerSpec | None = _spec_of(op, RESELLER, reseller)
     region_spec: RegionSpec | None = _spec_of(op, REGION, record.region)
     plan_spec = _spec_of(op, PLAN, record.plan, body["metadata"]["namespace"])
@@ -188,6 +198,7 @@ async def _provision(op: Operator, body: Mapping[str, Any], spec: TenantSpec, re
         pod_security_level=op.settings.pod_security_level,
         allowed_priority_classes=region_spec.guardrails.allowed_priority_classes if region_spec else (),
         denied_storage_classes=denied_storage_classes(region_spec, plan_spec),
+        tenant_uid=body["metadata"].get("uid", ""),
     )
     children = build_tenant_children(inputs) + (tls.children if tls else [])
     if not spec.active:
@@ -259,6 +270,30 @@ async def _provision(op: Operator, body: Mapping[str, Any], spec: TenantSpec, re
     ])
     if failure is not None:
         raise failure
+
+
+async def _live_namespace(op: Operator, namespace: str) -> dict[str, Any] | None:
+    """The namespace as it is. The watch holds only namespaces with Tenantry's labels; one retained
+    from an earlier tenant (Retain removes them) or made outside Tenantry is read from the API."""
+    live = op.store.get("Namespace", namespace)
+    return live if live is not None else await op.client.get("Namespace", namespace)
+
+
+async def _report_namespace_taken(op: Operator, body: Mapping[str, Any], verdict: Verdict,
+                                  live_namespace: Mapping[str, Any]) -> None:
+    """The tenant stays admitted (its licence decision is the reseller's), nothing is made or changed in
+    the namespace, and the reseller is told what to do (a Warning Event with the same reason)."""
+    assert verdict.record is not None
+    meta = body["metadata"]
+    message = namespace_taken_message(live_namespace)
+    admitted_at = ((body.get("status") or {}).get("admission") or {}).get("admittedAt") or now_rfc3339()
+    await publish_status(op, body, {"phase": "Pending", "hosts": [],
+                                    "admission": record_to_status(verdict.record, admitted_at)}, [
+        Condition("Admitted", True, ADMITTED, verdict.message),
+        Condition("Provisioned", False, NAMESPACE_TAKEN, message),
+        Condition("Ready", False, NAMESPACE_TAKEN, message),
+    ])
+    op.enqueue_one(TENANT, meta["namespace"], meta["name"], delay=NAMESPACE_RECHECK_SECONDS)
 
 
 def _ready(verdict: Verdict, provisioned: Condition, active: bool) -> Condition:
@@ -338,9 +373,9 @@ async def finalize_tenant(op: Operator, body: Mapping[str, Any]) -> None:
         raise RuntimeError(f"Tenant {meta['namespace']}/{meta['name']} is still being reconciled; "
                            "its deletion is retried.")
     live = await op.client.get("Namespace", namespace)
-    labels = (live or {}).get("metadata", {}).get("labels") or {}
-    ours = labels.get(LABEL_MANAGED_BY) == MANAGED_BY and labels.get(LABEL_TENANT) == meta["name"]
-    if live is None or not ours:
+    # Only a namespace made for this very Tenant: one retained from an earlier tenant of the same name,
+    # or made outside Tenantry, is not this tenant's to delete or retain (tenantry/namespace_claim.py).
+    if live is None or not namespace_claim(live, body, reseller).provisionable:
         return  # never provisioned, already gone, or not ours to touch
     policy = (body.get("spec") or {}).get("deletionPolicy", "Delete")
     if policy == "Retain":

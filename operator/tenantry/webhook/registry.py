@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tenantry.admission import AdmissionBook
-from tenantry.naming import LABEL_NAMESPACE_ROLE, PLAN, REGION, TENANT, reseller_namespace
+from tenantry.naming import ANNOTATION_TENANT_UID, LABEL_NAMESPACE_ROLE, PLAN, REGION, TENANT, reseller_namespace
 
 CREATE, UPDATE, DELETE, CONNECT = "CREATE", "UPDATE", "DELETE", "CONNECT"
 FAIL, IGNORE = "Fail", "Ignore"
@@ -233,6 +233,10 @@ def tenant_scope(store: ObjectCache, namespace: str) -> TenantScope | None:
     tenant = store.get(TENANT, name, reseller_namespace(reseller))
     if tenant is None:
         return None
+    stamped = (((store.get("Namespace", namespace) or {}).get("metadata") or {}).get("annotations") or {}).get(
+        ANNOTATION_TENANT_UID)
+    if stamped and stamped != (tenant.get("metadata") or {}).get("uid"):
+        return None  # made for another Tenant of this name: never this one's (NamespaceTaken, namespace_claim.py)
     status = tenant.get("status") or {}
     if status.get("namespace", namespace) != namespace:
         return None

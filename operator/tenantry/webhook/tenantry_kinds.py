@@ -14,7 +14,9 @@ region change of an admitted tenant; a Reseller admin Tenantry never binds.
 May change (warned): no licence free now; not enough of the reseller's allotment now; the reseller inactive; an
 e-mail address or domain claimed by an older tenant that is still waiting; a plan not seeded yet (one of the
 platform's default plans, which the operator creates in a new reseller namespace); a Plan larger than the
-reseller's allotment in every region it sells in (the platform may raise allotments).
+reseller's allotment in every region it sells in (the platform may raise allotments); a new Tenant whose
+namespace name is held by a namespace not made for it (retained from an earlier tenant of the same name, or
+made outside Tenantry: NamespaceTaken, tenantry/namespace_claim.py), found by one read on creation.
 """
 
 from __future__ import annotations
@@ -35,7 +37,17 @@ from tenantry.admission import (
     full_quota,
 )
 from tenantry.controller.specs import INVALID_SPEC, read_spec, tenant_claim
-from tenantry.naming import GROUP, PLAN, QUOTA_RESOURCES, REGION, RESELLER, TENANT, reseller_from_namespace
+from tenantry.namespace_claim import NAMESPACE_TAKEN, namespace_claim, namespace_taken_message
+from tenantry.naming import (
+    GROUP,
+    PLAN,
+    QUOTA_RESOURCES,
+    REGION,
+    RESELLER,
+    TENANT,
+    reseller_from_namespace,
+    tenant_namespace,
+)
 from tenantry.quantity import format_quantity
 from tenantry.webhook.registry import (
     ALL_NAMESPACES,
@@ -153,8 +165,31 @@ async def _refusal(view: ClusterView, request: Request, claim: Any, reason: str,
 @rule("tenants", group=GROUP, resources=("tenants",), operations=(CREATE, UPDATE), failure_policy=IGNORE,
       namespaces=ALL_NAMESPACES, exempt=Exempt.OPERATOR,
       summary="Tenants at apply: unknown region or plan, an owner never bound, too many domains, a taken e-mail "
-              "or domain, a region change: denied; no licence or allotment free now: warned")
+              "or domain, a region change: denied; no licence or allotment free now, a namespace of its name "
+              "not made for it: warned")
 async def check_tenant(request: Request, view: ClusterView) -> Verdict:
+    verdict = await _tenant_verdict(request, view)
+    if verdict.allowed and request.operation == CREATE:
+        taken = await _namespace_taken(request, view)
+        if taken:
+            verdict = replace(verdict, warnings=(*verdict.warnings, taken))
+    return verdict
+
+
+async def _namespace_taken(request: Request, view: ClusterView) -> str | None:
+    """Words for a new Tenant whose namespace name is held by a namespace not made for it. One read, on
+    creation only: the operator's cache holds only namespaces with Tenantry's labels, and a retained one
+    has lost them."""
+    reseller = reseller_from_namespace(request.namespace)
+    if not reseller:
+        return None
+    namespace = await view.read("Namespace", tenant_namespace(reseller, request.name))
+    if namespace is None or namespace_claim(namespace, _with_created(request.body), reseller).provisionable:
+        return None
+    return f"{namespace_taken_message(namespace)} (Ready=False, {NAMESPACE_TAKEN})"
+
+
+async def _tenant_verdict(request: Request, view: ClusterView) -> Verdict:
     if not request.spec_changed():
         return allow()  # finalizers, labels, annotations
     body = _with_created(request.body)
