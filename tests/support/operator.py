@@ -202,6 +202,7 @@ class OperatorProcess:
         self.metrics_port = free_port()
         self.identity = identity or f"test-operator-{self.health_port}"
         self.process: subprocess.Popen[bytes] | None = None
+        self.stopped_on_purpose = False  # by stop()/kill(): ensure_running leaves it stopped
 
     @property
     def pid(self) -> int | None:
@@ -210,6 +211,7 @@ class OperatorProcess:
     def start(self, timeout: float = 60.0, *, leading: bool = True) -> None:
         """Start it and wait until it is ready: leading (reconciling, its start-up done), or with
         `leading=False` as it is first ready, standby or leader."""
+        self.stopped_on_purpose = False
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "TENANTRY_CONFIG": str(self.config_path),
                "TENANTRY_LEADER_IDENTITY": self.identity, **self.env}
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child holds it for its lifetime
@@ -269,6 +271,7 @@ class OperatorProcess:
         raise RuntimeError(f"the operator was not healthy within {timeout:.0f}s:\n{self.log_tail()}")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> None:
+        self.stopped_on_purpose = True
         if self.process is None or self.process.poll() is not None:
             return
         self.process.send_signal(sig)
@@ -287,12 +290,13 @@ class OperatorProcess:
         self.start()
 
     def ensure_running(self) -> str | None:
-        """What a Deployment's `restartPolicy: Always` does: a process that has exited is started again.
+        """What a Deployment's `restartPolicy: Always` does: a process that has exited by itself (not by
+        `stop()`/`kill()`) is started again.
         A leader exits by design when it cannot renew its Lease (a test stopped the API server for
         longer than the renew deadline); the next test must not inherit that. Returns why it was
         restarted, or None when it was running."""
-        if self.process is None or self.process.poll() is None:
-            return None
+        if self.process is None or self.process.poll() is None or self.stopped_on_purpose:
+            return None  # running, or a test stopped it and runs another operator meanwhile
         why = f"the session operator had exited with {self.process.returncode}; started again"
         self.start(timeout=120)
         return why
