@@ -22,7 +22,7 @@ Security rules: failure policy Fail. Cluster admins and Kubernetes' controllers 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from tenantry.naming import LABEL_MANAGED_BY, MANAGED_BY
@@ -175,21 +175,27 @@ def _being_deleted(request: Request) -> bool:
     return bool(((request.object or {}).get("metadata") or {}).get("deletionTimestamp"))
 
 
-@rule("ingresses", group="networking.k8s.io", resources=("ingresses",), operations=(CREATE, UPDATE),
-      failure_policy=FAIL, namespaces=TENANT_NAMESPACES, exempt=Exempt.PLATFORM,
-      summary="Ingresses in tenant namespaces: only the tenant's routed hosts (status.hosts) and its Region's "
-              "class; no host-less rule, default backend or nginx snippet; Tenantry's own Ingress unchangeable")
-def check_ingress(request: Request, view: ClusterView) -> Verdict:
+def _check_route(request: Request, view: ClusterView, what: str,
+                 problems_of: Callable[[Mapping[str, Any], TenantScope], list[tuple[str, str]]]) -> Verdict:
+    """The verdict on an Ingress or HTTPRoute (`what`) in a tenant namespace, whose problems `problems_of` lists."""
     guarded = managed_by_tenantry(request)
     if guarded is not None:
         return guarded
     if _being_deleted(request):
         return allow()
     scope = view.tenant_for_namespace(request.namespace)
-    problem = scope_problem(scope, request.namespace, "an Ingress")
+    problem = scope_problem(scope, request.namespace, what)
     if problem is not None or scope is None:
         return problem or allow()
-    return _verdict(ingress_problems(request.body, scope))
+    return _verdict(problems_of(request.body, scope))
+
+
+@rule("ingresses", group="networking.k8s.io", resources=("ingresses",), operations=(CREATE, UPDATE),
+      failure_policy=FAIL, namespaces=TENANT_NAMESPACES, exempt=Exempt.PLATFORM,
+      summary="Ingresses in tenant namespaces: only the tenant's routed hosts (status.hosts) and its Region's "
+              "class; no host-less rule, default backend or nginx snippet; Tenantry's own Ingress unchangeable")
+def check_ingress(request: Request, view: ClusterView) -> Verdict:
+    return _check_route(request, view, "an Ingress", ingress_problems)
 
 
 def httproute_problems(obj: Mapping[str, Any], scope: TenantScope) -> list[tuple[str, str]]:
@@ -210,16 +216,7 @@ def httproute_problems(obj: Mapping[str, Any], scope: TenantScope) -> list[tuple
       summary="Gateway API HTTPRoutes in tenant namespaces: hostnames only the tenant's routed hosts, never empty "
               "(takes effect wherever the Gateway API CRDs are installed)")
 def check_httproute(request: Request, view: ClusterView) -> Verdict:
-    guarded = managed_by_tenantry(request)
-    if guarded is not None:
-        return guarded
-    if _being_deleted(request):
-        return allow()
-    scope = view.tenant_for_namespace(request.namespace)
-    problem = scope_problem(scope, request.namespace, "an HTTPRoute")
-    if problem is not None or scope is None:
-        return problem or allow()
-    return _verdict(httproute_problems(request.body, scope))
+    return _check_route(request, view, "an HTTPRoute", httproute_problems)
 
 
 @rule("ingresses-delete", group="networking.k8s.io", resources=("ingresses",), operations=(DELETE,),
