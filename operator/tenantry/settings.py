@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from tenantry.naming import NAME_RE
 from tenantry.quantity import QuantityError, parse_quantity
-from tenantry.webhook.settings import DEFAULT_NAMESPACE, SERVICE_ACCOUNT_NAMESPACE_FILE, WebhookSettings
+from tenantry.webhook.settings import WebhookSettings, own_namespace
 
 
 class _Model(BaseModel):
@@ -162,14 +162,7 @@ class LeaderElectionSettings(_Model):
         return self
 
     def lease_namespace(self) -> str:
-        if self.namespace:
-            return self.namespace
-        if os.environ.get("POD_NAMESPACE"):
-            return os.environ["POD_NAMESPACE"]
-        try:
-            return SERVICE_ACCOUNT_NAMESPACE_FILE.read_text().strip() or DEFAULT_NAMESPACE
-        except OSError:
-            return DEFAULT_NAMESPACE
+        return own_namespace(self.namespace)
 
 
 class Settings(_Model):

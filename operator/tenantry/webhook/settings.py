@@ -16,6 +16,19 @@ SERVICE_ACCOUNT_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceacc
 DEFAULT_NAMESPACE = "tenantry-system"
 
 
+def own_namespace(configured: str | None) -> str:
+    """The operator's namespace: the one configured, else its pod's (POD_NAMESPACE, then the namespace
+    of its ServiceAccount's token), else tenantry-system (a process run outside the cluster)."""
+    if configured:
+        return configured
+    if os.environ.get("POD_NAMESPACE"):
+        return os.environ["POD_NAMESPACE"]
+    try:
+        return SERVICE_ACCOUNT_NAMESPACE_FILE.read_text().strip() or DEFAULT_NAMESPACE
+    except OSError:
+        return DEFAULT_NAMESPACE
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="forbid", frozen=True)
 
@@ -82,14 +95,7 @@ class WebhookSettings(_Model):
         return int(self.listen.rpartition(":")[2])
 
     def operator_namespace(self) -> str:
-        if self.namespace:
-            return self.namespace
-        if os.environ.get("POD_NAMESPACE"):
-            return os.environ["POD_NAMESPACE"]
-        try:
-            return SERVICE_ACCOUNT_NAMESPACE_FILE.read_text().strip() or DEFAULT_NAMESPACE
-        except OSError:
-            return DEFAULT_NAMESPACE
+        return own_namespace(self.namespace)
 
     def base_url(self, port: int | None = None) -> str:
         """The URL the API server calls when registered by URL: https://<listen address> (a wildcard
