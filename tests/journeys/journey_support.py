@@ -261,6 +261,24 @@ class Stage:
             if kind in ("Region", "Reseller", "Namespace"):
                 self.made.append((kind, doc["metadata"]["name"]))
 
+    def open_reseller(self, region: dict[str, Any], reseller: str, *, licenses: int = 10,
+                      tls: Mapping[str, Any] | None = None, allotment: Mapping[str, str] | None = None) -> Kubectl:
+        """The platform admin applies a Region (its document) and a Reseller selling in it on
+        `<reseller>.example`; returns the reseller's admin once it may work in its control namespace."""
+        self.apply_as_platform(region)
+        self.apply_as_platform(reseller_doc(reseller, [reseller_region(
+            region["metadata"]["name"], f"{reseller}.example", tls, allotment)], licenses=licenses))
+        self.wait_control_namespace(reseller)
+        return self.reseller_admin(reseller)
+
+    def owner_at_work(self, tenant: str, namespace: str, resource: str = "deployments.apps",
+                      timeout: float = 30) -> Kubectl:
+        """The tenant's owner, once its RoleBinding lets it create `resource` in `namespace`."""
+        owner = self.owner(tenant)
+        wait_for(lambda: owner.can_i("create", resource, "-n", namespace), timeout=timeout,
+                 message=f"the RoleBinding of {owner_of(tenant)} in {namespace}")
+        return owner
+
     def wait_control_namespace(self, reseller: str) -> None:
         wait_for(lambda: self.kubectl.run("get", "namespace", f"reseller-{reseller}", check=False).returncode == 0,
                  timeout=45, interval=POLL, message=f"namespace reseller-{reseller}")

@@ -24,8 +24,6 @@ from journey_support import (
     owner_of,
     plan_doc,
     region_doc,
-    reseller_doc,
-    reseller_region,
     tenant_doc,
     unique_name,
     wait_condition,
@@ -42,10 +40,7 @@ from support.operator import OperatorProcess
 def careless(stage: Stage) -> dict[str, Any]:
     region = unique_name("loose", max_length=30)
     reseller = unique_name("hasty", max_length=20)
-    stage.apply_as_platform(region_doc(region, verification="None"))
-    stage.apply_as_platform(reseller_doc(reseller, [reseller_region(region, f"{reseller}.example")], licenses=5))
-    stage.wait_control_namespace(reseller)
-    alice = stage.reseller_admin(reseller)
+    alice = stage.open_reseller(region_doc(region, verification="None"), reseller, licenses=5)
     alice.apply(plan_doc(reseller, "web", custom_domains=1))
     # A well-behaved customer whose ServiceAccount the careless reseller will name elsewhere.
     neighbour = unique_name("neighbour", max_length=40)
@@ -172,10 +167,7 @@ def test_a_host_the_platform_serves_from_another_namespace_cannot_be_taken(carel
 def test_one_customer_more_than_the_licences_waits_for_a_licence(stage: Stage, operator: OperatorProcess) -> None:
     region = unique_name("full", max_length=30)
     reseller = unique_name("small", max_length=20)
-    stage.apply_as_platform(region_doc(region, verification="None"))
-    stage.apply_as_platform(reseller_doc(reseller, [reseller_region(region, f"{reseller}.example")], licenses=1))
-    stage.wait_control_namespace(reseller)
-    alice = stage.reseller_admin(reseller)
+    alice = stage.open_reseller(region_doc(region, verification="None"), reseller, licenses=1)
     control = f"reseller-{reseller}"
     alice.apply(plan_doc(reseller, "web"))
     first = unique_name("first", max_length=40)
@@ -219,10 +211,8 @@ def test_a_duplicate_email_and_an_inactive_reseller_are_told_apart(careless: dic
 def test_a_deactivated_reseller_signs_up_nobody_and_its_customers_keep_running(stage: Stage) -> None:
     region = unique_name("closing", max_length=30)
     reseller = unique_name("leaving", max_length=20)
-    stage.apply_as_platform(region_doc(region, verification="None"))
-    stage.apply_as_platform(reseller_doc(reseller, [reseller_region(region, f"{reseller}.example")], licenses=3))
-    stage.wait_control_namespace(reseller)
-    alice, control = stage.reseller_admin(reseller), f"reseller-{reseller}"
+    alice = stage.open_reseller(region_doc(region, verification="None"), reseller, licenses=3)
+    control = f"reseller-{reseller}"
     alice.apply(plan_doc(reseller, "web"))
     customer = unique_name("loyal", max_length=40)
     alice.apply(tenant_doc(reseller, customer, region, "web"))
@@ -251,8 +241,7 @@ def test_a_new_customer_never_inherits_a_retained_namespace(careless: dict[str, 
     alice.apply(tenant_doc(reseller, name, region, "web", deletionPolicy="Retain",
                            owners=[{"kind": "User", "name": owner_of(name)}]))
     wait_condition(alice, "Ready", "True", None, "tenant", name, "-n", control)
-    former = stage.owner(name)
-    wait_for(lambda: former.can_i("create", "secrets", "-n", namespace), timeout=30, message="the owner's access")
+    former = stage.owner_at_work(name, namespace, "secrets")
     former.run("create", "secret", "generic", "customer-db", "--from-literal=password=former-customer",
                "-n", namespace)
     alice.run("delete", "tenant", name, "-n", control, "--timeout=60s")
@@ -275,11 +264,9 @@ def test_a_new_customer_never_inherits_a_retained_namespace(careless: dict[str, 
 def test_a_plan_inflated_beyond_the_allotment_changes_nobodys_quota(stage: Stage) -> None:
     region = unique_name("tight", max_length=30)
     reseller = unique_name("greedy", max_length=20)
-    stage.apply_as_platform(region_doc(region, verification="None"))
-    stage.apply_as_platform(reseller_doc(reseller, [reseller_region(
-        region, f"{reseller}.example", allotment={"cpu": "4", "memory": "8Gi", "storage": "10Gi", "pods": "40"})]))
-    stage.wait_control_namespace(reseller)
-    alice, control = stage.reseller_admin(reseller), f"reseller-{reseller}"
+    alice = stage.open_reseller(region_doc(region, verification="None"), reseller,
+                                allotment={"cpu": "4", "memory": "8Gi", "storage": "10Gi", "pods": "40"})
+    control = f"reseller-{reseller}"
     alice.apply(plan_doc(reseller, "web"))
     customer = unique_name("customer", max_length=40)
     alice.apply(tenant_doc(reseller, customer, region, "web"))

@@ -31,8 +31,6 @@ from journey_support import (
     plan_doc,
     records,
     region_doc,
-    reseller_doc,
-    reseller_region,
     tenant_doc,
     unique_name,
     wait_condition,
@@ -108,10 +106,7 @@ class Meter:
 @pytest.fixture(scope="module")
 def metered(stage: Stage, api_client: client.ApiClient, kubeconfig: str) -> Iterator[dict[str, Any]]:
     region, reseller = unique_name("meter", max_length=30), unique_name("billed", max_length=20)
-    stage.apply_as_platform(region_doc(region, pricing=WHOLESALE))
-    stage.apply_as_platform(reseller_doc(reseller, [reseller_region(region, f"{reseller}.example")], licenses=3))
-    stage.wait_control_namespace(reseller)
-    alice = stage.reseller_admin(reseller)
+    alice = stage.open_reseller(region_doc(region, pricing=WHOLESALE), reseller, licenses=3)
     alice.apply(plan_doc(reseller, "metered", quota=QUOTA, pricing=RETAIL))
     tenants = {key: unique_name(f"cust{key}", max_length=40) for key in USAGE}
     alice.apply(*(tenant_doc(reseller, name, region, "metered", owners=[{"kind": "User", "name": owner_of(name)}])

@@ -174,9 +174,7 @@ def test_the_tenant_owner_works_in_its_namespace_and_is_refused_elsewhere(market
     alice.apply(tenant_doc(a, tenant, region, "shop", owners=[{"kind": "User", "name": owner_of(tenant)}]))
     wait_condition(alice, "Ready", "True", None, "tenant", tenant, "-n", f"reseller-{a}")
     namespace = f"{a}--{tenant}"
-    joe = stage.owner(tenant)
-    wait_for(lambda: joe.can_i("create", "deployments.apps", "-n", namespace), timeout=30,
-             message="the owner's RoleBinding")
+    joe = stage.owner_at_work(tenant, namespace)
 
     # Everyday work with kubectl in its namespace.
     joe.run("create", "deployment", "web", "--image=nginx", "-n", namespace)
@@ -242,8 +240,7 @@ def test_a_customer_brings_its_own_certificate_and_deploys_from_ci(market: dict[
                                    {"kind": "ServiceAccount", "name": "deployer", "namespace": namespace}],
                            domains=[{"host": custom, "tls": {"mode": "Secret", "secretName": "www-tls"}}]))
     obj = wait_condition(alice, "Ready", "True", None, "tenant", tenant, "-n", f"reseller-{a}")
-    joe = stage.owner(tenant)
-    wait_for(lambda: joe.can_i("create", "secrets", "-n", namespace), timeout=30, message="the owner's access")
+    joe = stage.owner_at_work(tenant, namespace, "secrets")
     # Until the Secret is there the host is said to wait for it.
     assert condition_is(obj, "CertificateReady", "False", "SecretNotFound"), conditions(obj).get("CertificateReady")
     put_tls_secret(joe, namespace, "www-tls", bought.fullchain_file, bought.key_file)

@@ -25,8 +25,6 @@ from journey_support import (
     plan_doc,
     put_tls_secret,
     region_doc,
-    reseller_doc,
-    reseller_region,
     secret_value,
     tenant_doc,
     unique_name,
@@ -52,12 +50,9 @@ def shop(stage: Stage) -> dict[str, Any]:
     region = unique_name("life", max_length=30)
     reseller = unique_name("hoster", max_length=20)
     domain = f"{reseller}.example"
-    stage.apply_as_platform(region_doc(region, verification="None"))
-    stage.apply_as_platform(reseller_doc(reseller, [reseller_region(
-        region, domain, {"mode": "Secret", "secretName": "wildcard"}, ALLOTMENT)], licenses=LICENSES))
-    stage.wait_control_namespace(reseller)
+    alice = stage.open_reseller(region_doc(region, verification="None"), reseller, licenses=LICENSES,
+                                tls={"mode": "Secret", "secretName": "wildcard"}, allotment=ALLOTMENT)
     wildcard = buy_wildcard(domain, stage.tmp / "wildcard-2026", days=90)
-    alice = stage.reseller_admin(reseller)
     put_tls_secret(alice, f"reseller-{reseller}", "wildcard", wildcard.fullchain_file, wildcard.key_file)
     alice.apply(*(plan_doc(reseller, name, quota=quota) for name, quota in PLANS.items()))
     return {"region": region, "reseller": reseller, "domain": domain, "wildcard": wildcard, "alice": alice}
@@ -98,9 +93,7 @@ def test_suspension_scales_a_real_deployment_to_zero_and_reactivation_restores_i
     reseller, alice = shop["reseller"], shop["alice"]
     tenant, namespace = sign_up(shop, "gym", with_owner=True)
     # The owner deploys three replicas of its site, behind the Service the Ingress points at.
-    owner = stage.owner(tenant)
-    wait_for(lambda: owner.can_i("create", "deployments.apps", "-n", namespace), timeout=30,
-             message="the owner's RoleBinding")
+    owner = stage.owner_at_work(tenant, namespace)
     owner.run("create", "deployment", "site", "--image=nginx", "--replicas=3", "-n", namespace)
     owner.run("expose", "deployment", "site", "--name=web", "--port=80", "-n", namespace)
     wait_for(lambda: alice.run("get", "ingress", "tenantry", "-n", namespace, check=False).returncode == 0,
