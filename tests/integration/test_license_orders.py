@@ -25,6 +25,7 @@ from kubernetes import client
 
 from support.cloudevents_receiver import Receiver
 from support.cluster import wait_for
+from support.meter import FrozenClock, InProcessMeter, pending_pod
 from support.operator import TEST_CONFIG, OperatorProcess
 from support.platform import Platform, condition
 
@@ -363,82 +364,6 @@ BIG = {"cpu": "4", "memory": "4Gi", "storage": "10Gi", "pods": "10"}
 METER_ACCOUNT = "system:serviceaccount:tenantry-system:tenantry-meter"
 
 
-class FrozenClock:
-    def __init__(self, start: float):
-        self.now = float(start)
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class MeterThread:
-    """The region's meter (`tenantry.metering.meter.Meter`) on an event loop thread of its own, with a
-    clock the test moves: a billing day passes in seconds."""
-
-    def __init__(self, kubeconfig: str, region: str, spool: Path, sink: str, clock: FrozenClock):
-        import asyncio
-        import base64
-        import threading
-
-        from tenantry.kube import Credentials, KubeClient
-        from tenantry.metering.meter import Meter, MeterConfig
-        from tenantry.metering.sinks import parse_sink
-        from tenantry.settings import Settings
-
-        config = yaml.safe_load(Path(kubeconfig).read_text())
-        cluster = config["clusters"][0]["cluster"]
-        credentials = Credentials(server=cluster["server"], token=config["users"][0]["user"]["token"],
-                                  ca_data=base64.b64decode(cluster["certificate-authority-data"]))
-        settings = Settings()
-        meter_config = MeterConfig(region=region, spool_dir=spool, interval=3600, window=3600, port=-1,
-                                   bind_address="127.0.0.1", license_tiers=settings.license_tiers,
-                                   license_currency=settings.license_currency, sync_timeout=60)
-        self.asyncio = asyncio
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-        async def make() -> Meter:
-            meter = Meter(meter_config, KubeClient(credentials), parse_sink(sink), clock=clock)
-            await meter.start()
-            return meter
-
-        self.meter = self.run(make())
-
-    def run(self, coroutine: Any) -> Any:
-        return self.asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(90)
-
-    def call(self, fn: Callable[[], Any]) -> Any:
-        async def run() -> Any:
-            return fn()
-
-        return self.run(run())
-
-    def sees(self, uid: str, cpu: str) -> None:
-        from decimal import Decimal
-
-        wait_for(lambda: (s := self.call(lambda: self.meter.sampler.states.get(uid))) is not None
-                 and s.used.get("cpu") == Decimal(cpu), timeout=40, message=f"the meter to see {uid} use {cpu} cpu")
-
-    def stop(self) -> None:
-        self.run(self.meter.stop())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-
-
-def pending_pod(core: client.CoreV1Api, namespace: str, name: str, cpu: str, memory: str) -> None:
-    """A pod with requests (it stays Pending: no scheduler); the quota controller counts it all the same."""
-    pod = client.V1Pod(
-        metadata=client.V1ObjectMeta(name=name),
-        spec=client.V1PodSpec(automount_service_account_token=False, containers=[client.V1Container(
-            name="main", image="registry.invalid/pause:never-pulled",
-            resources=client.V1ResourceRequirements(requests={"cpu": cpu, "memory": memory},
-                                                    limits={"cpu": cpu, "memory": memory}))]))
-    wait_for(lambda: core.create_namespaced_pod(namespace, pod), timeout=30, message=f"pod {namespace}/{name}")
-    wait_for(lambda: (core.read_namespaced_resource_quota("tenantry", namespace).status.used or {}).get("pods")
-             not in (None, "0"), timeout=40, message=f"quota of {namespace} counting its pods")
-
-
 def statement_csv(records: Path, reseller: str, start: str, end: str, out: Path) -> list[dict[str, str]]:
     """`tenantry bill` as the platform runs it, its CSV read back."""
     import csv
@@ -477,7 +402,7 @@ def test_usage_and_the_next_days_bill_shown_by_the_plugin_match_tenantry_bill_to
     uids = []
     for tenant, cpu in zip(tenants, ("500m", "1"), strict=True):
         shop.wait_tenant(reseller, tenant, timeout=60)
-        pending_pod(core, f"{reseller}--{tenant}", "web-1", cpu, "256Mi")
+        pending_pod(core, f"{reseller}--{tenant}", "web-1", cpu, "256Mi", counted=True)
         uids.append((shop.tenant_obj(reseller, tenant) or {})["metadata"]["uid"])
 
     today = datetime.datetime.now(datetime.UTC).date()
@@ -485,13 +410,13 @@ def test_usage_and_the_next_days_bill_shown_by_the_plugin_match_tenantry_bill_to
     yesterday = (today - datetime.timedelta(days=1)).isoformat()
     clock = FrozenClock(midnight - 3 * 3600)  # yesterday 21:00 UTC
     records = tmp_path / "records.jsonl"
-    meter = MeterThread(kubeconfig, region, tmp_path / "spool", f"file:{records}", clock)
+    meter = InProcessMeter(kubeconfig, region, tmp_path / "spool", f"file:{records}", clock, port=-1)
     admin = admin_of(reseller)
     try:
         meter.sees(uids[0], "0.5")
         meter.sees(uids[1], "1")
         clock.now = midnight - 3600 + 600  # 23:10: two windows closed, yesterday is not over
-        meter.call(meter.meter.tick)
+        meter.tick()
         # (Read from the ConfigMap: the plugin shows this month's usage, and yesterday may be last month.)
         wait_for(lambda: json.loads(core.read_namespaced_config_map(f"tenantry-usage-{region}", namespace)
                                     .data["usage.json"])["through"] == f"{yesterday}T23:00:00Z", timeout=30,
@@ -499,11 +424,11 @@ def test_usage_and_the_next_days_bill_shown_by_the_plugin_match_tenantry_bill_to
         early = json.loads(plugin(kubeconfig, "bill", "--day", yesterday, "-n", namespace, "-o", "json",
                                   user=admin).stdout)
         assert early["lines"] == []  # a day's bill comes the day after
-        pending_pod(core, f"{reseller}--{tenants[0]}", "web-2", "250m", "128Mi")
+        pending_pod(core, f"{reseller}--{tenants[0]}", "web-2", "250m", "128Mi", counted=True)
         meter.sees(uids[0], "0.75")
         clock.now = midnight + 2 * 3600 + 60  # today 02:01: yesterday's last window closed
-        meter.call(meter.meter.tick)
-        assert meter.run(meter.meter.deliverer.deliver_pending())
+        meter.tick()
+        assert meter.deliver()
         wait_for(lambda: json.loads(plugin(kubeconfig, "bill", "--day", yesterday, "-n", namespace, "-o", "json",
                                            user=admin).stdout)["lines"], timeout=30, message="yesterday's bill")
         wait_for(lambda: json.loads(plugin(kubeconfig, "usage", "-n", namespace, "-o", "json", user=admin)

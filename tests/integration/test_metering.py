@@ -5,7 +5,7 @@ test_meter_volume.py).
 
 Pods are created with resource requests and stay Pending (no scheduler); the resource-quota
 controller counts them all the same. Two ways of running the meter:
-- in-process (`InProcessMeter`) with a frozen clock the test advances, for exact amounts: the
+- in-process (`support.meter.InProcessMeter`) with a frozen clock the test advances, for exact amounts: the
   cluster changes while the clock stands still, the test waits until the meter has seen the change,
   then moves the clock on;
 - `tenantry meter` as a subprocess with the real clock and short windows, to SIGKILL it.
@@ -13,7 +13,6 @@ controller counts them all the same. Two ways of running the meter:
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import hashlib
 import itertools
@@ -22,20 +21,18 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import urllib.request
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
 
 from support.cloudevents_receiver import Receiver
 from support.cluster import wait_for
+from support.meter import FrozenClock, InProcessMeter, pending_pod
 from support.operator import free_port
 from support.platform import Platform
 from tenantry.metering.integrator import TenantState
@@ -50,17 +47,6 @@ BIG = {"cpu": "4", "memory": "4Gi", "storage": "10Gi", "pods": "10"}
 
 
 # -- helpers ----------------------------------------------------------------------------------------
-
-
-def pending_pod(core: client.CoreV1Api, namespace: str, name: str, cpu: str, memory: str) -> None:
-    pod = client.V1Pod(
-        metadata=client.V1ObjectMeta(name=name),
-        spec=client.V1PodSpec(automount_service_account_token=False, containers=[client.V1Container(
-            name="main", image="registry.invalid/pause:never-pulled",
-            resources=client.V1ResourceRequirements(requests={"cpu": cpu, "memory": memory},
-                                                    limits={"cpu": cpu, "memory": memory}))]))
-    # The ServiceAccount admission plugin waits for the namespace's `default` account: retry until then.
-    wait_for(lambda: core.create_namespaced_pod(namespace, pod), timeout=30, message=f"pod {namespace}/{name}")
 
 
 def quota_used(core: client.CoreV1Api, namespace: str) -> dict[str, str]:
@@ -91,72 +77,6 @@ def metered_platform(platform: Platform, licenses: int = 10) -> tuple[str, str]:
     platform.plan(reseller, quota=BIG, pricing=PLAN_PRICING)
     platform.plan(reseller, "large", quota={**BIG, "cpu": "8"}, pricing=PLAN_PRICING)
     return region, reseller
-
-
-class FrozenClock:
-    def __init__(self, start: float):
-        self.now = float(start)
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class InProcessMeter:
-    """A `Meter` on its own event loop thread, with a frozen clock; `call` runs code on that loop."""
-
-    def __init__(self, kubeconfig: str, region: str, spool: Path, sink: str, clock: Callable[[], float]):
-        from tenantry.kube import KubeClient
-        from tenantry.metering.meter import Meter, MeterConfig
-        from tenantry.metering.sinks import parse_sink
-        from tenantry.settings import Settings
-
-        settings = Settings()
-        credentials = token_credentials(kubeconfig)
-        config = MeterConfig(region=region, spool_dir=spool, interval=3600, window=3600, port=0,
-                             bind_address="127.0.0.1", license_tiers=settings.license_tiers,
-                             license_currency=settings.license_currency, sync_timeout=60)
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-        async def make() -> Meter:
-            meter = Meter(config, KubeClient(credentials), parse_sink(sink), clock=clock)
-            await meter.start()
-            return meter
-
-        self.meter = asyncio.run_coroutine_threadsafe(make(), self.loop).result(90)
-
-    def call(self, fn: Callable[[], Any]) -> Any:
-        async def run() -> Any:
-            return fn()
-
-        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(30)
-
-    def state(self, uid: str) -> TenantState | None:
-        return self.call(lambda: self.meter.sampler.states.get(uid))
-
-    def tick(self) -> int:
-        return int(self.call(self.meter.tick))
-
-    def deliver(self) -> bool:
-        return bool(asyncio.run_coroutine_threadsafe(self.meter.deliverer.deliver_pending(), self.loop).result(30))
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.meter.stop(), self.loop).result(30)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-
-
-def token_credentials(kubeconfig: str) -> Any:
-    """The admin kubeconfig (server, CA data, bearer token) as the meter's Credentials."""
-    import base64
-
-    from tenantry.kube import Credentials
-
-    config = yaml.safe_load(Path(kubeconfig).read_text())
-    cluster = config["clusters"][0]["cluster"]
-    return Credentials(server=cluster["server"], token=config["users"][0]["user"]["token"],
-                       ca_data=base64.b64decode(cluster["certificate-authority-data"]))
 
 
 # -- the scripted scenario, exact amounts -----------------------------------------------------------
