@@ -32,7 +32,6 @@ import asyncio
 import contextlib
 import datetime
 import logging
-import random
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -49,6 +48,7 @@ from tenantry.kube import ApiError
 from tenantry.metering.sinks import Sink, SinkError, parse_sink
 from tenantry.models import ResellerSpec
 from tenantry.naming import FINALIZER, LICENSE_ORDER, RESELLER, TENANT, reseller_from_namespace, reseller_namespace
+from tenantry.pacing import RetryPacer
 
 log = logging.getLogger("tenantry.licenseorder")
 
@@ -331,9 +331,7 @@ class LicenseOutbox:
 
     def __init__(self, op: Operator, sink: Sink, *, max_backoff: float = 60.0, initial_backoff: float = 1.0):
         self.op, self.sink = op, sink
-        self.max_backoff, self.initial_backoff = max_backoff, initial_backoff
-        self.backoff = 0.0
-        self._wake = asyncio.Event()
+        self.pacer = RetryPacer(initial_backoff, max_backoff)
         # Records the sink took whose `sent: true` is not written yet: not sent again meanwhile.
         self._delivered: set[str] = set()
         self._task: asyncio.Task[None] | None = None
@@ -344,7 +342,7 @@ class LicenseOutbox:
         return cls(op, parse_sink(settings.sink or op.settings.metering.sink), max_backoff=settings.retry_max_seconds)
 
     def wake(self) -> None:
-        self._wake.set()
+        self.pacer.wake()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="license-outbox")
@@ -411,15 +409,7 @@ class LicenseOutbox:
             except Exception:  # the outbox must outlive any one bad round
                 log.exception("Delivering licence order records failed; trying again.")
                 ok = False
-            if ok:
-                self.backoff = 0.0
-                timeout = None
-            else:
-                self.backoff = min(max(self.backoff * 2, self.initial_backoff), self.max_backoff)
-                timeout = self.backoff * random.uniform(0.8, 1.2)
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
-            self._wake.clear()
+            await self.pacer.pause(ok)
 
 
 # -- metrics read at scrape time ---------------------------------------------------------------------

@@ -15,10 +15,8 @@ reseller was deleted) drops the reseller from the ledger.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-import random
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,6 +25,7 @@ import aiohttp
 from tenantry.kube import ApiError, KubeClient
 from tenantry.metering.ledger import BillingLedger
 from tenantry.naming import LABEL_MANAGED_BY, LABEL_REGION, LABEL_RESELLER, reseller_namespace
+from tenantry.pacing import RetryPacer
 
 log = logging.getLogger("tenantry.meter.billing")
 
@@ -104,12 +103,10 @@ class BillingPublisher:
 
     def __init__(self, client: KubeClient, ledger: BillingLedger, *, max_backoff: float = 300.0):
         self.client, self.ledger = client, ledger
-        self.max_backoff = max_backoff
-        self.backoff = 0.0
-        self._wake = asyncio.Event()
+        self.pacer = RetryPacer(1.0, max_backoff)
 
     def wake(self) -> None:
-        self._wake.set()
+        self.pacer.wake()
 
     async def run(self) -> None:
         while True:
@@ -120,11 +117,4 @@ class BillingPublisher:
             except Exception:  # the meter must keep metering whatever happens here
                 log.exception("Publishing usage and bills failed; trying again.")
                 ok = False
-            if ok:
-                self.backoff, timeout = 0.0, None
-            else:
-                self.backoff = min(max(self.backoff * 2, 1.0), self.max_backoff)
-                timeout = self.backoff * random.uniform(0.8, 1.2)
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
-            self._wake.clear()
+            await self.pacer.pause(ok)

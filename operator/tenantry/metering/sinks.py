@@ -22,7 +22,6 @@ import itertools
 import json
 import logging
 import os
-import random
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -32,6 +31,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from tenantry.metering.records import BATCH_CONTENT_TYPE
+from tenantry.pacing import RetryPacer
 
 log = logging.getLogger(__name__)
 
@@ -211,12 +211,10 @@ class Deliverer:
                  initial_backoff: float = 1.0, max_backoff: float = 60.0):
         self.spool, self.sink = spool, sink
         self.on_result = on_result or (lambda result, count: None)
-        self.initial_backoff, self.max_backoff = initial_backoff, max_backoff
-        self.backoff = 0.0
-        self._wake = asyncio.Event()
+        self.pacer = RetryPacer(initial_backoff, max_backoff)
 
     def wake(self) -> None:
-        self._wake.set()
+        self.pacer.wake()
 
     async def deliver_pending(self) -> bool:
         """Try every waiting batch once, in order; False at the first failure (the rest wait)."""
@@ -240,13 +238,4 @@ class Deliverer:
 
     async def run(self) -> None:
         while True:
-            ok = await self.deliver_pending()
-            if ok:
-                self.backoff = 0.0
-                timeout = None
-            else:
-                self.backoff = min(max(self.backoff * 2, self.initial_backoff), self.max_backoff)
-                timeout = self.backoff * random.uniform(0.8, 1.2)
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
-            self._wake.clear()
+            await self.pacer.pause(await self.deliver_pending())
