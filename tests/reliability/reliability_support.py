@@ -1,4 +1,5 @@
-"""Helpers of the reliability suites: figures, and the ledger invariants checked after every fault.
+"""Helpers of the reliability suites: figures, the ledger invariants checked after every fault, and an
+operator run behind the loopback fault proxy.
 
 `ledger_problems` states, for a set of resellers, everything the admission ledger promises
 (DESIGN.md §3, "Admission ledger"), and returns what is wrong in words (empty: all holds). The suites
@@ -7,15 +8,20 @@ wait until it is empty after a fault, then assert it stays so.
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import yaml
 from kubernetes import client
 
+from support.faultproxy import FaultProxy
+from support.operator import OperatorProcess
 from support.platform import GROUP, VERSION, Platform, condition
 from tenantry.quantity import parse_quantity
 
@@ -27,6 +33,44 @@ EXTRA_OPERATOR_LOGS: list[Path] = []
 
 QUOTA_KEYS = {"cpu": "requests.cpu", "memory": "requests.memory", "storage": "requests.storage", "pods": "pods"}
 LABEL_RESELLER, LABEL_TENANT = "tenantry.dev/reseller", "tenantry.dev/tenant"
+
+
+def upstream(kubeconfig: Path, directory: Path) -> tuple[str, str | None]:
+    """The real server of a kubeconfig and a file with its CA (None: not given)."""
+    cluster = yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]
+    if cluster.get("certificate-authority-data"):
+        ca_path = directory / "upstream-ca.crt"
+        ca_path.write_bytes(base64.b64decode(cluster["certificate-authority-data"]))
+        return cluster["server"], str(ca_path)
+    return cluster["server"], cluster.get("certificate-authority")
+
+
+def proxied_kubeconfig(source: Path, proxy: FaultProxy, directory: Path) -> Path:
+    """A copy of `source` (same identity) whose server is the proxy, in plain HTTP on loopback."""
+    config = yaml.safe_load(source.read_text())
+    config["clusters"][0]["cluster"] = {"server": proxy.url}
+    path = directory / "proxied.kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)
+    return path
+
+
+@contextlib.contextmanager
+def operator_behind_proxy(operator: OperatorProcess, directory: Path) -> Iterator[tuple[OperatorProcess, FaultProxy]]:
+    """An operator with the session operator's identity whose API server is the fault proxy (no
+    faults yet), not started; the session operator is stopped meanwhile (one operator at a time)
+    and started again afterwards."""
+    server, ca_file = upstream(operator.kubeconfig, directory)
+    proxy = FaultProxy(upstream=server, ca_file=ca_file).start()
+    second = OperatorProcess(proxied_kubeconfig(operator.kubeconfig, proxy, directory), directory)
+    EXTRA_OPERATOR_LOGS.append(second.log_path)
+    operator.stop()
+    try:
+        yield second, proxy
+    finally:
+        second.stop()
+        proxy.stop()
+        operator.start()
 
 
 def timed_seconds(started: float) -> float:

@@ -9,18 +9,15 @@ exact, and the operator process is the same one that started: back-off, never a 
 
 from __future__ import annotations
 
-import base64
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from kubernetes import client
-from reliability_support import EXTRA_OPERATOR_LOGS, FIGURES, admitted, wait_exact_ledger
+from reliability_support import FIGURES, admitted, operator_behind_proxy, wait_exact_ledger
 
 from support.cluster import wait_for
-from support.faultproxy import FaultProxy
 from support.operator import OperatorProcess
 from support.platform import Platform
 
@@ -109,26 +106,6 @@ def test_restart_in_the_middle_of_a_rollout(platform: Platform, operator: Operat
     FIGURES["faults injected"] += 1
 
 
-def _upstream(kubeconfig: Path, directory: Path) -> tuple[str, str | None]:
-    """The real server of a kubeconfig and a file with its CA (None: not given)."""
-    cluster = yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]
-    if cluster.get("certificate-authority-data"):
-        ca_path = directory / "upstream-ca.crt"
-        ca_path.write_bytes(base64.b64decode(cluster["certificate-authority-data"]))
-        return cluster["server"], str(ca_path)
-    return cluster["server"], cluster.get("certificate-authority")
-
-
-def _proxied_kubeconfig(source: Path, proxy: FaultProxy, directory: Path) -> Path:
-    """A copy of `source` (same identity) whose server is the proxy, in plain HTTP on loopback."""
-    config = yaml.safe_load(source.read_text())
-    config["clusters"][0]["cluster"] = {"server": proxy.url}
-    path = directory / "proxied.kubeconfig"
-    path.write_text(yaml.safe_dump(config))
-    path.chmod(0o600)
-    return path
-
-
 @pytest.mark.parametrize(("tenants", "fault_seconds"), [
     pytest.param(8, 20, id="ci"),
     pytest.param(30, 120, id="long", marks=pytest.mark.long),
@@ -138,13 +115,7 @@ def test_failing_apiserver_gives_back_off_and_recovery(platform: Platform, opera
     region, reseller = platform.setup(licenses=tenants + 5, allotment={"cpu": str(tenants * 2), "memory": "256Gi",
                                                                        "storage": "500Gi", "pods": "2000"})
     ns = f"reseller-{reseller}"
-    server, ca_file = _upstream(operator.kubeconfig, tmp_path)
-    proxy = FaultProxy(upstream=server, ca_file=ca_file).start()
-    kubeconfig = _proxied_kubeconfig(operator.kubeconfig, proxy, tmp_path)
-    second = OperatorProcess(kubeconfig, tmp_path)
-    EXTRA_OPERATOR_LOGS.append(second.log_path)
-    operator.stop()  # one operator at a time
-    try:
+    with operator_behind_proxy(operator, tmp_path) as (second, proxy):
         # Faults from the very start: 15% errors, 5% hung-then-dropped requests, up to 200 ms latency.
         proxy.set_faults(error_rate=0.15, timeout_rate=0.05, hang_seconds=2.0, delay=(0.0, 0.2))
         second.start(timeout=180)
@@ -182,10 +153,6 @@ def test_failing_apiserver_gives_back_off_and_recovery(platform: Platform, opera
         FIGURES["faults: proxy requests seen"] += proxy.counts["requests"]
         FIGURES["faults injected"] += proxy.injected
         print(f"fault proxy: {dict(proxy.counts)}")
-    finally:
-        second.stop()
-        proxy.stop()
-        operator.start()
 
 
 def test_watches_answering_404_do_not_stop_the_operator(platform: Platform, operator: OperatorProcess,
@@ -195,12 +162,7 @@ def test_watches_answering_404_do_not_stop_the_operator(platform: Platform, oper
     ride that out (tenantry.controller.kopf_watch) and not need a restart to reconcile again."""
     region, reseller = platform.setup(licenses=10)
     ns = f"reseller-{reseller}"
-    server, ca_file = _upstream(operator.kubeconfig, tmp_path)
-    proxy = FaultProxy(upstream=server, ca_file=ca_file).start()
-    second = OperatorProcess(_proxied_kubeconfig(operator.kubeconfig, proxy, tmp_path), tmp_path)
-    EXTRA_OPERATOR_LOGS.append(second.log_path)
-    operator.stop()  # one operator at a time
-    try:
+    with operator_behind_proxy(operator, tmp_path) as (second, proxy):
         second.start(timeout=180)
         pid = second.pid
         names = [platform.tenant(reseller, region, platform.unique_name("nf", max_length=40))]
@@ -224,7 +186,3 @@ def test_watches_answering_404_do_not_stop_the_operator(platform: Platform, oper
         assert "listing and watching again" in second.log_text()
         FIGURES["faults: watches answered 404"] += proxy.counts["not_found"]
         FIGURES["faults injected"] += proxy.counts["not_found"]
-    finally:
-        second.stop()
-        proxy.stop()
-        operator.start()

@@ -14,11 +14,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from reliability_support import EXTRA_OPERATOR_LOGS, FIGURES
-from test_control_plane_faults import _proxied_kubeconfig, _upstream  # the same proxy set-up
+from reliability_support import FIGURES, operator_behind_proxy
 
 from support.cluster import wait_for
-from support.faultproxy import FaultProxy
 from support.operator import OperatorProcess
 from tenantry.watch_health import UNHEALTHY_AFTER
 
@@ -41,12 +39,7 @@ def _failures(process: OperatorProcess, kind: str) -> float:
 
 def test_a_watch_failing_again_and_again_fails_healthz_until_it_works_again(
         operator: OperatorProcess, tmp_path: Path) -> None:
-    server, ca_file = _upstream(operator.kubeconfig, tmp_path)
-    proxy = FaultProxy(upstream=server, ca_file=ca_file).start()
-    second = OperatorProcess(_proxied_kubeconfig(operator.kubeconfig, proxy, tmp_path), tmp_path)
-    EXTRA_OPERATOR_LOGS.append(second.log_path)
-    operator.stop()  # one operator at a time
-    try:
+    with operator_behind_proxy(operator, tmp_path) as (second, proxy):
         second.start(timeout=180)
         status, body = _health(second)
         assert status == 200 and json.loads(body).get("watches") == "ok", body
@@ -66,7 +59,3 @@ def test_a_watch_failing_again_and_again_fails_healthz_until_it_works_again(
         assert _failures(second, "ClusterRole") == 0.0
         FIGURES["faults: watches failing until /healthz failed"] += proxy.counts["not_found"]
         FIGURES["faults injected"] += proxy.counts["not_found"]
-    finally:
-        second.stop()
-        proxy.stop()
-        operator.start()

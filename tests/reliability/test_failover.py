@@ -25,8 +25,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from reliability_support import EXTRA_OPERATOR_LOGS, FIGURES, admitted, wait_exact_ledger
-from test_control_plane_faults import _proxied_kubeconfig, _upstream
+from reliability_support import EXTRA_OPERATOR_LOGS, FIGURES, admitted, proxied_kubeconfig, upstream, wait_exact_ledger
 
 from support.cluster import audit_events, audit_offset, is_lease, wait_for
 from support.faultproxy import FaultProxy
@@ -201,9 +200,9 @@ def test_a_partitioned_leader_stops_writing_before_the_new_one_starts(
 
     def through_proxy(own: Path) -> Path:
         nonlocal proxy
-        server, ca_file = _upstream(own, tmp_path)
+        server, ca_file = upstream(own, tmp_path)
         proxy = FaultProxy(upstream=server, ca_file=ca_file).start()
-        return _proxied_kubeconfig(own, proxy, tmp_path / "a")
+        return proxied_kubeconfig(own, proxy, tmp_path / "a")
 
     first = _replica(api_client, kubeconfig, tmp_path / "a", "a", server_kubeconfig=through_proxy)
     second = _replica(api_client, kubeconfig, tmp_path / "b", "b")
