@@ -17,23 +17,19 @@ import datetime
 import hashlib
 import itertools
 import json
-import os
 import signal
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from kubernetes import client
-from prometheus_client.parser import text_string_to_metric_families
 
 from support.cloudevents_receiver import Receiver
 from support.cluster import wait_for
-from support.meter import FrozenClock, InProcessMeter, pending_pod
-from support.operator import free_port
+from support.meter import FrozenClock, InProcessMeter, MeterProcess, pending_pod, scrape
 from support.platform import Platform
 from tenantry.metering.integrator import TenantState
 from tenantry.quantity import parse_quantity
@@ -57,13 +53,6 @@ def wait_quota(core: client.CoreV1Api, namespace: str, cpu: str, pods: str) -> d
     return wait_for(lambda: (u := quota_used(core, namespace)).get("pods") == pods
                     and u.get("requests.cpu") == cpu and u, timeout=40,
                     message=f"quota of {namespace} to count {pods} pods, {cpu} cpu")
-
-
-def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
 
 
 def labels(**kw: str) -> tuple[tuple[str, str], ...]:
@@ -220,45 +209,13 @@ def test_metrics_follow_quota_usage_and_records_match_hand_computed_amounts(
 # -- a failing receiver and a killed meter ----------------------------------------------------------
 
 
-class MeterProcess:
-    def __init__(self, kubeconfig: str, region: str, sink: str, spool: Path, log: Path, window: str = "4s"):
-        self.port = free_port()
-        self.args = [sys.executable, "-m", "tenantry", "meter", "--region", region, "--sink", sink,
-                     "--interval", "500ms", "--window", window, "--port", str(self.port),
-                     "--bind-address", "127.0.0.1", "--spool", str(spool)]
-        self.env = {**os.environ, "KUBECONFIG": kubeconfig}
-        self.log = log
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(self.args, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                            cwd=REPO, start_new_session=True)
-        wait_for(lambda: self.alive() and scrape(self.port), timeout=60,
-                 message=f"the meter to serve /metrics (log: {self.log.read_text()[-2000:]})")
-
-    def alive(self) -> bool:
-        if self.process is not None and self.process.poll() is not None:
-            raise AssertionError(f"the meter exited with {self.process.returncode}:\n{self.log.read_text()[-3000:]}")
-        return True
-
-    def signal(self, sig: int) -> None:
-        assert self.process is not None
-        self.process.send_signal(sig)
-        self.process.wait(20)
-
-    def ensure_stopped(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
-
-
 @pytest.fixture
 def meter_processes() -> Iterator[list[MeterProcess]]:
     made: list[MeterProcess] = []
     yield made
     for process in made:
-        process.ensure_stopped()
+        if process.process is not None:
+            process.stop(signal.SIGKILL)
 
 
 def test_outage_and_crash_lose_no_record_and_replays_keep_ids(
@@ -291,7 +248,7 @@ def test_outage_and_crash_lose_no_record_and_replays_keep_ids(
                                    labels(region=region, sink="http", result="failed"))] > 0
 
         # A crash mid-window, down across a window boundary, then a restart from the same spool.
-        meter.signal(signal.SIGKILL)
+        meter.stop(signal.SIGKILL)
         killed_at = datetime.datetime.now(datetime.UTC)
         wait_for(lambda: datetime.datetime.now(datetime.UTC) - killed_at > datetime.timedelta(seconds=5),
                  timeout=10, interval=0.5, message="the meter to stay down across a window boundary")
@@ -304,7 +261,7 @@ def test_outage_and_crash_lose_no_record_and_replays_keep_ids(
                        + datetime.timedelta(seconds=12) for w in windows)
 
         wait_for(delivered_after_restart, timeout=60, message="windows after the restart to be delivered")
-        meter.signal(signal.SIGTERM)
+        meter.stop(signal.SIGTERM)
         assert meter.process is not None and meter.process.returncode == 0
 
         unique = receiver.unique()

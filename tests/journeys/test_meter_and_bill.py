@@ -14,11 +14,9 @@ import csv
 import datetime
 import itertools
 import json
-import os
 import signal
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Iterator
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
@@ -37,11 +35,10 @@ from journey_support import (
     wait_object,
 )
 from kubernetes import client
-from prometheus_client.parser import text_string_to_metric_families
 
 from support.accounts import service_account_kubeconfig
 from support.cluster import REPO_ROOT, wait_for
-from support.operator import free_port
+from support.meter import MeterProcess, scrape
 
 WINDOW_SECONDS = 4
 # Prices big enough for a 4-second window to be worth cents (a core-hour at 360 is 0.40 per 4 s).
@@ -58,49 +55,6 @@ def pod_doc(name: str, cpu: str, memory: str) -> dict[str, Any]:
         "containers": [{"name": "main", "image": "registry.invalid/shop:1",
                         "resources": {"requests": {"cpu": cpu, "memory": memory},
                                       "limits": {"cpu": cpu, "memory": memory}}}]}}
-
-
-def scrape(port: int) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
-
-
-class Meter:
-    """`tenantry meter` as the process a meter pod runs, stopped by its pid."""
-
-    def __init__(self, kubeconfig: Path, region: str, sink: str, spool: Path, log: Path):
-        self.port = free_port()
-        self.args = [sys.executable, "-m", "tenantry", "meter", "--region", region, "--sink", sink,
-                     "--interval", "500ms", "--window", f"{WINDOW_SECONDS}s", "--port", str(self.port),
-                     "--bind-address", "127.0.0.1", "--spool", str(spool)]
-        self.env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
-        self.log = log
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(self.args, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                            cwd=REPO_ROOT, start_new_session=True)
-        wait_for(lambda: self.alive() and scrape(self.port), timeout=60,
-                 message=f"the meter to serve /metrics (log: {self.log.read_text()[-2000:]})")
-
-    def alive(self) -> bool:
-        if self.process is not None and self.process.poll() is not None:
-            raise AssertionError(f"the meter exited with {self.process.returncode}:\n{self.log.read_text()[-3000:]}")
-        return True
-
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        assert self.process is not None
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-        return int(self.process.returncode)
 
 
 @pytest.fixture(scope="module")
@@ -125,10 +79,11 @@ def metered(stage: Stage, api_client: client.ApiClient, kubeconfig: str) -> Iter
                                                   stage.tmp / "meter.kubeconfig")
     sink = stage.tmp / "billing" / "records.jsonl"
     sink.parent.mkdir()
-    made: list[Meter] = []
+    made: list[MeterProcess] = []
 
-    def new_meter() -> Meter:
-        meter = Meter(meter_kubeconfig, region, f"file:{sink}", stage.tmp / "spool", stage.tmp / "meter.log")
+    def new_meter() -> MeterProcess:
+        meter = MeterProcess(meter_kubeconfig, region, f"file:{sink}", stage.tmp / "spool", stage.tmp / "meter.log",
+                             window=f"{WINDOW_SECONDS}s")
         made.append(meter)
         return meter
 
@@ -146,12 +101,12 @@ def cpu_windows(sink: Path, tenant: str) -> list[tuple[str, str, str]]:
 
 def test_the_meter_survives_a_replacement_and_the_bill_adds_up(metered: dict[str, Any], tmp_path: Path) -> None:
     region, reseller, tenants, sink = metered["region"], metered["reseller"], metered["tenants"], metered["sink"]
-    meter: Meter = metered["new_meter"]()
+    meter: MeterProcess = metered["new_meter"]()
     meter.start()
 
     # What the tenants use, as the platform's Prometheus scrapes it.
     def sample(name: str, **labels: str) -> float | None:
-        return scrape(meter.port).get((name, frozenset(labels.items())))
+        return scrape(meter.port).get((name, tuple(sorted(labels.items()))))
 
     for key, tenant in tenants.items():
         common = {"region": region, "reseller": reseller, "tenant": tenant, "plan": "metered"}
@@ -167,7 +122,7 @@ def test_the_meter_survives_a_replacement_and_the_bill_adds_up(metered: dict[str
     wait_for(lambda: len(cpu_windows(sink, tenants["a"])) >= 2, timeout=40, message="two closed windows")
     meter.stop(signal.SIGKILL)
     killed_at = datetime.datetime.now(datetime.UTC)
-    replacement: Meter = metered["new_meter"]()
+    replacement: MeterProcess = metered["new_meter"]()
     replacement.start()
 
     def windows_after_the_replacement() -> bool:

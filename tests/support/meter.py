@@ -1,13 +1,19 @@
 """The region's meter (`tenantry.metering.meter.Meter`) run inside the test's process with a clock the
 test moves, for exact amounts: the cluster changes while the clock stands still, the test waits until
 the meter has seen the change, then moves the clock on (a billing hour or day passes in seconds).
-Shared by the metering and licence-order tests, with the Pending pods whose requests it meters."""
+Shared by the metering and licence-order tests, with the Pending pods whose requests it meters; and
+`tenantry meter` as a process with the real clock (`MeterProcess`), to signal or SIGKILL."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import os
+import signal
+import subprocess
+import sys
 import threading
+import urllib.request
 from collections.abc import Callable, Coroutine
 from decimal import Decimal
 from pathlib import Path
@@ -16,7 +22,8 @@ from typing import Any
 import yaml
 from kubernetes import client
 
-from support.cluster import wait_for
+from support.cluster import REPO_ROOT, wait_for
+from support.operator import free_port
 
 
 class FrozenClock:
@@ -110,3 +117,50 @@ def pending_pod(core: client.CoreV1Api, namespace: str, name: str, cpu: str, mem
     if counted:
         wait_for(lambda: (core.read_namespaced_resource_quota("tenantry", namespace).status.used or {}).get("pods")
                  not in (None, "0"), timeout=40, message=f"quota of {namespace} counting its pods")
+
+
+def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """A meter's /metrics on loopback, by sample name and its sorted labels."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+class MeterProcess:
+    """`tenantry meter` as the process a meter pod runs (the real clock, short windows), stopped by its pid."""
+
+    def __init__(self, kubeconfig: str | Path, region: str, sink: str, spool: Path, log: Path, window: str = "4s"):
+        self.port = free_port()
+        self.args = [sys.executable, "-m", "tenantry", "meter", "--region", region, "--sink", sink,
+                     "--interval", "500ms", "--window", window, "--port", str(self.port),
+                     "--bind-address", "127.0.0.1", "--spool", str(spool)]
+        self.env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(self.args, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                            cwd=REPO_ROOT, start_new_session=True)
+        wait_for(lambda: self.alive() and scrape(self.port), timeout=60,
+                 message=f"the meter to serve /metrics (log: {self.log.read_text()[-2000:]})")
+
+    def alive(self) -> bool:
+        if self.process is not None and self.process.poll() is not None:
+            raise AssertionError(f"the meter exited with {self.process.returncode}:\n{self.log.read_text()[-3000:]}")
+        return True
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        """Sends `sig` and waits for the exit (a kill after 20 s); the exit status."""
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        return int(self.process.returncode)
