@@ -29,8 +29,6 @@ from journey_support import (
     owner_of,
     plan_doc,
     region_doc,
-    reseller_doc,
-    reseller_region,
     tenant_doc,
     unique_name,
     wait_condition,
@@ -51,19 +49,14 @@ def tenant(stage: Stage) -> dict[str, Any]:
     region, reseller, name = unique_name("iso", 30), unique_name("host", 20), unique_name("bakery", 40)
     region_spec = region_doc(region)
     region_spec["spec"]["guardrails"] = {"allowedRegistries": ALLOWED_REGISTRIES, "storageClasses": [SOLD, NOT_SOLD]}
-    stage.apply_as_platform(region_spec)
-    stage.apply_as_platform(reseller_doc(reseller, [reseller_region(region, f"{reseller}.example")]))
-    stage.wait_control_namespace(reseller)
-    alice = stage.reseller_admin(reseller)
+    alice = stage.open_reseller(region_spec, reseller)
     plan = plan_doc(reseller, "starter", quota=QUOTA)
     plan["spec"]["storageClasses"] = [SOLD]
     alice.apply(plan)
     alice.apply(tenant_doc(reseller, name, region, "starter", owners=[{"kind": "User", "name": owner_of(name)}]))
     wait_condition(alice, "Ready", "True", None, "tenant", name, "-n", f"reseller-{reseller}")
     namespace = f"{reseller}--{name}"
-    owner = stage.owner(name)
-    wait_for(lambda: owner.can_i("create", "services", "-n", namespace), timeout=45,
-             message="the owner's RoleBinding")
+    owner = stage.owner_at_work(name, namespace, "services", timeout=45)
     return {"namespace": namespace, "owner": owner, "admin": stage.platform_admin, "region": region}
 
 
