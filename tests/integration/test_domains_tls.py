@@ -21,33 +21,13 @@ from support.dns import TEST_DNS
 from support.operator import OPERATOR_USER, TEST_CONFIG, OperatorProcess
 from support.pki import DAY, NOW, key_pem, new_pki
 from support.platform import Platform, condition
+from support.tls_secrets import put_tls_secret, secret_data
 from tenantry.tls import certs
 
 ISSUER_MISSING = "CertManagerMissing"
 
 
 # -- helpers ----------------------------------------------------------------------------------------
-
-
-def secret_data(core: client.CoreV1Api, name: str, namespace: str) -> dict[str, bytes] | None:
-    try:
-        secret = core.read_namespaced_secret(name, namespace)
-    except client.ApiException as error:
-        if error.status == 404:
-            return None
-        raise
-    return {k: base64.b64decode(v) for k, v in (secret.data or {}).items()}
-
-
-def put_tls_secret(core: client.CoreV1Api, name: str, namespace: str, data: Mapping[str, bytes]) -> None:
-    body = client.V1Secret(metadata=client.V1ObjectMeta(name=name), type="kubernetes.io/tls",
-                           data={k: base64.b64encode(v).decode() for k, v in data.items()})
-    try:
-        core.create_namespaced_secret(namespace, body)
-    except client.ApiException as error:
-        if error.status != 409:
-            raise
-        core.replace_namespaced_secret(name, namespace, body)
 
 
 def ingress_tls(api: client.ApiClient, namespace: str) -> dict[str, str | None] | None:

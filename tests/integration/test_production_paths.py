@@ -25,28 +25,13 @@ from support.cluster import wait_for
 from support.operator import OperatorProcess
 from support.pki import new_pki
 from support.platform import Platform, condition
+from support.tls_secrets import put_tls_secret, secret_data
 
 ALLOTMENT = {"cpu": "16", "memory": "64Gi", "storage": "500Gi", "pods": "400"}
 TIMEOUT = 90  # the machine is shared and loaded: generous waits, never sleeps
 
 
 # -- helpers ----------------------------------------------------------------------------------------
-
-
-def put_tls_secret(core: client.CoreV1Api, name: str, namespace: str, data: Mapping[str, bytes]) -> None:
-    body = client.V1Secret(metadata=client.V1ObjectMeta(name=name), type="kubernetes.io/tls",
-                           data={k: base64.b64encode(v).decode() for k, v in data.items()})
-    core.create_namespaced_secret(namespace, body)
-
-
-def secret_data(core: client.CoreV1Api, name: str, namespace: str) -> dict[str, bytes] | None:
-    try:
-        secret = core.read_namespaced_secret(name, namespace)
-    except client.ApiException as error:
-        if error.status == 404:
-            return None
-        raise
-    return {k: base64.b64decode(v) for k, v in (secret.data or {}).items()}
 
 
 def licences(platform: Platform, reseller: str) -> dict[str, Any]:
