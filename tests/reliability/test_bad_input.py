@@ -1,6 +1,6 @@
 """Bad input corpus: every field of every kind fed wrong values.
 
-Schema level: the corpus is generated from the CRDs themselves: for every field of the four kinds,
+Schema level: the corpus is generated from the CRDs themselves: for every field of the five kinds,
 a value of the wrong type, and each constraint broken (pattern, enum, length, minimum, required,
 including unicode look-alike hosts and e-mails). The apiserver must refuse each (422, server-side
 dry run, so nothing is stored) and the model must refuse the same object: two gates, one rule.
@@ -43,6 +43,8 @@ VALID: dict[str, dict[str, Any]] = {
         "displayName": "Valid", "nodePool": {"nodeSelector": {"pool": "x"}, "tolerations": [
             {"key": "pool", "operator": "Equal", "value": "x", "effect": "NoSchedule", "tolerationSeconds": 5}]},
         "ingress": {"className": "nginx", "controllerNamespace": "ingress-nginx"}, "domainVerification": "DNS",
+        "guardrails": {"allowedPriorityClasses": ["tenant-high"], "allowedRegistries": ["ghcr.io/valid"],
+                       "storageClasses": ["standard"]},
         "capacity": dict(QUOTA), "pricing": {"currency": "USD", "cpu": "0.02", "memory": "0.002", "storage": "0.0002"},
     },
     "Reseller": {
@@ -55,12 +57,14 @@ VALID: dict[str, dict[str, Any]] = {
                      "allotment": dict(QUOTA)}],
     },
     "Plan": {"displayName": "Valid", "quota": dict(QUOTA), "defaults": {"cpu": "100m", "memory": "128Mi"},
-             "customDomains": 1, "pricing": {"currency": "EUR", "monthly": "19.00", "cpu": "0.05", "memory": "0.006",
-                                             "storage": "0.0004"}},
+             "customDomains": 1, "storageClasses": ["standard"],
+             "pricing": {"currency": "EUR", "monthly": "19.00", "cpu": "0.05", "memory": "0.006",
+                         "storage": "0.0004"}},
     "Tenant": {"displayName": "Valid", "email": "joe@valid.example", "region": "eu-west", "plan": "starter",
                "active": True, "owners": [{"kind": "User", "name": "joe"}], "ingress": {"service": "web", "port": 80},
                "domains": [{"host": "www.valid.example", "tls": {"mode": "Secret", "secretName": "www-tls"}}],
                "deletionPolicy": "Delete"},
+    "LicenseOrder": {"quantity": 5},
 }
 # Unicode look-alikes (Cyrillic a, Greek omicrons, a fullwidth dot) that the patterns must refuse;
 # their punycode (xn--...) is plain ASCII and passes.
@@ -142,7 +146,7 @@ def schema_corpus() -> list[tuple[str, str, str, Any]]:
 def _create(api: client.ApiClient, kind: str, name: str, spec: dict[str, Any], namespace: str) -> None:
     objects = client.CustomObjectsApi(api)
     body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": kind, "metadata": {"name": name}, "spec": spec}
-    if kind in ("Plan", "Tenant"):
+    if kind in ("Plan", "Tenant", "LicenseOrder"):
         objects.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURALS[kind], body, dry_run="All")
     else:
         objects.create_cluster_custom_object(GROUP, VERSION, PLURALS[kind], body, dry_run="All")
@@ -204,7 +208,7 @@ def test_every_field_of_every_kind_refuses_wrong_values_at_the_schema(
     for kind, spec in VALID.items():
         _create(api_client, kind, unique_name(kind.lower()[:3], max_length=20), spec, namespace)
     _write_doc("schema", [
-        f"## Schema level: {len(cases)} wrong values, every field of the four kinds", "",
+        f"## Schema level: {len(cases)} wrong values, every field of the five kinds", "",
         "| kind | field | what is wrong | value | apiserver | model |", "|---|---|---|---|---|---|", *rows])
     FIGURES["bad input: schema-level cases"] += len(cases)
     FIGURES["bad input: schema-level refused by the apiserver"] += len(cases) - len(accepted)

@@ -14,7 +14,8 @@ from kubernetes import client
 from support.cluster import wait_for
 
 GROUP, VERSION = "tenantry.dev", "v1alpha1"
-PLURALS = {"Region": "regions", "Reseller": "resellers", "Plan": "plans", "Tenant": "tenants"}
+PLURALS = {"Region": "regions", "Reseller": "resellers", "Plan": "plans", "Tenant": "tenants",
+           "LicenseOrder": "licenseorders"}
 
 SMALL = {"cpu": "1", "memory": "1Gi", "storage": "1Gi", "pods": "10"}
 
