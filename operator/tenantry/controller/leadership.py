@@ -220,7 +220,7 @@ class LeaderElector:
         self._client_factory = client_factory
         self._on_lost = on_lost
         self.leading = threading.Event()
-        self.ready = threading.Event()  # a standby's readiness: its pod carries no stale leader label
+        self.ready = threading.Event()  # a standby's readiness: no stale leader label, the Lease read once
         self.holder: str | None = None  # the holder last seen
         self.leading_since: float | None = None
         self.error: BaseException | None = None
@@ -303,10 +303,14 @@ class LeaderElector:
         while True:
             wait = retry * random.uniform(1.0, 1.1)  # a little jitter, so that standbys do not read in step
             try:
-                if await self._try_acquire(client):
+                taken = await self._try_acquire(client)
+                # Ready once the Lease was read (or tried): /readyz then names the holder it saw.
+                self.ready.set()
+                if taken:
                     return True
                 failures = 0
             except (ApiError, aiohttp.ClientError, TimeoutError, OSError) as error:
+                self.ready.set()
                 failures += 1
                 # A standby that cannot read the Lease is no danger; it says so now and then.
                 if failures == 1 or failures % 30 == 0:
@@ -465,7 +469,6 @@ class LeaderElector:
                             self.pod.namespace, self.pod.name, error or type(error).__name__)
             if await self._sleep_or_stop(self.settings.retry_period_seconds):
                 return
-        self.ready.set()
 
     async def _patch_label(self, client: KubeClient, value: str | None) -> None:
         assert self.pod is not None
