@@ -82,7 +82,7 @@ def test_an_object_the_informer_callback_fails_on_is_skipped_and_the_watch_kept(
         caplog: pytest.LogCaptureFixture) -> None:
     changes: list[tuple[str, str]] = []
 
-    def on_change(event_type: str, changed: dict[str, Any]) -> None:
+    def on_change(event_type: str, changed: dict[str, Any], _old: dict[str, Any] | None) -> None:
         if changed["metadata"]["name"] == "poison":
             raise KeyError("a field the callback expected")
         changes.append((event_type, changed["metadata"]["name"]))
@@ -105,7 +105,7 @@ def test_an_object_the_informer_callback_fails_on_is_skipped_and_the_watch_kept(
     assert informer.health.callback_errors == 3 and informer.health.healthy
     # The same version failing again (an edit that keeps it, as a relist would bring) is counted, not logged.
     with caplog.at_level(logging.ERROR, logger="tenantry.watch"):
-        informer.health.isolate(on_change, obj("poison", "6"), "MODIFIED", obj("poison", "6"))
+        informer.health.isolate(on_change, obj("poison", "6"), "MODIFIED", obj("poison", "6"), None)
     assert informer.health.callback_errors == 4
     # Logged with its name, once per version: 2 (listed), 4 and 6 (watched).
     logged = [r.getMessage() for r in caplog.records if "poison" in r.getMessage()]

@@ -86,8 +86,10 @@ class SyncResult:
 
 
 async def apply_one(client: KubeClient, store: Store, manifest: Mapping[str, Any]) -> None:
+    kind, namespace, name = key_of(manifest)
+    based_on = store.version(kind, name, namespace)
     result = await client.apply(manifest)
-    store.put(manifest["kind"], result)  # so that the next reconcile sees it before the watch does
+    store.written(kind, result, based_on=based_on)  # so that the next reconcile sees it before the watch does
 
 
 async def sync_children(client: KubeClient, store: Store, owner: ObjectKey,
@@ -154,9 +156,10 @@ async def write_status(client: KubeClient, store: Store, obj: Mapping[str, Any],
     if patch is None:
         return False
     meta = obj["metadata"]
+    based_on = store.version(obj["kind"], meta["name"], meta.get("namespace"))
     result = await client.merge_patch(obj["kind"], meta["name"], {"status": patch}, namespace=meta.get("namespace"),
                                       subresource="status")
-    store.put(obj["kind"], result)
+    store.written(obj["kind"], result, based_on=based_on)
     return True
 
 

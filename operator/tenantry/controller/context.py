@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from tenantry.admission import AdmissionBook
 from tenantry.conditions import Condition, merge_conditions
+from tenantry.controller import metrics
 from tenantry.controller.apply import write_status
 from tenantry.controller.platform_roles import PLATFORM_ROLES
 from tenantry.controller.queue import WorkQueue
@@ -82,6 +83,10 @@ async def publish_status(op: Operator, obj: Mapping[str, Any], fields: Mapping[s
     merged, changed = merge_conditions(current.get("conditions"), conditions, generation)
     wanted: dict[str, Any] = {"observedGeneration": generation, **fields, "conditions": merged}
     written = await write_status(op.client, op.store, obj, wanted)
+    if written and obj.get("kind") == "Tenant":
+        # The watch event of this write is no news to the Store (store.py), so the tenant series
+        # follow the write itself.
+        metrics.observe_tenant({**obj, "status": wanted})
     meta = obj["metadata"]
     where = f"{meta['namespace']}/{meta['name']}" if meta.get("namespace") else meta["name"]
     posted: dict[str, Condition] = {}

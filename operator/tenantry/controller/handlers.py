@@ -1,10 +1,13 @@
-"""Kopf wiring: watches of the four Tenantry kinds feed the Store, the AdmissionBook and the queue.
+"""The operator's wiring: what kopf runs, and how watch events reach the reconciles.
 
-Handlers here are thin. A watch event only updates the in-memory picture and says which objects
-to look at again; the reconcile functions (one module per kind) do the work from the queue, so
+kopf runs the process: start-up and shut-down (`start`, `stop` below), login, the liveness probe
+with its checks. Everything the operator sees comes through one Informer per kind (informer.py),
+the Tenantry kinds and the children alike, into one Store; a watch event only updates that
+picture (and the AdmissionBook) and says which objects to look at again (`_observe`,
+`_child_changed`). The reconcile functions (one module per kind) do the work from one WorkQueue, so
 events for one object collapse into one reconcile and a change to a Reseller, Plan or Region flows
-to every tenant it affects. Kopf also provides login, the liveness probe, and the deletion
-handler behind the `tenantry.dev/finalizer` finalizer.
+to every tenant it affects. Deletion is a reconcile too: behind the `tenantry.dev/finalizer`, which
+only the operator writes (finalizers.py). docs/architecture.md draws it.
 """
 
 from __future__ import annotations
@@ -14,15 +17,13 @@ import functools
 import logging
 import os
 import threading
-import time
 from collections.abc import Hashable, Iterable
 from typing import Any
 
-import aiohttp
 import kopf
 
 from tenantry import watch_health
-from tenantry.controller import kopf_watch, license_order, metrics, tls, webhook
+from tenantry.controller import license_order, metrics, tls, webhook
 from tenantry.controller.cluster_ingresses import ClusterIngresses, observe_labelled
 from tenantry.controller.context import Key, Operator
 from tenantry.controller.informer import Informer
@@ -39,19 +40,16 @@ from tenantry.controller.supplied_secrets import (
     reseller_secret_refs,
     tenant_secret_refs,
 )
-from tenantry.controller.tenant import finalize_tenant, reconcile_tenant
+from tenantry.controller.tenant import reconcile_tenant
 from tenantry.credentials import ClusterLogin
-from tenantry.kube import ApiError, KubeClient
+from tenantry.kube import KubeClient
 from tenantry.naming import (
     FIELD_MANAGER,
-    FINALIZER,
-    GROUP,
     LICENSE_ORDER,
     PLAN,
     REGION,
     RESELLER,
     TENANT,
-    VERSION,
     reseller_from_namespace,
     reseller_namespace,
 )
@@ -59,10 +57,11 @@ from tenantry.settings import load_settings
 
 log = logging.getLogger("tenantry")
 
-kopf_watch.install()  # a failed watch restarts itself instead of stopping the operator (see kopf_watch)
-
 # One source of credentials for kopf's watches and the operator's own client (tenantry.credentials).
 LOGIN = ClusterLogin()
+
+# The Tenantry kinds, watched whole (no selector), in the order the picture is filled at start-up.
+OWN_KINDS = (LICENSE_ORDER, REGION, RESELLER, PLAN, TENANT)
 
 # Children watched by label (see informer.py). Secrets: the operator's own CA and TLS Secrets only
 # (the label selector keeps every other Secret of the cluster out of its memory; the Secrets users
@@ -85,55 +84,32 @@ _RECONCILERS = {
 }
 
 
-def _operator(memo: Any) -> Operator:
-    return memo["operator"]
-
-
-class _NoDiffBase(kopf.DiffBaseStorage):
-    """Kopf keeps each object's last handled spec (an annotation) to tell creations from updates for
-    on.create/on.update handlers. Tenantry has none (reconciles compare with the Store), so that copy
-    cost one PATCH of every new Tenant, one more watch event, and a second copy of each spec in memory.
-    Nothing is stored; the deletion handler needs only the finalizer."""
-
-    def fetch(self, *, body: kopf.Body) -> None:
-        return None
-
-    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: Any) -> None:
-        return None
-
-
 # -- start-up and shut-down ----------------------------------------------------------------------
 
 
 @kopf.on.startup()
-async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    settings.persistence.finalizer = FINALIZER
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = _NoDiffBase()
-    settings.watching.server_timeout = 300
-    settings.watching.client_timeout = 330
-    settings.watching.connect_timeout = 30
-    settings.networking.request_timeout = 60
-    settings.batching.batch_window = 0.02  # react within tens of milliseconds
-    settings.posting.level = logging.WARNING  # our own Events carry condition reasons; kopf posts only problems
-
+async def start(memo: kopf.Memo, **_: Any) -> None:
     config = load_settings()
-    # Every informer's watch holds a connection for good (12 of the former 32), and a reconcile
+    # Every informer's watch holds a connection for good, and a reconcile
     # applies a tenant's children at once (8 or 9 requests): with too few connections the workers
     # queue for one, not for the apiserver.
-    client = KubeClient(LOGIN, max_connections=config.workers * 8 + len(CHILD_KINDS) + 4)
+    client = KubeClient(LOGIN, max_connections=config.workers * 8 + len(OWN_KINDS) + len(CHILD_KINDS) + 4)
     client.on_request = metrics.count_request
     op = Operator(client=client, settings=config)
     memo["operator"] = op
 
     # Fill the picture before the first reconcile: admission needs every tenant's record, and every
-    # reseller's licences bought with LicenseOrders (listed first, so that its terms include them).
-    for item in await _list_at_start(client, LICENSE_ORDER):
-        license_order.observe_order(op, "MODIFIED", item, enqueue=False)
-    for kind in (REGION, RESELLER, PLAN, TENANT):
-        for item in await _list_at_start(client, kind):
-            _observe(op, kind, "MODIFIED", item, enqueue=False)
-    informers = [Informer(client, op.store, kind, functools.partial(_child_changed, op)) for kind in CHILD_KINDS]
+    # reseller's licences bought with LicenseOrders (so orders first: its terms include them). Until
+    # the queue starts below, what the watches say to look at again is dropped: everything is looked at.
+    informers = []
+    for kind in OWN_KINDS:
+        observe = functools.partial(license_order.observe_order, op) if kind == LICENSE_ORDER \
+            else functools.partial(_observe, op, kind)
+        informer = Informer(client, op.store, kind, observe, label_selector=None)
+        informer.start()
+        informers.append(informer)
+        await informer.synced.wait()  # a failing list is retried with back-off and shows on /healthz
+    informers += [Informer(client, op.store, kind, functools.partial(_child_changed, op)) for kind in CHILD_KINDS]
     for informer in informers:
         informer.start()
     # In sync before the first reconcile: a supplied Secret replaced after that reconcile read it and
@@ -171,22 +147,6 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     memo["webhook"] = await webhook.start_webhook(op)  # answers from the picture loaded above
     log.info("Tenantry started: %d regions, %d resellers, %d plans, %d tenants in the picture.",
              op.store.count(REGION), op.store.count(RESELLER), op.store.count(PLAN), op.store.count(TENANT))
-
-
-async def _list_at_start(client: KubeClient, kind: str) -> list[dict[str, Any]]:
-    """List with back-off while the apiserver fails (5xx, 429, a dropped connection): a failed
-    start-up handler is retried by kopf only after a minute, and a flaky apiserver would fail one
-    of the four lists nearly every time."""
-    delay = 0.5
-    while True:
-        try:
-            return await client.list(kind)
-        except (ApiError, aiohttp.ClientError, TimeoutError) as error:
-            if isinstance(error, ApiError) and not error.retryable:
-                raise
-            log.warning("Listing %s at start-up failed, retrying in %.1fs: %s", kind, delay, error)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 30.0)
 
 
 @kopf.on.cleanup()
@@ -300,18 +260,16 @@ def _record_result(key: Hashable, result: str, seconds: float) -> None:
 # -- watch events --------------------------------------------------------------------------------
 
 
-def _observe(op: Operator, kind: str, event_type: str | None, obj: dict[str, Any], *, enqueue: bool = True) -> None:
-    """Take one event of a Tenantry kind into the Store and the AdmissionBook; enqueue who cares."""
+def _observe(op: Operator, kind: str, event_type: str, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
+    """Take one event of a Tenantry kind (in the Store already: its Informer) into the AdmissionBook;
+    enqueue who cares. Until the queue runs (start-up), nothing is enqueued: everything is looked at."""
     meta = obj["metadata"]
     namespace, name = meta.get("namespace"), meta["name"]
     deleted = event_type == "DELETED"
-    old = op.store.get(kind, name, namespace)
-    if deleted:
-        op.store.delete(kind, name, namespace)
-    else:
-        op.store.put(kind, obj)
-    # Our own status writes come back as events too; only a new spec (or a deletion) is news to
-    # the objects that depend on this one.
+    if kind == TENANT:
+        metrics.observe_tenant(obj, deleted=deleted)
+    # The echoes of our own writes are no news to the Store (store.py); of other status writes,
+    # only a new spec (or a deletion) is news to the objects that depend on this one.
     changed = (deleted or old is None or old["metadata"].get("generation") != meta.get("generation")
                or bool(old["metadata"].get("deletionTimestamp")) != bool(meta.get("deletionTimestamp")))
     if not changed and kind != TENANT:
@@ -369,9 +327,8 @@ def _observe(op: Operator, kind: str, event_type: str | None, obj: dict[str, Any
                      if c.plan == name or ((r := op.book.record_of(c)) is not None and r.plan == name)]
         affected += _pending_tenants(op, reseller)
 
-    if enqueue:
-        op.enqueue(affected)
-        op.enqueue(later, delay=STATUS_DELAY)
+    op.enqueue(affected)
+    op.enqueue(later, delay=STATUS_DELAY)
 
 
 def _pending_tenants(op: Operator, reseller: str | None = None) -> list[Key]:
@@ -382,7 +339,7 @@ def _tenants_in_region(op: Operator, region: str) -> list[tuple[str, str]]:
     return [(reseller_namespace(c.reseller), c.name) for c in op.book.all_tenants() if c.region == region]
 
 
-def _child_changed(op: Operator, event_type: str, obj: dict[str, Any]) -> None:
+def _child_changed(op: Operator, event_type: str, obj: dict[str, Any], _old: dict[str, Any] | None) -> None:
     keys: list[Key] = []
     owner = owner_of(obj) or _meter_region(obj)
     if owner is not None and not (event_type == "ADDED" and _made_by_us_alone(obj)):
@@ -439,47 +396,6 @@ def _meter_region(obj: dict[str, Any]) -> Key | None:
     if labels.get(COMPONENT_LABEL) == COMPONENT and labels.get(LABEL_REGION):
         return (REGION, None, labels[LABEL_REGION])
     return None
-
-
-def _make_event_handler(kind: str) -> Any:
-    async def handler(event: dict[str, Any], memo: kopf.Memo, **_: Any) -> None:
-        op: Operator | None = memo.get("operator")
-        if op is None or not event.get("object"):
-            return
-        _observe(op, kind, event.get("type"), event["object"])
-        if kind == TENANT:
-            metrics.observe_tenant(event["object"], deleted=event.get("type") == "DELETED")
-
-    handler.__name__ = f"observe_{kind.lower()}"
-    return handler
-
-
-for _kind, _plural in ((REGION, "regions"), (RESELLER, "resellers"), (PLAN, "plans"), (TENANT, "tenants")):
-    kopf.on.event(GROUP, VERSION, _plural, id=f"observe-{_plural}")(_make_event_handler(_kind))
-
-
-@kopf.on.event(GROUP, VERSION, "licenseorders", id="observe-licenseorders")
-async def observe_license_order(event: Any, memo: Any, **_: Any) -> None:
-    op: Operator | None = memo.get("operator")
-    if op is not None and event.get("object"):
-        license_order.observe_order(op, event.get("type"), event["object"])
-
-
-@kopf.on.delete(GROUP, VERSION, "licenseorders", id="refund-licenseorder")
-async def license_order_deleted(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """Runs behind the finalizer: a fulfilled order is refunded, and goes once its records reached the sink."""
-    try:
-        await license_order.finalize_license_order(_operator(memo), body)
-    except license_order.RefundPending as pending:
-        raise kopf.TemporaryError(str(pending), delay=5) from pending
-
-
-@kopf.on.delete(GROUP, VERSION, "tenants", id="finalize-tenant")
-async def tenant_deleted(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """Runs behind the finalizer: the namespace goes (or is retained) before the Tenant disappears."""
-    started = time.monotonic()
-    await finalize_tenant(_operator(memo), body)
-    metrics.RECONCILE_SECONDS.labels(kind="TenantDeletion").observe(time.monotonic() - started)
 
 
 __all__ = ["KubeClient"]

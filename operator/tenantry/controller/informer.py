@@ -1,12 +1,15 @@
-"""List-and-watch of the operator's children (namespaces, quotas, bindings, ...) by label.
+"""List-and-watch of one kind into the Store: the operator's only way of seeing the cluster.
 
-Kopf watches the four Tenantry kinds; the children are watched here with a server-side label
-selector (`app.kubernetes.io/managed-by=tenantry`), so the operator never streams the contents of
-every Secret or ConfigMap of the cluster. (Other Secrets are watched as metadata only, names and
-versions, to notice supplied TLS certificates: supplied_secrets.py.) Each change lands in the Store
-and wakes the owning Tenant or Reseller: that is how a deleted or edited child comes back within
-seconds. An object its callbacks fail on is skipped and counted, never a reason to list the kind
-again (tenantry.watch_health).
+One Informer per kind: the Tenantry kinds (Region, Reseller, Plan, Tenant, LicenseOrder; no label
+selector) and the operator's children (namespaces, quotas, bindings, ...), watched with a server-side
+label selector (`app.kubernetes.io/managed-by=tenantry`) so that the operator never streams the
+contents of every Secret or ConfigMap of the cluster. (Other Secrets are watched as metadata only,
+names and versions, to notice supplied TLS certificates: supplied_secrets.py.)
+
+Each change lands in the Store, then `on_change(event_type, new, old)` runs (`old`: what the Store
+held before, None for nothing): for a child it wakes the owning Tenant or Reseller, which is how a
+deleted or edited child comes back within seconds. An object its callbacks fail on is skipped and
+counted, never a reason to list the kind again (tenantry.watch_health).
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ MANAGED_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
 
 class Informer:
     def __init__(self, client: KubeClient, store: Store, kind: str,
-                 on_change: Callable[[str, dict[str, Any]], None], *, label_selector: str = MANAGED_SELECTOR):
+                 on_change: Callable[[str, dict[str, Any], dict[str, Any] | None], None], *,
+                 label_selector: str | None = MANAGED_SELECTOR):
         self.client, self.store, self.kind = client, store, kind
         self.on_change = on_change
         self.label_selector = label_selector
@@ -50,8 +54,9 @@ class Informer:
         def put(item: dict[str, Any]) -> None:
             meta = item["metadata"]
             seen.add((meta.get("namespace"), meta["name"]))  # first: a failure below keeps it, not deletes it
-            if self.store.put(self.kind, item):
-                self.on_change("MODIFIED", item)
+            old = self.store.get(self.kind, meta["name"], meta.get("namespace"))
+            if self.store.put(self.kind, item, listed=True):
+                self.on_change("MODIFIED", item, old)
 
         self.health.each(items, put)
         # Whatever vanished while we were not watching is gone now.
@@ -59,15 +64,17 @@ class Informer:
             meta = old["metadata"]
             if (meta.get("namespace"), meta["name"]) not in seen:
                 self.store.delete(self.kind, meta["name"], meta.get("namespace"))
-                self.health.isolate(self.on_change, old, "DELETED", old)
+                self.health.isolate(self.on_change, old, "DELETED", old, old)
 
     def _event(self, event_type: str, obj: dict[str, Any]) -> None:
         meta = obj["metadata"]
         if event_type == "DELETED":
-            self.store.delete(self.kind, meta["name"], meta.get("namespace"))
-            self.on_change(event_type, obj)
-        elif self.store.put(self.kind, obj):
-            self.on_change(event_type, obj)
+            old = self.store.delete(self.kind, meta["name"], meta.get("namespace"))
+            self.on_change(event_type, obj, old)
+            return
+        old = self.store.get(self.kind, meta["name"], meta.get("namespace"))
+        if self.store.put(self.kind, obj):
+            self.on_change(event_type, obj, old)
 
     async def _run(self) -> None:
         await list_then_watch(self.client, self.kind, on_list=self._relisted, on_event=self._event,

@@ -43,11 +43,12 @@ from prometheus_client.registry import Collector
 from tenantry import licensing
 from tenantry.conditions import Condition, now_rfc3339
 from tenantry.controller.context import Key, Operator, publish_status
+from tenantry.controller.finalizers import add_finalizer, being_deleted, has_finalizer, remove_finalizer
 from tenantry.controller.specs import INVALID_SPEC, read_spec, reseller_terms
 from tenantry.kube import ApiError
 from tenantry.metering.sinks import Sink, SinkError, parse_sink
 from tenantry.models import ResellerSpec
-from tenantry.naming import FINALIZER, LICENSE_ORDER, RESELLER, TENANT, reseller_from_namespace, reseller_namespace
+from tenantry.naming import LICENSE_ORDER, RESELLER, TENANT, reseller_from_namespace, reseller_namespace
 from tenantry.pacing import RetryPacer
 
 log = logging.getLogger("tenantry.licenseorder")
@@ -66,8 +67,9 @@ RECORDS = Counter("tenantry_license_billing_records_total", "Order and refund re
 # Families SelfServiceCollector builds at scrape time (tests/chart check dashboards and alerts against them).
 SCRAPE_TIME_METRICS = ("tenantry_reseller_self_service_licenses",)
 
-# How long a deletion waits for its refund record to reach the sink before kopf tries it again.
+# How long a deletion waits for its refund record to reach the sink before it is looked at again.
 REFUND_WAIT = 10.0
+REFUND_RETRY_SECONDS = 5.0  # a deletion whose refund record waits for the sink looks again this often
 
 
 class RefundPending(Exception):
@@ -119,26 +121,23 @@ def licenses_changed(op: Operator, reseller: str) -> None:
 # -- watch events ----------------------------------------------------------------------------------
 
 
-def observe_order(op: Operator, event_type: str | None, obj: Mapping[str, Any], *, enqueue: bool = True) -> None:
-    """Take one watch event of a LicenseOrder into the Store and the OrderBook."""
+def observe_order(op: Operator, event_type: str, obj: Mapping[str, Any], _old: Mapping[str, Any] | None) -> None:
+    """Take one watch event of a LicenseOrder (already in the Store: its informer) into the OrderBook."""
     meta = obj["metadata"]
     namespace, name, uid = meta.get("namespace") or "", meta["name"], meta.get("uid", "")
     reseller = reseller_from_namespace(namespace) or ""
     before = op.orders.entry(uid)
     if event_type == "DELETED":
-        op.store.delete(LICENSE_ORDER, name, namespace)
         op.orders.forget(uid)
     else:
-        op.store.put(LICENSE_ORDER, dict(obj))
         op.orders.observe(uid, licensing.entry_from_status(reseller, obj))
     after = op.orders.entry(uid)
     counted = {licensing.FULFILLED}
     if (before is not None and before.phase in counted) != (after is not None and after.phase in counted):
         licenses_changed(op, reseller)
-    if not enqueue:
-        return
-    if event_type != "DELETED" and after is None and not meta.get("deletionTimestamp"):
-        op.enqueue([(LICENSE_ORDER, namespace, name)])
+    if event_type != "DELETED" and ((being_deleted(obj) and has_finalizer(obj))
+                                    or (after is None and not being_deleted(obj))):
+        op.enqueue([(LICENSE_ORDER, namespace, name)])  # to be decided, or refunded behind the finalizer
     if op.outbox is not None and _pending_kinds(obj):
         op.outbox.wake()
 
@@ -164,8 +163,18 @@ class _Decided:
 
 async def reconcile_license_order(op: Operator, namespace: str, name: str) -> None:
     body = op.store.get(LICENSE_ORDER, name, namespace)
-    if body is None or body["metadata"].get("deletionTimestamp"):
-        return  # gone, or being refunded by the deletion handler
+    if body is None:
+        return
+    if being_deleted(body):
+        if has_finalizer(body):
+            try:
+                await finalize_license_order(op, body)
+            except RefundPending as pending:
+                log.info("%s Looking again in %.0f s.", pending, REFUND_RETRY_SECONDS)
+                op.enqueue_one(LICENSE_ORDER, namespace, name, delay=REFUND_RETRY_SECONDS)
+                return
+            await remove_finalizer(op, LICENSE_ORDER, op.store.get(LICENSE_ORDER, name, namespace) or body)
+        return
     meta = body["metadata"]
     uid = meta.get("uid", "")
     reseller = reseller_from_namespace(namespace) or namespace
@@ -182,10 +191,10 @@ async def reconcile_license_order(op: Operator, namespace: str, name: str) -> No
                                                   else ""))
         op.orders.decisions[uid] = decided
     fulfilled = decided.decision.phase == licensing.FULFILLED
-    if fulfilled and FINALIZER not in (meta.get("finalizers") or []):
+    if fulfilled and not has_finalizer(body):
         # The finalizer comes before the licences: a fulfilled order deleted without it would take
         # its licences away with no refund record.
-        body = await _add_finalizer(op, body)
+        body = await add_finalizer(op, LICENSE_ORDER, body)
     fields: dict[str, Any] = {"phase": decided.decision.phase, "quantity": decided.quantity}
     if decided.price is not None:
         fields["price"] = decided.price.to_status()
@@ -225,24 +234,6 @@ def _decide(op: Operator, body: Mapping[str, Any], reseller: str) -> _Decided:
     return _Decided(decision, price, spec.quantity, at)
 
 
-async def _add_finalizer(op: Operator, body: Mapping[str, Any]) -> dict[str, Any]:
-    """Add the deletion finalizer to this very version (kopf adds the same one on the order's first
-    event and often wins the race: then the newer version has it already)."""
-    meta = body["metadata"]
-    try:
-        result = await op.client.merge_patch(LICENSE_ORDER, meta["name"], {"metadata": {
-            "finalizers": [*(meta.get("finalizers") or []), FINALIZER], "resourceVersion": meta["resourceVersion"]}},
-            namespace=meta["namespace"])
-    except ApiError as error:
-        latest = await op.client.get(LICENSE_ORDER, meta["name"], meta["namespace"]) if error.conflict else None
-        if latest is None or latest["metadata"].get("uid") != meta.get("uid") \
-                or FINALIZER not in (latest["metadata"].get("finalizers") or []):
-            raise
-        result = latest
-    op.store.put(LICENSE_ORDER, result)
-    return result
-
-
 # -- refunds ---------------------------------------------------------------------------------------
 
 
@@ -250,12 +241,13 @@ async def finalize_license_order(op: Operator, body: Mapping[str, Any]) -> None:
     """Behind the finalizer: refund a fulfilled order, and let it go once its records reached the sink."""
     meta = body["metadata"]
     namespace, name = meta["namespace"], meta["name"]
-    if op.queue is not None and not await op.queue.wait_not_processing((LICENSE_ORDER, namespace, name), 60):
-        raise RefundPending(f"LicenseOrder {namespace}/{name} is still being decided; its deletion is retried.")
+    # This runs as the order's own reconcile, which the work queue never runs twice at once: no
+    # decision of this order is in flight. Its latest status, not the cached one: a refund is money.
+    based_on = op.store.version(LICENSE_ORDER, name, namespace)
     live = await op.client.get(LICENSE_ORDER, name, namespace)
     if live is None or live["metadata"].get("uid") != meta.get("uid"):
         return
-    op.store.put(LICENSE_ORDER, live)
+    op.store.written(LICENSE_ORDER, live, based_on=based_on)
     reseller = reseller_from_namespace(namespace) or namespace
     status = live.get("status") or {}
     if status.get("phase") == licensing.FULFILLED:
@@ -386,11 +378,12 @@ class LicenseOutbox:
         ok = True
         for item in waiting:
             try:
+                based_on = self.op.store.version(LICENSE_ORDER, item.name, item.namespace)
                 result = await self.op.client.merge_patch(
                     LICENSE_ORDER, item.name, {"status": {"billing": {item.kind: {"sent": True,
                                                                                   "sentAt": now_rfc3339()}}}},
                     namespace=item.namespace, subresource="status")
-                self.op.store.put(LICENSE_ORDER, result)
+                self.op.store.written(LICENSE_ORDER, result, based_on=based_on)
             except ApiError as error:
                 if not error.not_found:
                     log.warning("Could not mark the %s record of LicenseOrder %s/%s as sent: %s", item.kind,

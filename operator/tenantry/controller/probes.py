@@ -8,7 +8,8 @@ every object) has finished. kopf's endpoint listens on a loopback port of its ow
   still starting is live for up to STARTUP_GRACE seconds; after that, kopf's own `/healthz` answers
   (its probes: the watches, the webhook, the queue), status and body as they are.
 - `/readyz` (readiness): a standby is ready once its pod carries no stale leader label and it has
-  read the Lease once, so that its answer names the holder (see tenantry.controller.leadership); a leader once kopf's `/healthz` says 200 (start-up done: the picture
+  read the Lease once, so that its answer names the holder (see tenantry.controller.leadership); a
+  leader once kopf's `/healthz` says 200 (start-up done: the picture
   is loaded, the webhook started). A ready standby lets a PodDisruptionBudget allow a node drain; the
   admission webhook's Service selects the leader by its label, not by readiness.
 

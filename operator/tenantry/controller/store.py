@@ -3,6 +3,15 @@
 Reconciles read from here instead of GETting from the apiserver, and compare desired children
 with what is here before writing, which is what makes an idle operator write nothing.
 Objects are kept trimmed (no managedFields, no child status) to keep memory small at scale.
+
+Two sources feed it: the watches (`put`), whose events for one kind arrive in the apiserver's order,
+and the operator's own writes (`written`), whose results are stored at once so that the next
+reconcile sees them before their watch event does. resourceVersions are opaque (the API conventions:
+an etcd restore may even make them go backwards), so they are compared for equality only, never
+ordered. Ordering comes from the watch stream itself: a write's result is stored only when no event
+for that object arrived while the write was in flight, and then the Store waits for the write's own
+event ("echo"); every event before the echo is older than the write, since the watch is ordered,
+and is not news. A list starts a new stream: it is taken as it is and clears every wait.
 """
 
 from __future__ import annotations
@@ -26,11 +35,9 @@ ObjectKey = tuple[str, str | None, str]  # (kind, namespace, name)
 _DROP_STATUS = {"Namespace", "ResourceQuota", "Ingress", "Deployment", "StatefulSet"}
 
 
-def _resource_version(obj: Mapping[str, Any]) -> int | None:
-    try:
-        return int(obj.get("metadata", {}).get("resourceVersion", ""))
-    except ValueError:
-        return None
+def resource_version(obj: Mapping[str, Any] | None) -> str | None:
+    """The object's resourceVersion (an opaque string), None for no object."""
+    return None if obj is None else (obj.get("metadata") or {}).get("resourceVersion")
 
 
 def trim(kind: str, obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -85,33 +92,64 @@ class Store:
     def __init__(self) -> None:
         self._objects: dict[str, dict[tuple[str | None, str], dict[str, Any]]] = {}
         self._children: dict[ObjectKey, set[ObjectKey]] = {}
+        # (kind, namespace, name) -> the version of our own write whose watch event is still to come.
+        self._echoes: dict[ObjectKey, str] = {}
 
-    def put(self, kind: str, obj: Mapping[str, Any]) -> bool:
-        """Store an object unless what we hold is as new or newer; True when stored (news to watchers).
+    def put(self, kind: str, obj: Mapping[str, Any], *, listed: bool = False) -> bool:
+        """Take an object from a watch event (or from a list, `listed`); True when it is news to watchers.
 
         The watch event of our own write carries the version the write returned, which is stored
-        already (apply.py): it is no news, and must not wake its owner for a reconcile that would
+        already (`written`): it is no news, and must not wake its owner for a reconcile that would
         find nothing to do - nine times per new tenant."""
         meta = obj["metadata"]
         key = (meta.get("namespace"), meta["name"])
         bucket = self._objects.setdefault(kind, {})
         old = bucket.get(key)
+        version = meta.get("resourceVersion")
+        echo = self._echoes.pop((kind, *key), None)
+        if echo is not None and not listed and version != echo:
+            self._echoes[(kind, *key)] = echo  # an event from before our write: the write's result is newer
+            return False
         if old is not None:
-            old_rv, new_rv = _resource_version(old), _resource_version(obj)
-            if old_rv is not None and new_rv is not None and new_rv <= old_rv:
-                return False  # our own write coming back, or a late event from before it
+            if version is not None and version == resource_version(old):
+                return False  # our own write coming back, or the same object listed again
             self._unlink(kind, old)
+        self._keep(kind, key, obj)
+        # A change only in what is trimmed away (a quota's usage, a namespace's phase) is stored for
+        # its version, but is no news: nobody here reads it.
+        return old is None or not _same_but_version(old, bucket[key])
+
+    def version(self, kind: str, name: str, namespace: str | None = None) -> str | None:
+        """The resourceVersion held for an object (None when absent): what a write is based on, for `written`."""
+        return resource_version(self.get(kind, name, namespace))
+
+    def written(self, kind: str, obj: Mapping[str, Any], *, based_on: str | None) -> None:
+        """Store the result of the operator's own write (or fresh read), sent when this Store held
+        version `based_on` of the object (None: it held none; see `version`).
+
+        When an event for the object arrived while the write was in flight, the order of that event
+        and the write is unknown: the result is not stored, and the watch brings the newest."""
+        meta = obj["metadata"]
+        key = (meta.get("namespace"), meta["name"])
+        old = self._objects.get(kind, {}).get(key)
+        version = meta.get("resourceVersion")
+        if resource_version(old) != based_on or version is None or version == based_on:
+            return  # overtaken by the watch, or a write that changed nothing
+        if old is not None:
+            self._unlink(kind, old)
+        self._keep(kind, key, obj)
+        self._echoes[(kind, *key)] = version
+
+    def _keep(self, kind: str, key: tuple[str | None, str], obj: Mapping[str, Any]) -> None:
         trimmed = trim(kind, obj)
-        bucket[key] = trimmed
+        self._objects.setdefault(kind, {})[key] = trimmed
         owner = owner_of(trimmed)
         if owner is not None:
             self._children.setdefault(owner, set()).add((kind, key[0], key[1]))
-        # A change only in what is trimmed away (a quota's usage, a namespace's phase) is stored for
-        # its version, but is no news: nobody here reads it.
-        return old is None or not _same_but_version(old, trimmed)
 
     def delete(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
         old = self._objects.get(kind, {}).pop((namespace, name), None)
+        self._echoes.pop((kind, namespace, name), None)
         if old is not None:
             self._unlink(kind, old)
         return old

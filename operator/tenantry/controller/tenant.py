@@ -4,7 +4,8 @@ Phases, in order, each skipped when there is nothing to do:
 1. read the spec; 2. admission (pure decision from the AdmissionBook, recorded at once);
 3. suspend or resume workloads; 4. apply the desired children and prune the rest;
 5. status, written once at the end whatever happened before (a failed phase is reported in it).
-Deletion is `finalize_tenant`, run by kopf's deletion handler behind the `tenantry.dev/finalizer`.
+Deletion: a Tenant marked for deletion is finalised by its own reconcile (`finalize_tenant`, behind
+the `tenantry.dev/finalizer` that step 4 adds before the first child; controller/finalizers.py).
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from tenantry.admission import ADMITTED, AdmissionRecord, Verdict
 from tenantry.builders.reseller import reseller_branding
 from tenantry.builders.tenant import PRIORITY_QUOTA, TenantInputs, build_tenant_children
 from tenantry.conditions import Condition, now_rfc3339
-from tenantry.controller import tenant_routes
+from tenantry.controller import metrics, tenant_routes
 from tenantry.controller.apply import sync_children
 from tenantry.controller.context import Operator, publish_status
+from tenantry.controller.finalizers import add_finalizer, being_deleted, has_finalizer, remove_finalizer
 from tenantry.controller.platform_roles import bound_platform_roles, roles_bound_condition
 from tenantry.controller.specs import INVALID_SPEC, read_spec, record_from_status, record_to_status, tenant_claim
 from tenantry.controller.tls import CERTIFICATE_READY, tenant_tls
@@ -29,7 +31,6 @@ from tenantry.kube import ApiError
 from tenantry.models import RegionSpec, ResellerSpec, TenantSpec
 from tenantry.namespace_claim import NAMESPACE_TAKEN, namespace_claim, namespace_taken_message
 from tenantry.naming import (
-    FINALIZER,
     LABEL_MANAGED_BY,
     MANAGED_BY,
     PLAN,
@@ -62,8 +63,12 @@ def _spec_of(op: Operator, kind: str, name: str, namespace: str | None = None) -
 
 async def reconcile_tenant(op: Operator, namespace: str, name: str) -> None:
     body = op.store.get(TENANT, name, namespace)
-    if body is None or body["metadata"].get("deletionTimestamp"):
-        return  # gone, or being finalised by the deletion handler
+    if body is None:
+        return  # gone
+    if being_deleted(body):
+        if has_finalizer(body):
+            await _finalize(op, body)
+        return
     reseller = reseller_from_namespace(namespace)
     spec, problem = read_spec(TENANT, body)
     if spec is None or reseller is None:
@@ -102,10 +107,10 @@ async def reconcile_tenant(op: Operator, namespace: str, name: str) -> None:
         return
 
     assert verdict.record is not None
-    if FINALIZER not in (body["metadata"].get("finalizers") or []):
-        # The finalizer comes before the first child: a Tenant deleted before kopf added it would
-        # vanish at once, without the deletion handler, and leave its namespace behind.
-        body = await _add_finalizer(op, body)
+    if not has_finalizer(body):
+        # The finalizer comes before the first child: a Tenant deleted without it would vanish at
+        # once, before its namespace is deleted (or retained), and leave that namespace behind.
+        body = await add_finalizer(op, TENANT, body)
     if record_from_status(body.get("status")) != verdict.record:
         # Write-ahead: the decision is in status before anything is made from it. A crash in between
         # then finds the tenant admitted (and provisions it), never a namespace of a tenant that a
@@ -117,30 +122,10 @@ async def reconcile_tenant(op: Operator, namespace: str, name: str) -> None:
 async def _write_admission(op: Operator, body: Mapping[str, Any], record: AdmissionRecord) -> dict[str, Any]:
     meta = body["metadata"]
     admitted_at = ((body.get("status") or {}).get("admission") or {}).get("admittedAt") or now_rfc3339()
+    based_on = op.store.version(TENANT, meta["name"], meta["namespace"])
     result = await op.client.merge_patch(TENANT, meta["name"], {"status": {
         "admission": record_to_status(record, admitted_at)}}, namespace=meta["namespace"], subresource="status")
-    op.store.put(TENANT, result)
-    return result
-
-
-async def _add_finalizer(op: Operator, body: Mapping[str, Any]) -> dict[str, Any]:
-    """Add the deletion finalizer, on this very version of the Tenant (409 if it changed, 404 if it is
-    gone: either way nothing is provisioned this round, and the queue retries)."""
-    meta = body["metadata"]
-    try:
-        result = await op.client.merge_patch(TENANT, meta["name"], {"metadata": {
-            "finalizers": [*(meta.get("finalizers") or []), FINALIZER], "resourceVersion": meta["resourceVersion"]}},
-            namespace=meta["namespace"])
-    except ApiError as error:
-        # Kopf adds the same finalizer on the Tenant's first event, and usually wins the race: then
-        # the newer version already has it, and provisioning goes on now instead of after a back-off.
-        latest = await op.client.get(TENANT, meta["name"], meta["namespace"]) if error.conflict else None
-        if latest is None or latest["metadata"].get("uid") != meta.get("uid") \
-                or latest["metadata"].get("deletionTimestamp") \
-                or FINALIZER not in (latest["metadata"].get("finalizers") or []):
-            raise
-        result = latest
-    op.store.put(TENANT, result)
+    op.store.written(TENANT, result, based_on=based_on)
     return result
 
 
@@ -350,6 +335,13 @@ async def _suspend_or_resume(op: Operator, namespace: str, active: bool) -> None
                     "spec": {"replicas": int(annotations[SUSPENDED_REPLICAS])}}, namespace=namespace)
 
 
+async def _finalize(op: Operator, body: Mapping[str, Any]) -> None:
+    started = time.monotonic()
+    await finalize_tenant(op, body)
+    await remove_finalizer(op, TENANT, body)
+    metrics.RECONCILE_SECONDS.labels(kind="TenantDeletion").observe(time.monotonic() - started)
+
+
 async def finalize_tenant(op: Operator, body: Mapping[str, Any]) -> None:
     """Deletion: by spec.deletionPolicy, delete the namespace (Delete) or hand it over (Retain).
 
@@ -366,12 +358,8 @@ async def finalize_tenant(op: Operator, body: Mapping[str, Any]) -> None:
             if not error.not_found:
                 raise
     namespace = tenant_namespace(reseller, meta["name"])
-    # A reconcile that read the Tenant just before its deletion may be creating the namespace right
-    # now; looked at before it finishes, that namespace would be missed and orphaned. Later
-    # reconciles see the deletionTimestamp and do nothing.
-    if op.queue is not None and not await op.queue.wait_not_processing((TENANT, meta["namespace"], meta["name"]), 60):
-        raise RuntimeError(f"Tenant {meta['namespace']}/{meta['name']} is still being reconciled; "
-                           "its deletion is retried.")
+    # This runs as the Tenant's own reconcile, which the work queue never runs twice at once: no
+    # provisioning of this tenant is in flight, so a namespace it was making is there to be seen.
     live = await op.client.get("Namespace", namespace)
     # Only a namespace made for this very Tenant: one retained from an earlier tenant of the same name,
     # or made outside Tenantry, is not this tenant's to delete or retain (tenantry/namespace_claim.py).

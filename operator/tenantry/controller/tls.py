@@ -203,7 +203,7 @@ async def cert_manager_available(op: Operator, *, max_age: float | None = None) 
         return bool(state["present"])
     if present and not state["present"]:
         informer = Informer(op.client, op.store, "Certificate",
-                            lambda _t, obj: op.enqueue([o] if (o := owner_of(obj)) else []))
+                            lambda _t, obj, _old: op.enqueue([o] if (o := owner_of(obj)) else []))
         informer.start()
         try:
             await asyncio.wait_for(informer.synced.wait(), timeout=30)

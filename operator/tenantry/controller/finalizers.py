@@ -1,0 +1,45 @@
+"""The `tenantry.dev/finalizer` on Tenants and LicenseOrders: the operator is its only writer.
+
+A Tenant gets it before its first child (its namespace must not outlive it), a fulfilled
+LicenseOrder before its licences count (its deletion must leave a refund record). Deletion then
+waits for the object's own reconcile, which sees `deletionTimestamp`, cleans up, and takes the
+finalizer off. Both writes carry the resourceVersion they were decided on: a 409 means the object
+changed meanwhile, and the reconcile is retried on the newer version (the work queue's back-off).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from tenantry.controller.context import Operator
+from tenantry.naming import FINALIZER
+
+
+def has_finalizer(body: Mapping[str, Any]) -> bool:
+    return FINALIZER in (body["metadata"].get("finalizers") or [])
+
+
+def being_deleted(body: Mapping[str, Any]) -> bool:
+    return bool(body["metadata"].get("deletionTimestamp"))
+
+
+async def add_finalizer(op: Operator, kind: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    """The object with the finalizer added, on this very version of it."""
+    return await _set_finalizers(op, kind, body, [*(body["metadata"].get("finalizers") or []), FINALIZER])
+
+
+async def remove_finalizer(op: Operator, kind: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    """The object with the finalizer taken off (the apiserver removes it at once when it was the last)."""
+    kept = [f for f in body["metadata"].get("finalizers") or [] if f != FINALIZER]
+    return await _set_finalizers(op, kind, body, kept)
+
+
+async def _set_finalizers(op: Operator, kind: str, body: Mapping[str, Any], finalizers: list[str]) -> dict[str, Any]:
+    meta = body["metadata"]
+    based_on = op.store.version(kind, meta["name"], meta.get("namespace"))
+    # A merge patch replaces the whole list: the resourceVersion makes sure it is the list we read.
+    result = await op.client.merge_patch(kind, meta["name"], {"metadata": {
+        "finalizers": finalizers, "resourceVersion": meta["resourceVersion"]}}, namespace=meta.get("namespace"))
+    op.store.written(kind, result, based_on=based_on)
+    return result
