@@ -17,7 +17,7 @@ USE_EXISTING_CLUSTER ?=
 # Root for apt-get when make is run by a normal user.
 AS_ROOT := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help venv control-plane test-tools dev-up dev-down test lint demo kind-up kind-down manifests clean distclean
+.PHONY: help venv control-plane test-tools dev-up dev-down test test-newest-kopf lint demo kind-up kind-down manifests clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -56,6 +56,9 @@ test: venv test-tools $(if $(filter 1 true yes,$(USE_EXISTING_CLUSTER)),,control
 	@rc=0; $(VENV)/bin/pytest $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests; that is a failure" >&2; fi; \
 	exit $$rc
+
+test-newest-kopf: venv test-tools control-plane ## the unit tests and a journey on the newest kopf release (CI runs it too)
+	hack/test-newest-kopf
 
 # Debian packages the tests use besides the control plane: promtool (checks the alert rules).
 test-tools: ## install the Debian packages the tests need (promtool from `prometheus`)

@@ -178,9 +178,9 @@ def test_failing_apiserver_gives_back_off_and_recovery(platform: Platform, opera
 
 def test_watches_answering_404_do_not_stop_the_operator(platform: Platform, operator: OperatorProcess,
                                                         tmp_path: Path) -> None:
-    """kopf stops the whole operator when a watch fails with anything but 410/429; a restarted
-    apiserver answers 404 for a CRD's resources until it has registered them. The operator must
-    ride that out (tenantry.controller.kopf_watch) and not need a restart to reconcile again."""
+    """A restarted apiserver answers 404 for a CRD's resources until it has registered them (kopf's
+    own watches stopped the whole operator on that). The operator must ride it out (its informers
+    list and watch again with back-off) and not need a restart to reconcile again."""
     region, reseller = platform.setup(licenses=10)
     ns = f"reseller-{reseller}"
     with operator_behind_proxy(operator, tmp_path) as (second, proxy):

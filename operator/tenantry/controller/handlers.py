@@ -88,7 +88,10 @@ _RECONCILERS = {
 
 
 @kopf.on.startup()
-async def start(memo: kopf.Memo, **_: Any) -> None:
+async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    # kopf serves no resource of its own here (every kind is watched by an Informer): nothing for it
+    # to discover, so it neither lists nor watches CustomResourceDefinitions (and needs no access).
+    settings.scanning.disabled = True
     config = load_settings()
     # Every informer's watch holds a connection for good, and a reconcile
     # applies a tenant's children at once (8 or 9 requests): with too few connections the workers
