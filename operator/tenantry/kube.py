@@ -457,30 +457,39 @@ class KubeClient:
         """Post a core/v1 Event about an object. Failures are logged, never raised: an event is
         a courtesy to the reader and must not fail a reconcile."""
         meta = involved["metadata"]
-        namespace = meta.get("namespace") or "default"
-        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        event = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"name": f"{meta['name']}.{uuid.uuid4().hex[:16]}", "namespace": namespace},
-            "involvedObject": {
-                "apiVersion": involved.get("apiVersion"), "kind": involved.get("kind"),
-                "name": meta["name"], "namespace": meta.get("namespace"), "uid": meta.get("uid"),
-                "resourceVersion": meta.get("resourceVersion"),
-            },
-            "reason": reason,
-            "message": message[:1024],
-            "type": type_,
-            "source": {"component": "tenantry"},
-            "reportingComponent": "tenantry",
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": 1,
-        }
+        event = event_manifest(involved, reason=reason, message=message, type_=type_,
+                               now=datetime.datetime.now(datetime.UTC), suffix=uuid.uuid4().hex[:16])
+        namespace = event["metadata"]["namespace"]
         try:
             await self.request("POST", resource_path("Event", namespace), body=event)
         except (TimeoutError, ApiError, aiohttp.ClientError) as error:
             log.warning("Could not post event %s on %s/%s: %s", reason, involved.get("kind"), meta["name"], error)
+
+
+def event_manifest(involved: Mapping[str, Any], *, reason: str, message: str, type_: str,
+                   now: datetime.datetime, suffix: str) -> dict[str, Any]:
+    """The core/v1 Event `post_event` posts about `involved` (pure: the clock and the name's suffix are given).
+    Events about a cluster-scoped object (a Reseller, a Region) go to the namespace `default`."""
+    meta = involved["metadata"]
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": f"{meta['name']}.{suffix}", "namespace": meta.get("namespace") or "default"},
+        "involvedObject": {
+            "apiVersion": involved.get("apiVersion"), "kind": involved.get("kind"),
+            "name": meta["name"], "namespace": meta.get("namespace"), "uid": meta.get("uid"),
+            "resourceVersion": meta.get("resourceVersion"),
+        },
+        "reason": reason,
+        "message": message[:1024],
+        "type": type_,
+        "source": {"component": "tenantry"},
+        "reportingComponent": "tenantry",
+        "firstTimestamp": stamp,
+        "lastTimestamp": stamp,
+        "count": 1,
+    }
 
 
 async def list_then_watch(
