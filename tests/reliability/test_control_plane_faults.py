@@ -204,6 +204,6 @@ def test_watches_answering_404_do_not_stop_the_operator(platform: Platform, oper
                  .data.get("tenantDisplayName") == "after the 404s", 30, message="a change after the 404s")
         assert second.pid == pid and second.process.poll() is None, "the operator was restarted"
         second.wait_healthy(30)
-        assert "listing and watching again" in second.log_text()
+        assert "Watch of Tenant failed, listing again" in second.log_text()
         FIGURES["faults: watches answered 404"] += proxy.counts["not_found"]
         FIGURES["faults injected"] += proxy.counts["not_found"]
