@@ -133,7 +133,7 @@ def _models_with_rules() -> set[type[BaseModel]]:
     found: set[type[BaseModel]] = set()
     for name in dir(models):
         value = getattr(models, name)
-        if isinstance(value, type) and issubclass(value, BaseModel) and getattr(value, "cel_rules", ()):
+        if isinstance(value, type) and issubclass(value, BaseModel) and "cel_rules" in vars(value):
             found.add(value)
     return found
 

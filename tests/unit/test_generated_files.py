@@ -49,7 +49,7 @@ def test_a_hand_edit_is_noticed(tmp_path: Path) -> None:
     renderer = hack_script("render-crds")
     crds = tmp_path / "crds"
     crds.mkdir()
-    renderer.OUTPUTS = {crds: False}
+    vars(renderer)["OUTPUTS"] = {crds: False}
     for path, text in renderer.expected_files().items():
         path.write_text(text)
     assert renderer.stale_files() == []
