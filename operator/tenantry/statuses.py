@@ -5,9 +5,9 @@ renders them; attribute docstrings become the descriptions `kubectl explain` sho
 one the operator writes today; every field is optional, because a status is written in parts (a
 Tenant refused at admission has no namespace) and an older operator may have written less.
 
-Reading is lenient where the writer is not this code: `parse_status` never raises; a status that
-does not fit its model (hand-edited, or written by a future operator) reads as empty, and the
-reader falls back to what it does without a status.
+Two ways to read: `read_status` raises when a status does not fit its model (hand-edited, or
+written by a future operator), for readers that skip and count such an object (the meter);
+`parse_status` never raises and reads such a status as empty (the operator's own metrics).
 """
 
 from __future__ import annotations
@@ -324,9 +324,17 @@ STATUS_MODELS: dict[str, type[KindStatus]] = {
 S = TypeVar("S", bound=KindStatus)
 
 
+def read_status(model: type[S], obj: Mapping[str, Any]) -> S:
+    """The typed status of a whole object (`obj["status"]`), empty when it has none.
+
+    Raises pydantic's ValidationError (a ValueError) when the status does not fit: for readers that
+    skip and count an unreadable object (the meter's reflectors, watch_health)."""
+    return model.model_validate(obj.get("status") or {})
+
+
 def parse_status(model: type[S], obj: Mapping[str, Any]) -> S:
-    """The typed status of a whole object (`obj["status"]`); an empty status when it has none or does not fit."""
+    """The typed status of a whole object; an empty status when it has none or does not fit."""
     try:
-        return model.model_validate(obj.get("status") or {})
+        return read_status(model, obj)
     except ValidationError:
         return model()

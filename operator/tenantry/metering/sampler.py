@@ -45,7 +45,7 @@ from tenantry.naming import (
     tenant_namespace,
 )
 from tenantry.quantity import QuantityError, parse_quantity
-from tenantry.statuses import QuotaAmounts, RegionStatus, ResellerStatus, TenantStatus, parse_status
+from tenantry.statuses import QuotaAmounts, RegionStatus, ResellerStatus, TenantStatus, read_status
 from tenantry.watch_health import WatchHealth
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ def quota_info(obj: Mapping[str, Any]) -> QuotaInfo:
 
 
 def tenant_info(obj: Mapping[str, Any]) -> TenantInfo:
-    meta, status = obj["metadata"], parse_status(TenantStatus, obj)
+    meta, status = obj["metadata"], read_status(TenantStatus, obj)
     admission = status.admission
     reseller = reseller_from_namespace(meta.get("namespace", "")) or ""
     return TenantInfo(uid=meta.get("uid", ""), reseller=reseller, name=meta["name"],
@@ -139,7 +139,7 @@ def plan_pricing(obj: Mapping[str, Any]) -> RetailPricing | None:
 
 
 def reseller_info(obj: Mapping[str, Any], region: str) -> ResellerInfo:
-    spec, status = obj.get("spec") or {}, parse_status(ResellerStatus, obj)
+    spec, status = obj.get("spec") or {}, read_status(ResellerStatus, obj)
     name = obj["metadata"]["name"]
     licenses = status.licenses
     allotment = None
@@ -157,7 +157,7 @@ def reseller_info(obj: Mapping[str, Any], region: str) -> ResellerInfo:
 
 
 def region_info(obj: Mapping[str, Any]) -> RegionInfo:
-    spec, status = obj.get("spec") or {}, parse_status(RegionStatus, obj)
+    spec, status = obj.get("spec") or {}, read_status(RegionStatus, obj)
     try:
         pricing: WholesalePricing | None = WholesalePricing.model_validate(spec.get("pricing") or {})
     except ValidationError:
