@@ -8,8 +8,8 @@ manifests/install.yaml are what the repository says they are.
 
 from __future__ import annotations
 
-import re
 import json
+import re
 from pathlib import Path
 from typing import Any
 
