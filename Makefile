@@ -68,7 +68,8 @@ test-tools: ## install the Debian packages the tests need (promtool from `promet
 	  DEBIAN_FRONTEND=noninteractive $(AS_ROOT) apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
 	}
 
-manifests: venv ## regenerate the dashboard JSON and manifests/install.yaml (the chart with default values)
+manifests: venv ## regenerate the CRDs (from the models), the dashboard JSON and manifests/install.yaml
+	$(VENV)/bin/python hack/render-crds
 	$(VENV)/bin/python hack/render-dashboard
 	$(VENV)/bin/python hack/render-manifests
 

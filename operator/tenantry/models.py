@@ -1,15 +1,16 @@
 """Typed models of the four custom resources' specs (DESIGN.md §2).
 
-Invalid input is stopped at the edge twice: first by the CRD schemas in `crds/` (the apiserver
-refuses the object), then here, when the operator reads a spec. The two must say the same thing,
-so every constraint the CRD states is written once in this module as a small value object
-(`Text`, `QuantityField`, `MoneyField`, integer bounds) that both validates and can be read back;
-`tests/unit/test_crd_model_sync.py` walks each CRD schema next to its model and fails on any
-difference in fields, required sets, defaults, enums, patterns or bounds.
+Invalid input is stopped at the edge twice: first by the CRD schemas (the apiserver refuses the
+object), then here, when the operator reads a spec. The two say the same thing because the CRDs are
+generated from this module (`tenantry.crdgen`, `make manifests`): every constraint is written once
+as a small value object (`Text`, `QuantityField`, `MoneyField`, integer bounds) that both validates
+and can be read back, and every field's docstring is its description in `kubectl explain`.
 
-Rules the CRD cannot express (it has no CEL on the v1.20 apiserver) live at the bottom as pure
-functions that return a list of `Problem`s: `region_problems`, `reseller_problems`, `plan_problems`,
-`tenant_problems`, or `spec_problems` for any of them.
+Cross-field rules live at the bottom as pure functions that return a list of `Problem`s:
+`region_problems`, `reseller_problems`, `plan_problems`, `tenant_problems`, or `spec_problems` for
+any of them. Most are also stated in CEL (`cel_rules` of a model) for the CRDs of clusters >= 1.25;
+the Plan's "default request within the quota" is not, because comparing quantities needs the CEL
+quantity library of Kubernetes >= 1.29.
 
 Conventions: field names are snake_case with camelCase aliases (either is accepted on input);
 quantities stay strings (as written, validated with `tenantry.quantity`) and are converted to
@@ -23,7 +24,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Annotated, Any, Literal, NamedTuple, TypeAlias, overload
+from typing import Annotated, Any, ClassVar, Literal, NamedTuple, TypeAlias, overload
 
 import annotated_types
 from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, StrictBool, StrictInt, ValidationError
@@ -213,10 +214,34 @@ TolerationOperator = Literal["Equal", "Exists"]
 TaintEffect = Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]
 
 
+# Lists that carry a CEL rule per item, or compare items with each other, are bounded: the apiserver
+# (>= 1.25) estimates a rule's cost from the largest list the schema allows and refuses a CRD whose
+# rules could cost too much.
+MAX_LIST_ITEMS = 100
+
+
+class CelRule(NamedTuple):
+    """An `x-kubernetes-validations` rule (CEL over `self`, the object the model describes) of a model.
+
+    Models list theirs in `cel_rules`; each repeats a check of a `*_problems` function below, so that
+    clusters >= 1.25 refuse at `kubectl apply` what the operator would report. tenantry.crdgen writes
+    them into the CRDs; tests/unit/test_cel_rules.py proves each gives the verdict the Python check gives.
+    """
+
+    rule: str
+    message: str
+
+
+def list_map(*keys: str) -> Any:
+    """A list whose items are told apart (and merged by server-side apply) by `keys`; the CRD says so."""
+    return Field(json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": list(keys)})
+
+
 class SpecModel(BaseModel):
     """Base of every spec model: camelCase aliases, ignore unknown fields, immutable."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True)
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True,
+                              use_attribute_docstrings=True)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -227,9 +252,13 @@ class Quota(SpecModel):
     """The four resources a quota speaks of: Region capacity, Reseller allotment, Plan quota."""
 
     cpu: Quantity
+    """CPU, in cores (a Kubernetes quantity: "2", "500m"). Maps to requests.cpu."""
     memory: Quantity
+    """Memory, in bytes (a Kubernetes quantity: 4Gi, 512Mi). Maps to requests.memory."""
     storage: Quantity
+    """Persistent storage, in bytes (a Kubernetes quantity: 20Gi, 1Ti). Maps to requests.storage."""
     pods: Quantity
+    """Number of pods (an integer, or a quantity string such as "20"). Maps to pods."""
 
     def as_decimals(self) -> dict[str, Decimal]:
         """Base units: cores, bytes, bytes, a count — keyed by naming.QUOTA_RESOURCES."""
@@ -237,26 +266,54 @@ class Quota(SpecModel):
 
 
 class Subject(SpecModel):
-    """An RBAC subject: who gets access (reseller admins, tenant owners)."""
+    """An RBAC subject.
+
+    Who gets access: reseller admins, tenant owners.
+    """
+
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (  # subject_problems
+        CelRule("self.kind != 'ServiceAccount' || has(self.namespace)", "a ServiceAccount needs its namespace"),
+        CelRule("self.kind == 'ServiceAccount' || !has(self.namespace)",
+                "only a ServiceAccount has a namespace; remove it or use kind ServiceAccount"),
+    )
 
     kind: SubjectKind
+    """User, Group or ServiceAccount."""
     name: SubjectName
+    """Name of the user, group or service account, as your authenticator reports it. Never a Kubernetes system user
+    or group (system:authenticated, system:anonymous, ...)."""
     namespace: NamespaceName | None = None
+    """Namespace of a ServiceAccount (required for ServiceAccount, not allowed otherwise)."""
 
 
 class IssuerRef(SpecModel):
     """A cert-manager issuer."""
 
     kind: IssuerKind
+    """Issuer (in the same namespace) or ClusterIssuer."""
     name: SubdomainName
+    """Name of the Issuer or ClusterIssuer."""
 
 
 class TLSConfig(SpecModel):
     """Where a host's certificate comes from."""
 
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (  # tls_problems
+        CelRule("!has(self.mode) || self.mode != 'Secret' || has(self.secretName)",
+                "mode Secret needs secretName: the Secret with the certificate"),
+        CelRule("!has(self.mode) || self.mode != 'Issuer' || has(self.issuerRef)",
+                "mode Issuer needs issuerRef: {kind: Issuer|ClusterIssuer, name: ...}"),
+    )
+
     mode: TLSMode = "SelfSigned"
+    """SelfSigned: the operator generates a certificate. Secret: use the certificate in the Secret named by
+    secretName (in the reseller's control namespace reseller-<name> for a Reseller's region, in the tenant namespace
+    <reseller>--<tenant> for a Tenant's domain). Issuer: request one from cert-manager via issuerRef."""
     secret_name: SubdomainName | None = None
+    """Name of a kubernetes.io/tls Secret (in the reseller's control namespace for a Reseller's region, in the tenant
+    namespace for a Tenant's domain); required when mode is Secret."""
     issuer_ref: IssuerRef | None = None
+    """The cert-manager issuer to request the certificate from; required when mode is Issuer."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -264,30 +321,54 @@ class TLSConfig(SpecModel):
 
 
 class Toleration(SpecModel):
+    """A toleration, as in a Pod spec."""
+
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (  # region_problems
+        CelRule("!has(self.operator) || self.operator != 'Exists' || !has(self.value) || self.value == ''",
+                "operator Exists takes no value; remove it or use Equal"),
+        CelRule("(has(self.operator) && self.operator == 'Exists') || (has(self.key) && self.key != '')",
+                "operator Equal needs a key"),
+        CelRule("!has(self.tolerationSeconds) || (has(self.effect) && self.effect == 'NoExecute')",
+                "tolerationSeconds applies only to NoExecute"),
+    )
+
     key: TolerationText | None = None
+    """Taint key to tolerate; empty with operator Exists tolerates every taint."""
     operator: TolerationOperator = "Equal"
+    """Equal (key and value must match) or Exists (any value)."""
     value: TolerationText | None = None
+    """Taint value to match when operator is Equal."""
     effect: TaintEffect | None = None
-    toleration_seconds: StrictInt | None = None
+    """Taint effect to tolerate; empty tolerates all effects."""
+    toleration_seconds: Annotated[StrictInt, Field(json_schema_extra={"format": "int64"})] | None = None
+    """How long a pod stays bound after a NoExecute taint appears; unset means forever."""
 
 
 class NodePool(SpecModel):
     node_selector: Mapping[str, str] = Field(default_factory=dict)
-    tolerations: tuple[Toleration, ...] = ()
+    """Node labels a tenant pod's node must have, e.g. {pool: eu-west}."""
+    tolerations: Annotated[tuple[Toleration, ...], Field(max_length=MAX_LIST_ITEMS)] = ()
+    """Tolerations added to every tenant pod, for taints that keep other workloads off the pool."""
 
 
 class IngressClassRef(SpecModel):
     class_name: SubdomainName | None = None
+    """IngressClass of tenant Ingresses; omit to use the cluster's default class."""
     controller_namespace: NamespaceName = "ingress-nginx"
+    """Namespace of the ingress controller pods; tenant NetworkPolicies admit traffic from it."""
 
 
 class WholesalePricing(SpecModel):
     """What the platform charges a reseller: per core-hour, GiB-hour of memory, GiB-hour of storage."""
 
     currency: Currency
+    """ISO 4217 currency code of the prices, e.g. USD."""
     cpu: Money
+    """Price per core-hour, as a decimal string, e.g. "0.020"."""
     memory: Money
+    """Price per GiB-hour of memory, as a decimal string, e.g. "0.0025"."""
     storage: Money
+    """Price per GiB-hour of storage, as a decimal string, e.g. "0.00015"."""
 
 
 class RegionGuardrails(SpecModel):
@@ -299,20 +380,42 @@ class RegionGuardrails(SpecModel):
 
     # None by default: a priority class lets a tenant's pods preempt other tenants' pods.
     allowed_priority_classes: tuple[PriorityClassName, ...] = ()
+    """PriorityClasses tenant pods may name (priorityClassName). None by default, since a priority class lets a
+    tenant's pods preempt other tenants' pods; a ResourceQuota refuses every other class. List the cluster's
+    globalDefault PriorityClass here if it has one."""
     # Empty: images from any registry. Otherwise each image must come from one of these prefixes.
     allowed_registries: tuple[RegistryPrefix, ...] = ()
+    """Registries tenant images must come from, as prefixes: a host (ghcr.io, registry.example:5000) optionally with
+    a path (docker.io/library). Empty: any registry. Images are compared in full form (nginx is
+    docker.io/library/nginx)."""
     # Empty: any class. Otherwise the classes tenants may claim storage of; Plans may narrow it.
     storage_classes: tuple[StorageClassName, ...] = ()
+    """StorageClasses tenants of this region may claim storage of; a Plan's storageClasses narrows it. Empty
+    (default) any class. Each listed class a tenant's plan does not sell gets a zero quota."""
 
 
 class RegionSpec(SpecModel):
     display_name: DisplayName | None = None
+    """Human-readable name of the region, shown in panels and statements."""
     node_pool: NodePool | None = None
+    """The nodes this region's tenants run on. The operator writes them onto each tenant namespace as the
+    scheduler.alpha.kubernetes.io/node-selector and defaultTolerations annotations (the PodNodeSelector and
+    PodTolerationRestriction admission plugins enforce them). Omit to let tenants run on any node."""
     ingress: IngressClassRef = Field(default_factory=IngressClassRef)
+    """The ingress controller serving this region's tenants."""
     guardrails: RegionGuardrails = Field(default_factory=RegionGuardrails)
+    """What tenants of this region may ask of its shared nodes, where the platform must choose. Fixed rules apply
+    besides, whatever is set here: no host network, PID or IPC, no hostPath volumes, no privileged containers or
+    capabilities beyond the baseline set, no hostPort, no external IPs, no ExternalName, NodePort or LoadBalancer
+    Services."""
     domain_verification: DomainVerification = "DNS"
+    """DNS: a tenant's custom domain is routed only after a TXT record proves ownership (the token is in the
+    Tenant's status.domains). None: custom domains are routed at once."""
     capacity: Quota
+    """Sellable capacity of the region. Reseller allotments may exceed it (overcommit); the Region then reports
+    Overcommitted=True."""
     pricing: WholesalePricing
+    """Wholesale prices charged to resellers for what their tenants' quotas reserve."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -321,11 +424,17 @@ class RegionSpec(SpecModel):
 
 class Branding(SpecModel):
     display_name: DisplayName | None = None
+    """Human-readable name of the reseller's brand, shown in panels and statements."""
     logo_url: Url | None = Field(default=None, alias="logoURL")
+    """URL of the logo."""
     favicon_url: Url | None = Field(default=None, alias="faviconURL")
+    """URL of the favicon."""
     primary_color: Colour | None = None
+    """Primary brand colour, #rrggbb."""
     login_background_url: Url | None = Field(default=None, alias="loginBackgroundURL")
+    """URL of the login page background image."""
     support_email: Email | None = None
+    """Where tenants ask for help."""
 
 
 class LicensePolicy(SpecModel):
@@ -334,25 +443,52 @@ class LicensePolicy(SpecModel):
     # None: the operator's default (settings.licenseOrders.selfServiceLimit). Ge itself rather than
     # Field(ge=...): a bound inside an Optional must stay visible to the CRD sync test.
     self_service_limit: Annotated[StrictInt, annotated_types.Ge(0)] | None = None
+    """Licences the reseller may buy per calendar month (UTC) with LicenseOrders; default from the operator's
+    configuration (licenseOrders.selfServiceLimit)."""
 
 
 class ResellerRegion(SpecModel):
+    """The reseller's presence in one region."""
+
     name: RegionName
+    """Name of a Region."""
     domain: ResellerDomain
+    """The reseller's domain in this region: tenants get <tenant>.<domain>. Point a wildcard DNS record *.<domain>
+    at the region's ingress."""
     tls: TLSConfig = Field(default_factory=TLSConfig)
+    """Where the certificate for *.<domain> comes from. Defaults to a self-signed certificate, which browsers warn
+    about: fine for testing, use Secret or Issuer in production."""
     allotment: Quota
+    """Wholesale capacity bought in this region: the sum of the plan quotas of the reseller's tenants here may not
+    exceed it."""
 
 
 class ResellerSpec(SpecModel):
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (  # reseller_problems (names are told apart by the list map)
+        CelRule("!has(self.regions) || self.regions.all(a, self.regions.exists_one(b, b.domain == a.domain))",
+                "each region needs its own domain; two regions of the reseller use the same one"),
+    )
+
     company_name: CompanyName
+    """Legal or trading name of the reseller."""
     email: Email
+    """Contact and billing e-mail. Unique on the platform across resellers and tenants."""
     active: StrictBool = True
+    """false stops new tenants from being admitted; existing tenants keep running."""
     licenses: Count = 0
+    """How many tenants the reseller may have: each admitted tenant takes one licence. Lowering it never evicts
+    tenants; over-use is reported in status."""
     license_policy: LicensePolicy | None = None
-    admins: tuple[Subject, ...] = ()
+    """What the reseller may do with licences by itself (LicenseOrders)."""
+    admins: Annotated[tuple[Subject, ...], Field(max_length=MAX_LIST_ITEMS)] = ()
+    """Who administers this reseller: bound to ClusterRole tenantry-reseller in the reseller's control namespace
+    reseller-<name>."""
     platform_domain: Hostname | None = None
+    """The reseller's own panel domain, e.g. panel.acme.example."""
     branding: Branding | None = None
-    regions: tuple[ResellerRegion, ...] = ()
+    """The reseller's white label, published to its tenants as ConfigMap tenantry-branding."""
+    regions: Annotated[tuple[ResellerRegion, ...], list_map("name"), Field(max_length=MAX_LIST_ITEMS)] = ()
+    """The regions the reseller sells in, each with its own domain and capacity allotment."""
 
     def region(self, name: str) -> ResellerRegion | None:
         """The reseller's entry for a region, or None when it does not sell there."""
@@ -367,27 +503,41 @@ class ContainerDefaults(SpecModel):
     """Default requests for containers that state none (the LimitRange of a tenant namespace)."""
 
     cpu: Quantity | None = None
+    """Default CPU request per container, e.g. 100m."""
     memory: Quantity | None = None
+    """Default memory request per container, e.g. 128Mi."""
 
 
 class RetailPricing(SpecModel):
     """What a tenant pays its reseller: a monthly fee plus optional usage prices (per hour)."""
 
     currency: Currency
+    """ISO 4217 currency code of the prices, e.g. EUR."""
     monthly: Money
+    """Base price per tenant-month, as a decimal string, e.g. "19.00"."""
     cpu: Money = Decimal("0")
+    """Price per core-hour of CPU quota, as a decimal string."""
     memory: Money = Decimal("0")
+    """Price per GiB-hour of memory quota, as a decimal string."""
     storage: Money = Decimal("0")
+    """Price per GiB-hour of storage quota, as a decimal string."""
 
 
 class PlanSpec(SpecModel):
     display_name: DisplayName | None = None
+    """Human-readable name of the plan, shown in panels and statements."""
     quota: Quota
+    """What a tenant on this plan may reserve; becomes the ResourceQuota of its namespace."""
     defaults: ContainerDefaults | None = None
+    """Default requests for containers that state none (LimitRange of the tenant namespace)."""
     custom_domains: Count = 0
+    """How many custom domains (spec.domains) a tenant on this plan may have."""
     # Empty: every class the Region allows. Otherwise only these (and those the Region allows).
     storage_classes: tuple[StorageClassName, ...] = ()
+    """StorageClasses this plan sells. Empty (default) every class the tenant's Region allows; otherwise only these
+    (among those the Region allows). PersistentVolumeClaims of other classes are refused."""
     pricing: RetailPricing
+    """Retail prices the reseller charges its tenants."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -396,24 +546,42 @@ class PlanSpec(SpecModel):
 
 class TenantIngress(SpecModel):
     service: ServiceName = "web"
+    """Name of the Service."""
     port: Port = 80
+    """Port of the Service."""
 
 
 class TenantDomain(SpecModel):
+    """A custom domain."""
+
     host: Hostname
+    """The hostname, e.g. www.bakery.example (lowercase, no wildcard)."""
     tls: TLSConfig = Field(default_factory=TLSConfig)
+    """Where the certificate for this host comes from. Defaults to a self-signed certificate, which browsers warn
+    about: fine for testing, use Secret or Issuer in production."""
 
 
 class TenantSpec(SpecModel):
     display_name: DisplayName | None = None
+    """Human-readable name of the tenant, shown in panels and statements."""
     email: Email
+    """The end customer's e-mail. Unique on the platform across resellers and tenants."""
     region: RegionName
+    """The Region the tenant runs in; must be one of the reseller's spec.regions."""
     plan: PlanName
+    """The Plan, in the same namespace, that sets the tenant's quota and prices."""
     active: StrictBool = True
-    owners: tuple[Subject, ...] = ()
+    """false suspends the tenant: workloads scaled to zero, no ingress; the licence stays taken."""
+    owners: Annotated[tuple[Subject, ...], Field(max_length=MAX_LIST_ITEMS)] = ()
+    """End-customer users given kubectl access to the tenant namespace (ClusterRole tenantry-tenant-owner)."""
     ingress: TenantIngress = Field(default_factory=TenantIngress)
-    domains: tuple[TenantDomain, ...] = ()
+    """The Service in the tenant namespace that the tenant's hosts route to."""
+    domains: Annotated[tuple[TenantDomain, ...], list_map("host"), Field(max_length=MAX_LIST_ITEMS)] = ()
+    """Custom domains, in addition to <tenant>.<reseller domain>. At most the plan's customDomains; with
+    domainVerification DNS each is routed only after its TXT record is in place."""
     deletion_policy: DeletionPolicy = "Delete"
+    """What happens to the tenant namespace when the Tenant is deleted. Delete: it is deleted with everything in it.
+    Retain: it is kept, with tenantry's labels and objects removed."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -427,6 +595,8 @@ class LicenseOrderSpec(SpecModel):
     """Licences a reseller buys for itself; decided once, never edited (tenantry.licensing)."""
 
     quantity: Annotated[StrictInt, Field(ge=1, le=MAX_ORDER_QUANTITY)]
+    """How many licences to buy (1 or more). Every licence costs the unit price of the volume tier this quantity
+    falls in."""
 
 
 AnySpec: TypeAlias = RegionSpec | ResellerSpec | PlanSpec | TenantSpec | LicenseOrderSpec

@@ -11,6 +11,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from tenantry import watch_health
+from tenantry.statuses import TenantStatus, parse_status
 
 RECONCILES = Counter("tenantry_operator_reconciles_total", "Reconciles by kind and result", ["kind", "result"])
 RECONCILE_SECONDS = Histogram(
@@ -93,15 +94,14 @@ def observe_tenant(obj: Mapping[str, Any], deleted: bool = False) -> None:
         with contextlib.suppress(KeyError):  # never observed alive
             TENANT_READY.remove(namespace, reseller, name)
     else:
-        conditions = {c.get("type"): c for c in (obj.get("status") or {}).get("conditions") or []}
-        ready = conditions.get("Ready", {}).get("status") == "True"
+        status = parse_status(TenantStatus, obj)
+        ready = status.is_true("Ready")
         TENANT_READY.labels(namespace=namespace, reseller=reseller, tenant=name).set(1 if ready else 0)
-        admitted = conditions.get("Admitted")
-        if admitted is not None and admitted.get("status") == "False":
-            reason = admitted.get("reason") or "Unknown"
-            _refused[key] = reason
-            if reason != old_reason:
-                ADMISSION_REFUSALS.labels(reason=reason).inc()
+        admitted = status.condition("Admitted")
+        if admitted is not None and admitted.status == "False":
+            _refused[key] = admitted.reason
+            if admitted.reason != old_reason:
+                ADMISSION_REFUSALS.labels(reason=admitted.reason).inc()
     if old_reason != _refused.get(key):
         for reason in {old_reason, _refused.get(key)} - {None}:
             TENANTS_REFUSED.labels(reason=reason).set(sum(1 for r in _refused.values() if r == reason))

@@ -45,6 +45,7 @@ from tenantry.naming import (
     tenant_namespace,
 )
 from tenantry.quantity import QuantityError, parse_quantity
+from tenantry.statuses import QuotaAmounts, RegionStatus, ResellerStatus, TenantStatus, read_status
 from tenantry.watch_health import WatchHealth
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,11 @@ def _quantities(raw: Mapping[str, Any] | None) -> dict[str, Decimal]:
         except QuantityError:
             result[resource] = ZERO
     return result
+
+
+def _amounts(amounts: QuotaAmounts | None) -> dict[str, Decimal]:
+    """Status quota amounts (validated quantities) as Decimals; a resource not written is zero."""
+    return _quota_strings_to_decimals(amounts.as_strings() if amounts is not None else None)
 
 
 def _quota_strings_to_decimals(raw: Mapping[str, Any] | None) -> dict[str, Decimal]:
@@ -116,12 +122,13 @@ def quota_info(obj: Mapping[str, Any]) -> QuotaInfo:
 
 
 def tenant_info(obj: Mapping[str, Any]) -> TenantInfo:
-    meta, status = obj["metadata"], obj.get("status") or {}
-    admission = status.get("admission") or {}
+    meta, status = obj["metadata"], read_status(TenantStatus, obj)
+    admission = status.admission
     reseller = reseller_from_namespace(meta.get("namespace", "")) or ""
-    return TenantInfo(uid=meta.get("uid", ""), reseller=reseller, name=meta["name"], region=admission.get("region"),
-                      plan=admission.get("plan") or (obj.get("spec") or {}).get("plan", ""),
-                      phase=status.get("phase", "Pending"))
+    return TenantInfo(uid=meta.get("uid", ""), reseller=reseller, name=meta["name"],
+                      region=admission.region if admission else None,
+                      plan=(admission.plan if admission else None) or (obj.get("spec") or {}).get("plan", ""),
+                      phase=status.phase or "Pending")
 
 
 def plan_pricing(obj: Mapping[str, Any]) -> RetailPricing | None:
@@ -132,32 +139,31 @@ def plan_pricing(obj: Mapping[str, Any]) -> RetailPricing | None:
 
 
 def reseller_info(obj: Mapping[str, Any], region: str) -> ResellerInfo:
-    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    spec, status = obj.get("spec") or {}, read_status(ResellerStatus, obj)
     name = obj["metadata"]["name"]
-    licenses = status.get("licenses") or {}
+    licenses = status.licenses
     allotment = None
     for entry in spec.get("regions") or []:
         if entry.get("name") == region:
             allotment = _quota_strings_to_decimals(entry.get("allotment"))
     allocated: dict[str, Decimal] = {}
-    for entry in status.get("regions") or []:
-        if entry.get("name") == region:
-            allocated = _quota_strings_to_decimals(entry.get("allocated"))
+    if (entry := status.region(region)) is not None:
+        allocated = _amounts(entry.allocated)
     spec_licenses = spec.get("licenses", 0)
     return ResellerInfo(
         name=name, licenses_spec=int(spec_licenses) if isinstance(spec_licenses, int) else 0,
-        licenses={k: int(licenses.get(k, 0)) for k in ("total", "used", "available")},
+        licenses={k: (getattr(licenses, k) or 0) if licenses else 0 for k in ("total", "used", "available")},
         allotment=allotment, allocated=allocated)
 
 
 def region_info(obj: Mapping[str, Any]) -> RegionInfo:
-    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    spec, status = obj.get("spec") or {}, read_status(RegionStatus, obj)
     try:
         pricing: WholesalePricing | None = WholesalePricing.model_validate(spec.get("pricing") or {})
     except ValidationError:
         pricing = None
     return RegionInfo(capacity=_quota_strings_to_decimals(spec.get("capacity")),
-                      allocated=_quota_strings_to_decimals(status.get("allocated")), pricing=pricing)
+                      allocated=_amounts(status.allocated), pricing=pricing)
 
 
 # -- list + watch ---------------------------------------------------------------------------------
