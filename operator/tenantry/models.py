@@ -358,6 +358,26 @@ class IngressClassRef(SpecModel):
     """Namespace of the ingress controller pods; tenant NetworkPolicies admit traffic from it."""
 
 
+SecretKey = Annotated[str, Text("a Secret data key", "value", r"^[-._a-zA-Z0-9]+$", 253)]
+
+
+class KubeconfigSecretRef(SpecModel):
+    """A kubeconfig kept in a Secret of the control cluster (Cluster API's <cluster>-kubeconfig convention)."""
+
+    namespace: NamespaceName
+    """Namespace of the Secret (e.g. tenantry-system)."""
+    name: SubdomainName
+    """Name of the Secret."""
+    key: SecretKey = "value"
+    """Key of the kubeconfig in the Secret's data (Cluster API writes it under value)."""
+
+
+class MemberCluster(SpecModel):
+    kubeconfig_secret_ref: KubeconfigSecretRef
+    """The kubeconfig the operator reaches the member cluster with: its identity needs the chart's operator
+    ClusterRole there (docs/multi-cluster.md). Replacing the Secret's content rotates the credential."""
+
+
 class WholesalePricing(SpecModel):
     """What the platform charges a reseller: per core-hour, GiB-hour of memory, GiB-hour of storage."""
 
@@ -416,6 +436,9 @@ class RegionSpec(SpecModel):
     Overcommitted=True."""
     pricing: WholesalePricing
     """Wholesale prices charged to resellers for what their tenants' quotas reserve."""
+    cluster: MemberCluster | None = None
+    """The region is a cluster of its own (a member cluster): each tenant's namespace and everything in it are
+    made there. Omit for a node pool of the cluster the operator runs in."""
 
 
 # --------------------------------------------------------------------------------------------------

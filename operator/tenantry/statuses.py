@@ -118,8 +118,31 @@ class HostCertificate(CertificateInfo):
 # -------------------------------------------------------------------------------------------- Region
 
 
+class ClusterInfo(StatusModel):
+    """The member cluster, as last seen (spec.cluster)."""
+
+    server: str | None = None
+    """URL of its API server."""
+    version: str | None = None
+    """Its Kubernetes version (gitVersion)."""
+
+
+class NodePoolCapacity(StatusModel):
+    """The member cluster's nodes matching the region's node selector (beside the sold spec.capacity)."""
+
+    nodes: Count | None = None
+    """Number of those nodes."""
+    allocatable: QuotaAmounts | None = None
+    """Sum of their allocatable cpu, memory and pods."""
+
+
 class RegionStatus(KindStatus):
     """Observed state of the Region, written by the operator."""
+
+    cluster: ClusterInfo | None = None
+    """The member cluster (only when spec.cluster is set)."""
+    node_pool: NodePoolCapacity | None = None
+    """The member cluster's node pool capacity (only when spec.cluster is set and such nodes exist)."""
 
     allocated: QuotaAmounts | None = None
     """Sum of the allotments of all resellers selling in this region."""
