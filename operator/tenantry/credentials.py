@@ -35,6 +35,7 @@ from typing import Any
 
 import kopf
 import kubernetes
+import yaml
 
 from tenantry.kube import Credentials
 
@@ -61,6 +62,32 @@ def _load_configuration() -> Any:
         except (kubernetes.config.ConfigException, OSError) as error:
             raise LoginError(f"no Kubernetes credentials found (in-cluster or $KUBECONFIG): {error}") from error
     return configuration
+
+
+class KubeconfigError(LoginError):
+    """A kubeconfig that cannot be used (not YAML, no cluster, no current context...)."""
+
+
+def kubeconfig_login(read: Callable[[], bytes]) -> ClusterLogin:
+    """A login from a kubeconfig's content, read again at each full login (a rotated file is followed).
+    The content is checked now: a bad kubeconfig is refused before anything connects."""
+
+    def load() -> Any:
+        try:
+            config = yaml.safe_load(read())
+        except yaml.YAMLError as error:
+            raise KubeconfigError(f"it is not YAML: {error}") from error
+        if not isinstance(config, dict) or not config.get("clusters") or not config.get("current-context"):
+            raise KubeconfigError("it is no kubeconfig (clusters and current-context are required)")
+        configuration = kubernetes.client.Configuration()
+        try:
+            kubernetes.config.load_kube_config_from_dict(config, client_configuration=configuration)
+        except (kubernetes.config.ConfigException, ValueError, KeyError, TypeError) as error:
+            raise KubeconfigError(str(error) or type(error).__name__) from error
+        return configuration
+
+    load()
+    return ClusterLogin(load=load)
 
 
 def credentials_of(configuration: Any) -> Credentials:

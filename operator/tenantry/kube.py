@@ -41,6 +41,7 @@ USER_AGENT = f"tenantry/{__version__}"
 # kind -> (api prefix, plural, namespaced). Only the kinds the operator and meter touch.
 _KINDS: dict[str, tuple[str, str, bool]] = {
     "Namespace": ("api/v1", "namespaces", False),
+    "Node": ("api/v1", "nodes", False),
     "ConfigMap": ("api/v1", "configmaps", True),
     "Secret": ("api/v1", "secrets", True),
     "Service": ("api/v1", "services", True),

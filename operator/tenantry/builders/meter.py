@@ -37,6 +37,7 @@ CONFIG_HASH = "tenantry.dev/meter-config-hash"
 STATE_PATH = "/var/lib/tenantry"  # the volume: the spool, and a file: sink's default path (billing/)
 SPOOL_PATH = f"{STATE_PATH}/spool"
 CONFIG_PATH = "/etc/tenantry"
+MEMBER_VOLUME, MEMBER_PATH = "member-cluster", "/etc/tenantry-member"  # the member's kubeconfig (§7)
 SPOOL_VOLUME = "spool"
 
 
@@ -88,6 +89,12 @@ def build_meter_children(region: Mapping[str, Any], settings: Settings, *,
         return {"name": object_name, "namespace": namespace, "labels": dict(labels), "ownerReferences": owners}
 
     config_map = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata(), "data": {"config.yaml": config}}
+    # A region on a cluster of its own (DESIGN.md §7): the meter stays here, beside the Tenantry kinds and
+    # the spool, and reads the tenants' usage from the member with the region's kubeconfig (mounted, so
+    # that a rotated Secret reaches it). Members hold no credential of the control cluster.
+    member = ((region.get("spec") or {}).get("cluster") or {}).get("kubeconfigSecretRef")
+    member_volumes = [{"name": MEMBER_VOLUME, "secret": {"secretName": member["name"], "items": [
+        {"key": member.get("key", "value"), "path": "kubeconfig"}]}}] if member else []
     spool_volumes: list[dict[str, Any]] = []
     claim_templates: list[dict[str, Any]] = []
     if metering.spool_claim:
@@ -107,7 +114,8 @@ def build_meter_children(region: Mapping[str, Any], settings: Settings, *,
         "command": ["tenantry"],
         "args": ["meter", "--region", name, "--sink", metering.sink, "--interval", metering.interval,
                  "--window", metering.window, "--port", str(metering.port), "--spool", SPOOL_PATH,
-                 "--config", f"{CONFIG_PATH}/config.yaml"],
+                 "--config", f"{CONFIG_PATH}/config.yaml",
+                 *(["--usage-kubeconfig", f"{MEMBER_PATH}/kubeconfig"] if member else [])],
         "ports": [{"name": "metrics", "containerPort": metering.port, "protocol": "TCP"}],
         **({"env": [{"name": AUTHORIZATION_ENV, "valueFrom": {"secretKeyRef": {
             "name": metering.sink_secret, "key": "authorization"}}}]} if metering.sink_secret else {}),
@@ -118,7 +126,8 @@ def build_meter_children(region: Mapping[str, Any], settings: Settings, *,
         "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                             "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}},
         "volumeMounts": [{"name": SPOOL_VOLUME, "mountPath": STATE_PATH},
-                         {"name": "config", "mountPath": CONFIG_PATH, "readOnly": True}],
+                         {"name": "config", "mountPath": CONFIG_PATH, "readOnly": True},
+                         *([{"name": MEMBER_VOLUME, "mountPath": MEMBER_PATH, "readOnly": True}] if member else [])],
     }
     statefulset = {
         "apiVersion": "apps/v1",
@@ -142,7 +151,8 @@ def build_meter_children(region: Mapping[str, Any], settings: Settings, *,
                     "securityContext": {"runAsNonRoot": True, "runAsUser": 65532, "fsGroup": 65532,
                                         "seccompProfile": {"type": "RuntimeDefault"}},
                     "containers": [container],
-                    "volumes": [*spool_volumes, {"name": "config", "configMap": {"name": object_name}}],
+                    "volumes": [*spool_volumes, {"name": "config", "configMap": {"name": object_name}},
+                                *member_volumes],
                 },
             },
             **({"volumeClaimTemplates": claim_templates} if claim_templates else {}),

@@ -19,6 +19,7 @@ from tenantry.admission import AdmissionBook
 from tenantry.conditions import Condition, merge_conditions
 from tenantry.controller import metrics
 from tenantry.controller.apply import write_status
+from tenantry.controller.clusters import Cluster, Clusters
 from tenantry.controller.platform_roles import PLATFORM_ROLES
 from tenantry.controller.queue import WorkQueue
 from tenantry.controller.store import Store
@@ -55,6 +56,11 @@ class Operator:
     # billing records (controller/license_order.py).
     orders: OrderBook = field(default_factory=OrderBook)
     outbox: LicenseOutbox | None = None
+    # Where each region's tenant namespaces live: this cluster, or a member cluster (controller/clusters.py).
+    clusters: Clusters = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.clusters = Clusters(Cluster(None, self.client, self.store))
 
     def enqueue(self, keys: Iterable[Key], delay: float = 0.0) -> None:
         if self.queue is None:

@@ -100,6 +100,10 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     client.on_request = metrics.count_request
     op = Operator(client=client, settings=config)
     memo["operator"] = op
+    # A member cluster's children wake their owners as this cluster's do; a member that stops (or
+    # starts again) answering wakes its region and the region's tenants.
+    op.clusters.on_child = functools.partial(_child_changed, op)
+    op.clusters.on_reachability = functools.partial(_member_reachability_changed, op)
 
     # Fill the picture before the first reconcile: admission needs every tenant's record, and every
     # reseller's licences bought with LicenseOrders (so orders first: its terms include them). Until
@@ -176,6 +180,7 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     if "ingress_watch" in memo:
         await memo["ingress_watch"].stop()
     await tls.stop_watches()
+    await op.clusters.stop()
     await op.client.close()
 
 
@@ -319,6 +324,10 @@ def _observe(op: Operator, kind: str, event_type: str, obj: dict[str, Any], old:
                   if r["metadata"]["name"] != name]
     elif kind == REGION:
         op.book.set_regions(r["metadata"]["name"] for r in op.store.list(REGION))
+        spec, _ = read_spec(REGION, obj) if not deleted else (None, None)
+        ref = spec.cluster.kubeconfig_secret_ref if spec is not None and spec.cluster is not None else None
+        # A new kubeconfig in its Secret (a rotated credential) wakes the region (supplied_secrets.py).
+        op.secret_refs.replace((REGION, None, name), [(ref.namespace, ref.name)] if ref else ())
         affected += [(TENANT, *k) for k in _tenants_in_region(op, name)]
         affected += _pending_tenants(op)
         later += [(RESELLER, None, r["metadata"]["name"]) for r in op.store.list(RESELLER)]
@@ -332,6 +341,10 @@ def _observe(op: Operator, kind: str, event_type: str, obj: dict[str, Any], old:
 
     op.enqueue(affected)
     op.enqueue(later, delay=STATUS_DELAY)
+
+
+def _member_reachability_changed(op: Operator, region: str, _state: Any) -> None:
+    op.enqueue([(REGION, None, region), *((TENANT, *k) for k in _tenants_in_region(op, region))])
 
 
 def _pending_tenants(op: Operator, reseller: str | None = None) -> list[Key]:

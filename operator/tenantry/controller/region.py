@@ -1,10 +1,12 @@
-"""Reconciling one Region: capacity sold (the sum of reseller allotments) against its capacity."""
+"""Reconciling one Region: capacity sold (the sum of reseller allotments) against its capacity, its
+meter, and for a region on a cluster of its own the connection to that member cluster (DESIGN.md §7)."""
 
 from __future__ import annotations
 
+import base64
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -12,9 +14,13 @@ from tenantry.builders.common import quota_strings
 from tenantry.builders.meter import COMPONENT, COMPONENT_LABEL, build_meter_children, meter_name, spool_claim_name
 from tenantry.conditions import Condition
 from tenantry.controller.apply import contains, delete_child, sync_children
+from tenantry.controller.clusters import CONNECTED, INVALID_KUBECONFIG, MemberCluster
 from tenantry.controller.context import Operator, publish_status
 from tenantry.controller.specs import INVALID_SPEC, read_spec
+from tenantry.kube import ApiError
+from tenantry.models import RegionSpec
 from tenantry.naming import QUOTA_RESOURCES, REGION
+from tenantry.quantity import QuantityError, parse_quantity
 
 
 def region_allocation(op: Operator, region: str) -> tuple[dict[str, Decimal], int]:
@@ -34,6 +40,7 @@ def region_allocation(op: Operator, region: str) -> tuple[dict[str, Decimal], in
 async def reconcile_region(op: Operator, name: str) -> None:
     body = op.store.get(REGION, name)
     if body is None or body["metadata"].get("deletionTimestamp"):
+        await op.clusters.disconnect(name)  # a member cluster's tenants go with their Region's deletion
         return
     spec, problem = read_spec(REGION, body)
     if spec is None:
@@ -52,14 +59,77 @@ async def reconcile_region(op: Operator, name: str) -> None:
         if over else
         Condition("Overcommitted", False, "WithinCapacity", "Reseller allotments fit in the region's capacity.")
     )
-    fields = {"allocated": quota_strings(allocated), "resellers": resellers, "tenants": tenants}
+    fields: dict[str, Any] = {"allocated": quota_strings(allocated), "resellers": resellers, "tenants": tenants}
+    member_fields, reachable = await _connect_member(op, name, spec)
+    fields.update(member_fields)
     metering, failure = await _sync_meter(op, body)
     await publish_status(op, body, fields, [
         Condition("Ready", True, "Ready", f"Region {name} is sold by {resellers} reseller(s)."), overcommitted,
-        *([metering] if metering else []),
+        *([metering] if metering else []), *([reachable] if reachable else []),
     ])
     if failure is not None:
         raise failure  # the queue retries with back-off; the condition says what failed meanwhile
+
+
+# -- the member cluster (DESIGN.md §7) ---------------------------------------------------------
+
+
+async def _connect_member(op: Operator, name: str, spec: RegionSpec) -> tuple[dict[str, Any], Condition | None]:
+    """Connect to (or reconnect, or let go of) the region's member cluster; its status fields and its
+    ClusterReachable condition (none for a region of the operator's own cluster)."""
+    if spec.cluster is None:
+        await op.clusters.disconnect(name)
+        return {}, None
+    ref = spec.cluster.kubeconfig_secret_ref
+    where = f"Secret {ref.namespace}/{ref.name}"
+    secret = await op.client.get("Secret", ref.name, ref.namespace)
+    encoded = ((secret or {}).get("data") or {}).get(ref.key)
+    if secret is None or encoded is None:
+        await op.clusters.connect(name, ref, None)
+        problem = f"{where} does not exist" if secret is None else f"{where} has no key {ref.key}"
+        return {}, Condition(
+            "ClusterReachable", False, INVALID_KUBECONFIG,
+            f"{problem}: create it with the member cluster's kubeconfig under key {ref.key} (docs/multi-cluster.md).")
+    member = await op.clusters.connect(name, ref, base64.b64decode(encoded))
+    assert member is not None
+    state = member.state
+    message = state.message if state.reason != INVALID_KUBECONFIG else f"{where}, key {ref.key}: {state.message}"
+    fields: dict[str, Any] = {}  # fields left out are removed from the status (apply.status_patch)
+    if state.server:
+        fields["cluster"] = {"server": state.server, "version": state.version}
+    pool = await _node_pool(member, spec) if state.reason == CONNECTED else None
+    if pool is not None:
+        fields["nodePool"] = pool
+    return fields, Condition("ClusterReachable", state.reachable, state.reason, message)
+
+
+async def _node_pool(member: MemberCluster, spec: RegionSpec) -> dict[str, Any] | None:
+    """The member's nodes in the region's pool (its nodeSelector) and their allocatable capacity, when the
+    operator may list nodes there (an optional grant, docs/multi-cluster.md); None otherwise."""
+    assert member.client is not None
+    selector = ",".join(f"{k}={v}" for k, v in (spec.node_pool.node_selector if spec.node_pool else {}).items())
+    try:
+        nodes = await member.client.list("Node", label_selector=selector or None)
+    except ApiError as error:
+        if error.status != 403:
+            log.warning("Could not list the nodes of region %s's member cluster: %s", member.region, error)
+        return None
+    return node_pool_capacity(nodes)
+
+
+def node_pool_capacity(nodes: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """How many nodes, and the sum of their allocatable cpu, memory and pods (None without nodes)."""
+    if not nodes:
+        return None
+    totals = {"cpu": Decimal(0), "memory": Decimal(0), "pods": Decimal(0)}
+    for node in nodes:
+        allocatable = (node.get("status") or {}).get("allocatable") or {}
+        for resource in totals:
+            try:
+                totals[resource] += parse_quantity(allocatable.get(resource, "0"))
+            except QuantityError:
+                continue
+    return {"nodes": len(nodes), "allocatable": {r: q for r, q in quota_strings(totals).items() if r in totals}}
 
 
 # -- the region's meter (DESIGN.md §4) -----------------------------------------------------------
@@ -120,6 +190,14 @@ async def _sync_meter(op: Operator, body: Mapping[str, Any]) -> tuple[Condition 
             if op.store.get(kind, object_name, namespace) is not None:
                 await delete_child(op.client, op.store, kind, object_name, namespace)
         return None, None
+    member = ((body.get("spec") or {}).get("cluster") or {}).get("kubeconfigSecretRef")
+    if member and member.get("namespace") != namespace:
+        # The meter reads the member's usage with the region's kubeconfig, mounted from its Secret: a
+        # pod mounts Secrets of its own namespace only.
+        return Condition("Metering", False, "KubeconfigOutsideMeterNamespace",
+                         f"The meter runs in {namespace} and mounts the region's kubeconfig Secret, which is in "
+                         f"{member.get('namespace')}: move Secret {member.get('name')} to {namespace} (and "
+                         "spec.cluster.kubeconfigSecretRef with it) so that this region's usage is metered."), None
     waiting: Condition | None = None
     try:
         monitor = await _service_monitors_available(op)

@@ -21,6 +21,7 @@ from tenantry.builders.tenant import PRIORITY_QUOTA, TenantInputs, build_tenant_
 from tenantry.conditions import Condition, now_rfc3339
 from tenantry.controller import metrics, tenant_routes
 from tenantry.controller.apply import sync_children
+from tenantry.controller.clusters import Cluster
 from tenantry.controller.context import Operator, publish_status
 from tenantry.controller.finalizers import add_finalizer, being_deleted, has_finalizer, remove_finalizer
 from tenantry.controller.platform_roles import bound_platform_roles, roles_bound_condition
@@ -51,6 +52,7 @@ SUSPENDED = "tenantry.dev/suspended"
 # A namespace that is not this tenant's is not watched (it lacks Tenantry's labels): while one holds the
 # tenant's namespace name, the tenant looks again this often, and is provisioned soon after it is deleted.
 NAMESPACE_RECHECK_SECONDS = 10.0
+CLUSTER_UNREACHABLE = "ClusterUnreachable"
 
 
 def _spec_of(op: Operator, kind: str, name: str, namespace: str | None = None) -> Any:
@@ -134,9 +136,14 @@ async def _provision(op: Operator, body: Mapping[str, Any], spec: TenantSpec, re
     assert record is not None
     name = body["metadata"]["name"]
     namespace = tenant_namespace(reseller, name)
+    # The cluster the namespace lives in: this one, or the region's member cluster (controller/clusters.py).
+    cluster = op.clusters.for_region(record.region)
+    if cluster is None:
+        await _report_cluster_unreachable(op, body, verdict)
+        return
     # Before anything is read from or made in the namespace (certificates included): only one made for
     # this very Tenant object is provisioned (tenantry/namespace_claim.py).
-    live_namespace = await _live_namespace(op, namespace)
+    live_namespace = await _live_namespace(cluster, namespace)
     if not namespace_claim(live_namespace, body, reseller).provisionable:
         assert live_namespace is not None
         await _report_namespace_taken(op, body, verdict, live_namespace)
@@ -204,16 +211,16 @@ async def _provision(op: Operator, body: Mapping[str, Any], spec: TenantSpec, re
                                     f"{' and '.join(missing)} no longer exist(s) or is invalid; namespace {namespace} "
                                     "is kept as it was provisioned until it is back.")
         else:
-            live_ns = op.store.get("Namespace", namespace)
+            live_ns = cluster.store.get("Namespace", namespace)
             resuming = bool(live_ns and (live_ns["metadata"].get("annotations") or {}).get(SUSPENDED))
-            await _suspend_or_resume(op, namespace, spec.active)
+            await _suspend_or_resume(cluster, namespace, spec.active)
             # The tenant's own Ingresses follow its hosts too (controller/tenant_routes.py).
-            await tenant_routes.park_or_restore(op, body, namespace, spec.active, resuming)
-            await sync_children(op.client, op.store, (TENANT, body["metadata"]["namespace"], name), children)
+            await tenant_routes.park_or_restore(op, cluster, body, namespace, spec.active, resuming)
+            await sync_children(cluster.client, cluster.store, (TENANT, body["metadata"]["namespace"], name), children)
             if spec.active:
                 routed = {r.host for r in routes}
                 await tenant_routes.withdraw_unrouted_hosts(
-                    op, body, namespace, set((body.get("status") or {}).get("hosts") or ()) - routed, routed)
+                    op, cluster, body, namespace, set((body.get("status") or {}).get("hosts") or ()) - routed, routed)
     except Exception as error:  # reported in status, then retried by the queue
         failure = error
         provisioned = Condition("Provisioned", False, "ProvisioningFailed",
@@ -257,11 +264,38 @@ async def _provision(op: Operator, body: Mapping[str, Any], spec: TenantSpec, re
         raise failure
 
 
-async def _live_namespace(op: Operator, namespace: str) -> dict[str, Any] | None:
+async def _live_namespace(cluster: Cluster, namespace: str) -> dict[str, Any] | None:
     """The namespace as it is. The watch holds only namespaces with Tenantry's labels; one retained
     from an earlier tenant (Retain removes them) or made outside Tenantry is read from the API."""
-    live = op.store.get("Namespace", namespace)
-    return live if live is not None else await op.client.get("Namespace", namespace)
+    live = cluster.store.get("Namespace", namespace)
+    return live if live is not None else await cluster.client.get("Namespace", namespace)
+
+
+async def _report_cluster_unreachable(op: Operator, body: Mapping[str, Any], verdict: Verdict) -> None:
+    """The region's member cluster does not answer (or cannot be reached with its kubeconfig): nothing is
+    read or written there. The tenant stays admitted (licences are counted here) and keeps what it has;
+    it is provisioned, or looked at again, when the member is back (its Region wakes its tenants)."""
+    assert verdict.record is not None
+    region = verdict.record.region
+    state = op.clusters.reachability(region)
+    status = body.get("status") or {}
+    current = {c.get("type"): c for c in status.get("conditions") or []}
+    message = (f"Region {region}'s cluster cannot be reached ({state.reason}: {state.message}) The tenant keeps "
+               "running as provisioned, and is reconciled when the cluster is back.")
+    kept = [Condition(t, {"True": True, "False": False}.get(c.get("status", "")), c.get("reason", ""),
+                      c.get("message", "")) for t, c in current.items()
+            if t not in ("Admitted", "Provisioned", "Ready") and c.get("reason")]
+    provisioned = current.get("Provisioned")
+    admitted_at = (status.get("admission") or {}).get("admittedAt") or now_rfc3339()
+    await publish_status(op, body, {**_kept_fields(body, phase="Pending"),
+                                    "admission": record_to_status(verdict.record, admitted_at)}, [
+        Condition("Admitted", True, ADMITTED, verdict.message),
+        Condition("Provisioned", provisioned.get("status") == "True", provisioned.get("reason", ""),
+                  provisioned.get("message", "")) if provisioned and provisioned.get("reason")
+        else Condition("Provisioned", False, CLUSTER_UNREACHABLE, message),
+        *kept,
+        Condition("Ready", None, CLUSTER_UNREACHABLE, message),
+    ])
 
 
 async def _report_namespace_taken(op: Operator, body: Mapping[str, Any], verdict: Verdict,
@@ -312,25 +346,25 @@ def _kept_fields(body: Mapping[str, Any], phase: str) -> dict[str, Any]:
     return fields
 
 
-async def _suspend_or_resume(op: Operator, namespace: str, active: bool) -> None:
+async def _suspend_or_resume(cluster: Cluster, namespace: str, active: bool) -> None:
     """Scale workloads to zero while suspended, remembering replicas in an annotation; restore them
     on reactivation. Only looks at workloads when suspended or when resuming from a suspension."""
-    live_ns = op.store.get("Namespace", namespace)
+    live_ns = cluster.store.get("Namespace", namespace)
     was_suspended = bool(live_ns and (live_ns["metadata"].get("annotations") or {}).get(SUSPENDED))
     if live_ns is None or (active and not was_suspended):
         return
     for kind in ("Deployment", "StatefulSet"):
-        for workload in await op.client.list(kind, namespace):
+        for workload in await cluster.client.list(kind, namespace):
             meta = workload["metadata"]
             annotations = meta.get("annotations") or {}
             replicas = workload.get("spec", {}).get("replicas", 1)
             if not active and replicas != 0:
                 remembered = annotations.get(SUSPENDED_REPLICAS, str(replicas))
-                await op.client.merge_patch(kind, meta["name"], {
+                await cluster.client.merge_patch(kind, meta["name"], {
                     "metadata": {"annotations": {SUSPENDED_REPLICAS: remembered}}, "spec": {"replicas": 0}},
                     namespace=namespace)
             elif active and SUSPENDED_REPLICAS in annotations:
-                await op.client.merge_patch(kind, meta["name"], {
+                await cluster.client.merge_patch(kind, meta["name"], {
                     "metadata": {"annotations": {SUSPENDED_REPLICAS: None}},
                     "spec": {"replicas": int(annotations[SUSPENDED_REPLICAS])}}, namespace=namespace)
 
@@ -358,50 +392,56 @@ async def finalize_tenant(op: Operator, body: Mapping[str, Any]) -> None:
             if not error.not_found:
                 raise
     namespace = tenant_namespace(reseller, meta["name"])
+    record = record_from_status(body.get("status"))
+    region = record.region if record is not None else (body.get("spec") or {}).get("region")
+    cluster = op.clusters.for_region(region)
+    if cluster is None:  # retried by the queue, and woken when the member answers again
+        raise RuntimeError(f"namespace {namespace} is in region {region}'s cluster, which cannot be reached now "
+                           f"({op.clusters.reachability(region or '').message}); the deletion waits for it")
     # This runs as the Tenant's own reconcile, which the work queue never runs twice at once: no
     # provisioning of this tenant is in flight, so a namespace it was making is there to be seen.
-    live = await op.client.get("Namespace", namespace)
+    live = await cluster.client.get("Namespace", namespace)
     # Only a namespace made for this very Tenant: one retained from an earlier tenant of the same name,
     # or made outside Tenantry, is not this tenant's to delete or retain (tenantry/namespace_claim.py).
     if live is None or not namespace_claim(live, body, reseller).provisionable:
         return  # never provisioned, already gone, or not ours to touch
     policy = (body.get("spec") or {}).get("deletionPolicy", "Delete")
     if policy == "Retain":
-        await _retain_namespace(op, namespace, live)
+        await _retain_namespace(cluster, namespace, live)
         log.info("Tenant %s/%s was deleted; its namespace %s was retained without Tenantry's labels and bindings.",
                  meta["namespace"], meta["name"], namespace)
     else:
-        await op.client.delete("Namespace", namespace)
+        await cluster.client.delete("Namespace", namespace)
         log.info("Tenant %s/%s was deleted with its namespace %s.", meta["namespace"], meta["name"], namespace)
 
 
-async def _retain_namespace(op: Operator, namespace: str, live: Mapping[str, Any]) -> None:
+async def _retain_namespace(cluster: Cluster, namespace: str, live: Mapping[str, Any]) -> None:
     """Keep the namespace and its data; revoke access granted through Tenantry and unroute it.
     Quota, limits and network isolation stay (unlabelled) so the retained workloads stay contained."""
     for kind, name in (("RoleBinding", "tenantry-owners"), ("RoleBinding", "tenantry-reseller-support"),
                        ("Ingress", "tenantry"), ("ConfigMap", "tenantry-branding")):
-        await op.client.delete(kind, name, namespace)
+        await cluster.client.delete(kind, name, namespace)
     # Unrouted, its certificates serve nothing; and a copy of a reseller's key must not stay behind.
     for kind in ("Secret", "Certificate"):
-        for child in list(op.store.list(kind, namespace)):
+        for child in list(cluster.store.list(kind, namespace)):
             if (child["metadata"].get("labels") or {}).get(LABEL_MANAGED_BY) == MANAGED_BY:
-                await op.client.delete(kind, child["metadata"]["name"], namespace)
+                await cluster.client.delete(kind, child["metadata"]["name"], namespace)
     for kind, name in (("ResourceQuota", "tenantry"), ("ResourceQuota", PRIORITY_QUOTA), ("LimitRange", "tenantry"),
                        ("NetworkPolicy", "tenantry-isolation")):
         try:
-            await op.client.merge_patch(kind, name, {"metadata": {"labels": _unlabel(op, kind, name, namespace)}},
-                                        namespace=namespace)
+            unlabelled = {"metadata": {"labels": _unlabel(cluster, kind, name, namespace)}}
+            await cluster.client.merge_patch(kind, name, unlabelled, namespace=namespace)
         except ApiError as error:
             if not error.not_found:
                 raise
-    await op.client.merge_patch("Namespace", namespace, {"metadata": {"labels": _unlabel(op, "Namespace", namespace,
-                                                                                          None, live)}})
+    unlabelled = {"metadata": {"labels": _unlabel(cluster, "Namespace", namespace, None, live)}}
+    await cluster.client.merge_patch("Namespace", namespace, unlabelled)
 
 
-def _unlabel(op: Operator, kind: str, name: str, namespace: str | None,
+def _unlabel(cluster: Cluster, kind: str, name: str, namespace: str | None,
              live: Mapping[str, Any] | None = None) -> dict[str, None]:
     """A merge patch removing every app.kubernetes.io/managed-by and tenantry.dev/* label."""
-    obj = live or op.store.get(kind, name, namespace) or {}
+    obj = live or cluster.store.get(kind, name, namespace) or {}
     labels = (obj.get("metadata") or {}).get("labels") or {}
     drop = {k: None for k in labels if k == LABEL_MANAGED_BY or k.startswith("tenantry.dev/")}
     return drop or {LABEL_MANAGED_BY: None}

@@ -26,6 +26,7 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from tenantry.controller.clusters import Cluster
 from tenantry.controller.context import Operator
 from tenantry.kube import ApiError
 from tenantry.naming import LABEL_MANAGED_BY, MANAGED_BY
@@ -97,7 +98,7 @@ async def _post(op: Operator, tenant: Mapping[str, Any], reason: str, names: Seq
     await op.client.post_event(tenant, reason=reason, message=message, type_="Normal")
 
 
-async def withdraw_unrouted_hosts(op: Operator, tenant: Mapping[str, Any], namespace: str,
+async def withdraw_unrouted_hosts(op: Operator, cluster: Cluster, tenant: Mapping[str, Any], namespace: str,
                                   left: set[str], routed: set[str]) -> None:
     """Hosts that left an active tenant (`left`): off its own Ingresses. Lists the namespace's Ingresses only
     when some host left, which is rare."""
@@ -105,7 +106,7 @@ async def withdraw_unrouted_hosts(op: Operator, tenant: Mapping[str, Any], names
         return
     changed: list[str] = []
     withdrawn: set[str] = set()
-    for ingress in _tenants_own(await op.client.list("Ingress", namespace)):
+    for ingress in _tenants_own(await cluster.client.list("Ingress", namespace)):
         decision = withdrawal(ingress, routed)
         if decision is None:
             continue
@@ -113,14 +114,14 @@ async def withdraw_unrouted_hosts(op: Operator, tenant: Mapping[str, Any], names
         name = ingress["metadata"]["name"]
         if action == "delete":
             try:
-                await op.client.delete("Ingress", name, namespace)
+                await cluster.client.delete("Ingress", name, namespace)
             except ApiError as error:
                 if not error.not_found:
                     raise
             changed.append(f"{name} (deleted: it served no other host)")
         else:
             assert patch is not None
-            await op.client.merge_patch("Ingress", name, patch, namespace=namespace)
+            await cluster.client.merge_patch("Ingress", name, patch, namespace=namespace)
             changed.append(name)
         withdrawn.update(hosts)
     if changed:
@@ -129,17 +130,17 @@ async def withdraw_unrouted_hosts(op: Operator, tenant: Mapping[str, Any], names
                     f"{', '.join(changed)} in {namespace}.")
 
 
-async def park_or_restore(op: Operator, tenant: Mapping[str, Any], namespace: str, active: bool,
+async def park_or_restore(op: Operator, cluster: Cluster, tenant: Mapping[str, Any], namespace: str, active: bool,
                           resuming: bool) -> None:
     """Park the tenant's own Ingresses while it is suspended; restore them when it is reactivated. Looks at
     the namespace's Ingresses only while suspended or resuming (as the workloads are)."""
     if active and not resuming:
         return
     names = []
-    for ingress in _tenants_own(await op.client.list("Ingress", namespace)):
+    for ingress in _tenants_own(await cluster.client.list("Ingress", namespace)):
         patch = parking(ingress, active)
         if patch is not None:
-            await op.client.merge_patch("Ingress", ingress["metadata"]["name"], patch, namespace=namespace)
+            await cluster.client.merge_patch("Ingress", ingress["metadata"]["name"], patch, namespace=namespace)
             names.append(ingress["metadata"]["name"])
     if not names:
         return

@@ -36,7 +36,7 @@ def default_spool(region: str) -> str:
 
 
 def _meter(args: argparse.Namespace) -> int:
-    from tenantry.credentials import ClusterLogin
+    from tenantry.credentials import ClusterLogin, kubeconfig_login
     from tenantry.kube import KubeClient
     from tenantry.metering.meter import Meter, MeterConfig
     from tenantry.metering.sinks import parse_sink
@@ -55,7 +55,9 @@ def _meter(args: argparse.Namespace) -> int:
     sink = parse_sink(args.sink or metering.sink)
 
     async def main() -> None:
-        meter = Meter(config, KubeClient(ClusterLogin()), sink)  # credentials kept fresh (rotated tokens)
+        # Credentials kept fresh (rotated tokens; a member's kubeconfig Secret replaced in its volume).
+        usage = KubeClient(kubeconfig_login(Path(args.usage_kubeconfig).read_bytes)) if args.usage_kubeconfig else None
+        meter = Meter(config, KubeClient(ClusterLogin()), sink, usage_client=usage)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -125,6 +127,9 @@ def add_commands(commands: Any) -> None:
     meter.add_argument("--spool", help="directory of the record spool and window checkpoint "
                                        "(default $TENANTRY_SPOOL/<region> or ~/.local/state/tenantry/meter/<region>)")
     meter.add_argument("--config", help="operator configuration YAML (licence tiers, defaults)")
+    meter.add_argument("--usage-kubeconfig", default=os.environ.get("TENANTRY_USAGE_KUBECONFIG"),
+                       help="kubeconfig of the region's member cluster, where the tenants' usage is read "
+                            "(default: the cluster of the Tenantry kinds)")
     meter.set_defaults(func=_meter)
 
     bill = commands.add_parser("bill", help="render HTML and CSV statements per reseller from billing records")

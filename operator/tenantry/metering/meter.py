@@ -52,8 +52,9 @@ class MeterConfig:
 
 class Meter:
     def __init__(self, config: MeterConfig, client: KubeClient, sink: Sink, *,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, usage_client: KubeClient | None = None):
         self.config, self.client, self.sink, self.clock = config, client, sink, clock
+        self.usage_client = usage_client  # the region's member cluster, when it is one (DESIGN.md §7)
         config.spool_dir.mkdir(parents=True, exist_ok=True)
         self.spool = Spool(config.spool_dir)
         self.checkpoint_path = config.spool_dir / CHECKPOINT
@@ -119,7 +120,7 @@ class Meter:
     # -- running ---------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self.reflectors = reflectors = self.sampler.reflectors(self.client)
+        self.reflectors = reflectors = self.sampler.reflectors(self.client, self.usage_client)
         self._tasks = [asyncio.create_task(r.run(), name=f"reflector-{r.kind}") for r in reflectors]
         await asyncio.wait_for(asyncio.gather(*(r.synced.wait() for r in reflectors)),
                                timeout=self.config.sync_timeout)

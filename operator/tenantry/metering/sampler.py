@@ -334,7 +334,9 @@ class Sampler:
 
     # -- running ---------------------------------------------------------------------------------
 
-    def reflectors(self, client: KubeClient) -> list[Reflector]:
+    def reflectors(self, client: KubeClient, usage_client: KubeClient | None = None) -> list[Reflector]:
+        """The Tenantry kinds from `client` (the control cluster), the tenants' usage (their quotas)
+        from `usage_client`: the region's member cluster (DESIGN.md §7), or the same cluster."""
         region = self.region
         selector = f"{LABEL_MANAGED_BY}={MANAGED_BY},{LABEL_REGION}={region}"
         return [
@@ -343,6 +345,6 @@ class Sampler:
             Reflector(client, PLAN, plan_pricing, self.changed),
             Reflector(client, TENANT, tenant_info, self.changed,
                       keep=lambda o: ((o.get("status") or {}).get("admission") or {}).get("region") == region),
-            Reflector(client, "ResourceQuota", quota_info, self.changed, label_selector=selector,
+            Reflector(usage_client or client, "ResourceQuota", quota_info, self.changed, label_selector=selector,
                       keep=lambda o: o["metadata"]["name"] == CHILD_NAME),
         ]
