@@ -98,6 +98,27 @@ def test_members_are_registered_with_a_working_kubeconfig_secret(members: list[M
     assert len(servers) == 2 and api_client.configuration.host not in servers
 
 
+def test_the_harness_rotates_a_credential_and_restarts_an_api_server(members: list[MemberCluster],
+                                                                     api_client: client.ApiClient) -> None:
+    """The fault helpers the tests below rely on, without the operator: a rotation leaves the old
+    token refused and the Secret holding a working new one; a stopped member API server refuses
+    connections and serves again, same address, once started."""
+    member1, member2 = members
+    old = member2.token
+    new = member2.rotate_credential(api_client)
+    assert new != old and member2.answers(old) == 401 and member2.answers(new) == 200
+    secret = client.CoreV1Api(api_client).read_namespaced_secret(member2.secret_name, NAMESPACE)
+    assert new in base64.b64decode(secret.data[KUBECONFIG_KEY]).decode()
+
+    member1.stop_apiserver()
+    try:
+        with pytest.raises(OSError):
+            member1.answers(member1.token)
+    finally:
+        member1.start_apiserver()
+    assert member1.answers(member1.token) == 200
+
+
 # ---------------------------------------------------------------------------- registration
 def test_member_regions_report_their_cluster_and_node_pool(fleet: Fleet) -> None:
     """A Region with spec.cluster shows ClusterReachable=True (Connected), the member's server and
