@@ -73,28 +73,71 @@ manifests: venv ## regenerate the CRDs (from the models), the dashboard JSON and
 	$(VENV)/bin/python hack/render-dashboard
 	$(VENV)/bin/python hack/render-manifests
 
-# A real cluster with pods, ingress-nginx and cert-manager, for users with Docker, kind and kubectl.
+# A real cluster with pods, ingress-nginx and cert-manager, for users with Docker, kind and kubectl;
+# and a member cluster beside it for the Region of examples/15-member-cluster-region.yaml (docs/multi-cluster.md).
 KIND_CLUSTER ?= tenantry
+KIND_MEMBER ?= tenantry-ap-southeast
+MEMBER_SECRET ?= ap-southeast-kubeconfig
 IMAGE ?= tenantry:$(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 INGRESS_NGINX_MANIFEST ?= https://raw.githubusercontent.com/kubernetes/ingress-nginx/controller-v1.11.3/deploy/static/provider/kind/deploy.yaml
 CERT_MANAGER_MANIFEST ?= https://github.com/cert-manager/cert-manager/releases/download/v1.16.2/cert-manager.yaml
-kind-up: ## kind cluster from hack/kind-cluster.yaml + ingress-nginx + cert-manager + the Tenantry image and install
+CONTROL_CTX := --context kind-$(KIND_CLUSTER)
+MEMBER_CTX := --context kind-$(KIND_MEMBER)
+kind-up: ## kind control cluster (hack/kind-cluster.yaml) + a member cluster (hack/kind-member-cluster.yaml), ingress-nginx, cert-manager, Tenantry
 	kind get clusters | grep -qx '$(KIND_CLUSTER)' || kind create cluster --name $(KIND_CLUSTER) --config hack/kind-cluster.yaml
+	kind get clusters | grep -qx '$(KIND_MEMBER)' || kind create cluster --name $(KIND_MEMBER) --config hack/kind-member-cluster.yaml
+	@# `kind create cluster` switches the current context to the cluster it made: every command below names its own.
 	kubectl config use-context kind-$(KIND_CLUSTER)
-	kubectl apply -f $(INGRESS_NGINX_MANIFEST)
-	kubectl apply -f $(CERT_MANAGER_MANIFEST)
+	kubectl $(CONTROL_CTX) apply -f $(INGRESS_NGINX_MANIFEST)
+	kubectl $(CONTROL_CTX) apply -f $(CERT_MANAGER_MANIFEST)
 	docker build -t $(IMAGE) .
 	kind load docker-image $(IMAGE) --name $(KIND_CLUSTER)
-	kubectl apply --server-side -f manifests/install.yaml
-	kubectl -n tenantry-system rollout status deployment/tenantry-operator --timeout=180s
-	kubectl -n ingress-nginx wait --for=condition=Available deployment/ingress-nginx-controller --timeout=300s
-	kubectl -n cert-manager wait --for=condition=Available deployment --all --timeout=300s
+	kubectl $(CONTROL_CTX) apply --server-side -f manifests/install.yaml
+	@# The member gets what docs/multi-cluster.md lists, no CRDs and no operator: ingress-nginx for its
+	@# tenants, the platform ClusterRoles, and the operator's ClusterRole bound to a ServiceAccount of its own.
+	kubectl $(MEMBER_CTX) apply -f $(INGRESS_NGINX_MANIFEST)
+	kubectl $(MEMBER_CTX) apply --server-side -f charts/tenantry/files/platform-clusterroles.yaml \
+	  -f charts/tenantry/files/operator-clusterrole.yaml
+	kubectl $(MEMBER_CTX) create namespace tenantry-system --dry-run=client -o yaml | kubectl $(MEMBER_CTX) apply -f -
+	kubectl $(MEMBER_CTX) -n tenantry-system create serviceaccount tenantry-operator --dry-run=client -o yaml \
+	  | kubectl $(MEMBER_CTX) apply -f -
+	kubectl $(MEMBER_CTX) create clusterrolebinding tenantry-operator --clusterrole=tenantry-operator \
+	  --serviceaccount=tenantry-system:tenantry-operator --dry-run=client -o yaml | kubectl $(MEMBER_CTX) apply -f -
+	@# A long-lived token the platform revokes by deleting this Secret (rotation: docs/multi-cluster.md).
+	printf '%s\n' 'apiVersion: v1' 'kind: Secret' 'type: kubernetes.io/service-account-token' \
+	  'metadata: {name: tenantry-operator-token, namespace: tenantry-system,' \
+	  '           annotations: {kubernetes.io/service-account.name: tenantry-operator}}' | kubectl $(MEMBER_CTX) apply -f -
+	@for i in $$(seq 60); do \
+	  [ -n "$$(kubectl $(MEMBER_CTX) -n tenantry-system get secret tenantry-operator-token -o jsonpath='{.data.token}')" ] && break; \
+	  sleep 1; \
+	done
+	@# The member's kubeconfig as seen from the control cluster's pods (the Docker network `kind`), with the
+	@# ServiceAccount's token instead of kind's admin certificate, into the Secret the Region names.
+	@kubeconfig=$$(mktemp); trap 'rm -f "$$kubeconfig"' EXIT; \
+	kind get kubeconfig --internal --name $(KIND_MEMBER) > "$$kubeconfig"; \
+	token=$$(kubectl $(MEMBER_CTX) -n tenantry-system get secret tenantry-operator-token -o jsonpath='{.data.token}' | base64 -d); \
+	test -n "$$token" || { echo "the member's token controller filled no token in tenantry-operator-token" >&2; exit 1; }; \
+	kubectl --kubeconfig "$$kubeconfig" config set-credentials tenantry-operator --token="$$token" >/dev/null; \
+	kubectl --kubeconfig "$$kubeconfig" config set-context kind-$(KIND_MEMBER) --user=tenantry-operator >/dev/null; \
+	kubectl --kubeconfig "$$kubeconfig" config unset users.kind-$(KIND_MEMBER) >/dev/null; \
+	kubectl $(CONTROL_CTX) -n tenantry-system create secret generic $(MEMBER_SECRET) --from-file=value="$$kubeconfig" \
+	  --dry-run=client -o yaml | kubectl $(CONTROL_CTX) apply -f -; \
+	echo "secret tenantry-system/$(MEMBER_SECRET) in kind-$(KIND_CLUSTER): the kubeconfig of $(KIND_MEMBER)"
+	kubectl $(CONTROL_CTX) -n tenantry-system rollout status deployment/tenantry-operator --timeout=180s
+	kubectl $(CONTROL_CTX) apply -f examples/15-member-cluster-region.yaml
+	kubectl $(CONTROL_CTX) -n ingress-nginx wait --for=condition=Available deployment/ingress-nginx-controller --timeout=300s
+	kubectl $(MEMBER_CTX) -n ingress-nginx wait --for=condition=Available deployment/ingress-nginx-controller --timeout=300s
+	kubectl $(CONTROL_CTX) -n cert-manager wait --for=condition=Available deployment --all --timeout=300s
+	kubectl $(CONTROL_CTX) wait --for=condition=ClusterReachable region/ap-southeast --timeout=120s
 	@echo
-	@echo "kind cluster $(KIND_CLUSTER) is up. The tests run their own operator: stop the installed one, then"
+	@echo "kind clusters $(KIND_CLUSTER) (control) and $(KIND_MEMBER) (member, Region ap-southeast) are up."
+	@echo "  kubectl get region ap-southeast -o yaml       # status.cluster and ClusterReachable"
+	@echo "The tests run their own operator: stop the installed one, then"
 	@echo "  kubectl -n tenantry-system scale deployment/tenantry-operator --replicas=0"
 	@echo "  USE_EXISTING_CLUSTER=1 KUBECONFIG=$$HOME/.kube/config make test"
 
-kind-down: ## delete the kind cluster
+kind-down: ## delete the kind clusters (control and member)
+	kind delete cluster --name $(KIND_MEMBER)
 	kind delete cluster --name $(KIND_CLUSTER)
 
 lint: venv ## ruff + mypy

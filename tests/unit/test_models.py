@@ -153,7 +153,9 @@ def test_design_tenant_parses() -> None:
 def test_examples_directory_parses_without_problems() -> None:
     objects = example_objects()
     kinds = [obj["kind"] for obj in objects]
-    assert kinds.count("Region") == 2 and kinds.count("Reseller") == 2
+    # Two node-pool regions (10-regions.yaml) and one member-cluster region (15-member-cluster-region.yaml).
+    assert kinds.count("Region") == 3 and kinds.count("Reseller") == 2
+    assert sum(1 for o in objects if o["kind"] == "Region" and "cluster" in o["spec"]) == 1
     assert kinds.count("Plan") >= 3 and 5 <= kinds.count("Tenant") <= 6
     for obj in objects:
         spec = parse_spec(obj["kind"], obj)
