@@ -97,11 +97,13 @@ kind-up: ## kind control cluster (hack/kind-cluster.yaml) + a member cluster (ha
 	@# tenants, the platform ClusterRoles, and the operator's ClusterRole bound to a ServiceAccount of its own.
 	kubectl $(MEMBER_CTX) apply -f $(INGRESS_NGINX_MANIFEST)
 	kubectl $(MEMBER_CTX) apply --server-side -f charts/tenantry/files/platform-clusterroles.yaml \
-	  -f charts/tenantry/files/operator-clusterrole.yaml
+	  -f charts/tenantry/files/operator-clusterrole.yaml -f charts/tenantry/files/member-nodes-clusterrole.yaml
 	kubectl $(MEMBER_CTX) create namespace tenantry-system --dry-run=client -o yaml | kubectl $(MEMBER_CTX) apply -f -
 	kubectl $(MEMBER_CTX) -n tenantry-system create serviceaccount tenantry-operator --dry-run=client -o yaml \
 	  | kubectl $(MEMBER_CTX) apply -f -
 	kubectl $(MEMBER_CTX) create clusterrolebinding tenantry-operator --clusterrole=tenantry-operator \
+	  --serviceaccount=tenantry-system:tenantry-operator --dry-run=client -o yaml | kubectl $(MEMBER_CTX) apply -f -
+	kubectl $(MEMBER_CTX) create clusterrolebinding tenantry-member-nodes --clusterrole=tenantry-member-nodes \
 	  --serviceaccount=tenantry-system:tenantry-operator --dry-run=client -o yaml | kubectl $(MEMBER_CTX) apply -f -
 	@# A long-lived token the platform revokes by deleting this Secret (rotation: docs/multi-cluster.md).
 	printf '%s\n' 'apiVersion: v1' 'kind: Secret' 'type: kubernetes.io/service-account-token' \

@@ -32,6 +32,9 @@ from support.cluster import load_controlplane_module, new_api_client, wait_for
 from support.kubectl import Kubectl
 from support.operator import OPERATOR_ROLE
 
+# Nodes, read only: a member region shows its node pool (charts/tenantry/files/member-nodes-clusterrole.yaml).
+MEMBER_NODES_ROLE = OPERATOR_ROLE.parent / "member-nodes-clusterrole.yaml"
+
 NAMESPACE = "tenantry-system"  # the operator's namespace, in the control cluster and in every member
 MEMBER_ACCOUNT = "tenantry-operator"  # the ServiceAccount of the member the operator acts as there
 MEMBER_OPERATOR_USER = f"system:serviceaccount:{NAMESPACE}:{MEMBER_ACCOUNT}"
@@ -204,7 +207,7 @@ def install_member(cp: Any, account: str = MEMBER_ACCOUNT, *, bind_operator_role
     and the ServiceAccount. Returns (token Secret name, token) of the account."""
     controlplane = load_controlplane_module()
     kubectl = cp.kubectl
-    for path in (controlplane.PLATFORM_ROLES_FILE, OPERATOR_ROLE):
+    for path in (controlplane.PLATFORM_ROLES_FILE, OPERATOR_ROLE, MEMBER_NODES_ROLE):
         controlplane.run_kubectl(kubectl, cp.kubeconfig, "apply", "--server-side", "--force-conflicts",
                                  "--field-manager=tenantry-dev", "-f", str(path))
     api = new_api_client(cp.kubeconfig)
@@ -214,12 +217,11 @@ def install_member(cp: Any, account: str = MEMBER_ACCOUNT, *, bind_operator_role
         _create_if_absent(lambda: core.create_namespace(namespace))
         _create_if_absent(lambda: core.create_namespaced_service_account(
             NAMESPACE, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=account))))
-        if bind_operator_role:
-            _create_if_absent(lambda: client.RbacAuthorizationV1Api(api).create_cluster_role_binding({
+        for role in ("tenantry-operator", "tenantry-member-nodes") if bind_operator_role else ():
+            _create_if_absent(lambda role=role: client.RbacAuthorizationV1Api(api).create_cluster_role_binding({
                 "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-                "metadata": {"name": f"tenantry-operator-{account}"},
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                            "name": "tenantry-operator"},
+                "metadata": {"name": f"{role}-{account}"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
                 "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": NAMESPACE}],
             }))
         found = wait_for(lambda: _token_of(core, account), 60,
