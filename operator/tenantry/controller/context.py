@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from tenantry.admission import AdmissionBook
 from tenantry.conditions import Condition, merge_conditions
@@ -22,14 +22,11 @@ from tenantry.controller.apply import write_status
 from tenantry.controller.clusters import Cluster, Clusters
 from tenantry.controller.platform_roles import PLATFORM_ROLES
 from tenantry.controller.queue import WorkQueue
+from tenantry.controller.secret_refs import SecretReferences
 from tenantry.controller.store import Store
-from tenantry.controller.supplied_secrets import SecretReferences
 from tenantry.kube import KubeClient
 from tenantry.licensing import OrderBook
 from tenantry.settings import Settings
-
-if TYPE_CHECKING:
-    from tenantry.controller.license_order import LicenseOutbox
 
 log = logging.getLogger("tenantry")
 
@@ -37,6 +34,17 @@ log = logging.getLogger("tenantry")
 _NEGATIVE_TYPES = {"Overcommitted", "LicensesOverused"}
 
 Key = tuple[str, str | None, str]  # (kind, namespace, name)
+
+
+class Outbox(Protocol):
+    """What the Operator needs of the sender of billing records (license_order.LicenseOutbox), named
+    here so that this module does not import the one that imports it."""
+
+    def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def wake(self) -> None: ...
 
 
 @dataclass
@@ -55,7 +63,7 @@ class Operator:
     # Decided LicenseOrders (purchased licences, the month's purchases) and the sender of their
     # billing records (controller/license_order.py).
     orders: OrderBook = field(default_factory=OrderBook)
-    outbox: LicenseOutbox | None = None
+    outbox: Outbox | None = None
     # Where each region's tenant namespaces live: this cluster, or a member cluster (controller/clusters.py).
     clusters: Clusters = field(init=False)
 

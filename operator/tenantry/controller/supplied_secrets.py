@@ -11,8 +11,9 @@ created, replaced or deleted - instead of at the next resync.
   per Secret (test_supplied_secrets measures it). Secrets labelled
   app.kubernetes.io/managed-by=tenantry are skipped: the Secret informer holds those in full and
   wakes whoever they concern (handlers._child_changed).
-- `SecretReferences` maps (namespace, name) to the Tenants and Resellers whose spec names that
-  Secret; it is kept from the specs the watches of those kinds bring (handlers._observe).
+- `SecretReferences` (secret_refs.py, re-exported here) maps (namespace, name) to the Tenants and
+  Resellers whose spec names that Secret; it is kept from the specs the watches of those kinds bring
+  (handlers._observe).
 - `keys_to_wake` is what one Secret's change means: its referrers, and for a reseller's Secret the
   reseller's tenants in the regions that use it (they copy it or are signed by it). A Secret nobody
   names costs a dict update and nothing else.
@@ -22,78 +23,29 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import Any
 
+from tenantry.controller.context import Operator
+from tenantry.controller.secret_refs import SecretKey, SecretReferences, reseller_secret_refs, tenant_secret_refs
 from tenantry.controller.specs import read_spec
 from tenantry.controller.store import ObjectKey as Key
 from tenantry.kube import KubeClient, list_then_watch
-from tenantry.models import ResellerSpec, TenantSpec
 from tenantry.naming import (
     LABEL_MANAGED_BY,
     MANAGED_BY,
     RESELLER,
     TENANT,
-    reseller_from_namespace,
     reseller_namespace,
-    tenant_namespace,
 )
 from tenantry.watch_health import WatchHealth
 
-if TYPE_CHECKING:  # the Operator holds a SecretReferences: a runtime import would be circular
-    from tenantry.controller.context import Operator
-
-SecretKey = tuple[str, str]  # (namespace, name)
-
-
-# -- who names which Secret ----------------------------------------------------------------------
+# The index itself lives below the Operator (secret_refs.py); its names are re-exported for callers.
+__all__ = ["SecretKey", "SecretReferences", "SecretVersions", "keys_to_wake", "reseller_secret_refs",
+           "tenant_secret_refs"]
 
 
-def tenant_secret_refs(namespace: str, name: str, spec: TenantSpec) -> set[SecretKey]:
-    """The Secrets a Tenant (in control namespace `namespace`) supplies for its custom domains; they
-    live in its own namespace. Named whether or not the domain is verified yet: a Secret created
-    while the proof is pending must still be read once the domain is routed, and that reconcile
-    comes from the proof, so an early wake-up costs one reconcile that changes nothing."""
-    reseller = reseller_from_namespace(namespace)
-    if not reseller:
-        return set()
-    where = tenant_namespace(reseller, name)
-    return {(where, d.tls.secret_name) for d in spec.domains if d.tls.mode == "Secret" and d.tls.secret_name}
-
-
-def reseller_secret_refs(name: str, spec: ResellerSpec) -> set[SecretKey]:
-    """The Secrets a Reseller supplies for its regions, in its control namespace."""
-    where = reseller_namespace(name)
-    return {(where, r.tls.secret_name) for r in spec.regions if r.tls.mode == "Secret" and r.tls.secret_name}
-
-
-class SecretReferences:
-    """(namespace, Secret name) -> keys of the Tenants and Resellers whose spec names it, and back."""
-
-    def __init__(self) -> None:
-        self._owners: dict[SecretKey, set[Key]] = {}
-        self._secrets: dict[Key, frozenset[SecretKey]] = {}
-
-    def replace(self, owner: Key, secrets: Iterable[SecretKey]) -> None:
-        """What `owner` names now (nothing, once it is deleted or its spec is invalid)."""
-        new = frozenset(secrets)
-        old = self._secrets.pop(owner, frozenset())
-        if new:
-            self._secrets[owner] = new
-        for secret in old - new:
-            owners = self._owners.get(secret)
-            if owners is not None:
-                owners.discard(owner)
-                if not owners:
-                    del self._owners[secret]
-        for secret in new - old:
-            self._owners.setdefault(secret, set()).add(owner)
-
-    def owners(self, namespace: str, name: str) -> set[Key]:
-        return set(self._owners.get((namespace, name), ()))
-
-    def __len__(self) -> int:
-        return len(self._owners)
+# -- whom a Secret's change wakes -------------------------------------------------------------
 
 
 def keys_to_wake(op: Operator, namespace: str, name: str) -> list[Key]:
