@@ -1,6 +1,6 @@
 """Which CA signs a reseller's panel certificate (`spec.platformDomain`): a CA the reseller bought
 before Tenantry's self-signed one, within the bought CA's name constraints
-(tenantry.controller.tls.choose_panel_issuer, tenantry.tls.certs.name_constraints_refusal), and a
+(tenantry.tls.decide.choose_panel_issuer, tenantry.tls.certs.name_constraints_refusal), and a
 leaf that already lives as long as its CA is not reissued on every reconcile (certs.reusable_leaf)."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import datetime
 from cryptography import x509
 
 from support.pki import DAY, NOW, make_cert, new_pki
-from tenantry.controller.tls import PanelIssuer, SuppliedCA, choose_panel_issuer
 from tenantry.tls import certs
 from tenantry.tls.certs import Authority
+from tenantry.tls.decide import PanelIssuer, SuppliedCA, choose_panel_issuer
 
 
 def bought_ca(name: str, *, permitted: list[str] | None = None, excluded: list[str] | None = None,

@@ -39,7 +39,7 @@ class FakeClient:
         self.applied.append(manifest)
         return {**manifest, "metadata": {**manifest["metadata"], "resourceVersion": str(len(self.applied))}}
 
-    async def delete(self, kind: str, name: str, namespace: str | None = None) -> bool:
+    async def delete(self, kind: str, name: str, namespace: str | None = None, *, propagation: str = "") -> bool:
         self.deleted.append((kind, name, namespace))
         return True
 

@@ -1,7 +1,9 @@
 """The running operator's shared parts, and the one way every reconcile finishes: its status.
 
-`Operator` bundles the API client, the watch-fed Store, the AdmissionBook, the work queue and the
-index of supplied TLS Secrets.
+`Operator` bundles the API client, the watch-fed Store, the AdmissionBook, the work queue, the
+index of supplied TLS Secrets, and everything else the running operator keeps between reconciles:
+no module keeps state of its own, so two Operators in one process share nothing (Prometheus's
+metric objects aside, which are the process's by design).
 `publish_status` is the deferred status write of every kind: it merges conditions (keeping
 transition times), sets observedGeneration, writes only on change, and posts one Event per
 condition transition with the condition's reason.
@@ -20,10 +22,12 @@ from tenantry.conditions import Condition, merge_conditions
 from tenantry.controller import metrics
 from tenantry.controller.apply import write_status
 from tenantry.controller.clusters import Cluster, Clusters
+from tenantry.controller.metrics import TenantSeries
 from tenantry.controller.platform_roles import PLATFORM_ROLES
 from tenantry.controller.queue import WorkQueue
 from tenantry.controller.secret_refs import SecretReferences
 from tenantry.controller.store import Store
+from tenantry.controller.tls_state import TlsState
 from tenantry.kube import KubeClient
 from tenantry.licensing import OrderBook
 from tenantry.settings import Settings
@@ -56,8 +60,14 @@ class Operator:
     queue: WorkQueue | None = None
     # Which Tenants and Resellers name which supplied TLS Secret (controller/supplied_secrets.py).
     secret_refs: SecretReferences = field(default_factory=SecretReferences)
-    # Optional features found at start-up (cert-manager's Certificate, Prometheus Operator's ServiceMonitor).
+    # Optional features found (cert-manager's Certificate, Prometheus Operator's ServiceMonitor), and
+    # when each was last looked up (time.monotonic()): installing one later is noticed without a restart.
     features: set[str] = field(default_factory=set)
+    feature_checked: dict[str, float] = field(default_factory=dict)
+    # What the TLS phase keeps between reconciles (controller/tls.py).
+    tls: TlsState = field(default_factory=TlsState)
+    # The refusal reason of each refused tenant, behind the tenants-refused metrics (controller/metrics.py).
+    tenant_series: TenantSeries = field(default_factory=TenantSeries)
     # Which platform ClusterRoles exist (controller/platform_roles.py); all until the watch says otherwise.
     platform_roles: set[str] = field(default_factory=lambda: set(PLATFORM_ROLES))
     # Decided LicenseOrders (purchased licences, the month's purchases) and the sender of their

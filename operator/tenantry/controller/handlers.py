@@ -179,7 +179,7 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
         await memo["roles_watch"].stop()
     if "ingress_watch" in memo:
         await memo["ingress_watch"].stop()
-    await tls.stop_watches()
+    await tls.stop_watches(op)
     await op.clusters.stop()
     await op.client.close()
 
@@ -275,7 +275,7 @@ def _observe(op: Operator, kind: str, event_type: str, obj: dict[str, Any], old:
     namespace, name = meta.get("namespace"), meta["name"]
     deleted = event_type == "DELETED"
     if kind == TENANT:
-        metrics.observe_tenant(obj, deleted=deleted)
+        op.tenant_series.observe(obj, deleted=deleted)
     # The echoes of our own writes are no news to the Store (store.py); of other status writes,
     # only a new spec (or a deletion) is news to the objects that depend on this one.
     changed = (deleted or old is None or old["metadata"].get("generation") != meta.get("generation")
@@ -289,7 +289,7 @@ def _observe(op: Operator, kind: str, event_type: str, obj: dict[str, Any], old:
         reseller = reseller_from_namespace(namespace or "") or ""
         if deleted:
             op.book.remove_tenant((reseller, name))
-            tls.forget_tenant(namespace or "", name)
+            tls.forget_tenant(op, namespace or "", name)
             op.secret_refs.replace((TENANT, namespace, name), ())
             affected += _pending_tenants(op)  # a licence, capacity, an e-mail or a host may be free now
         else:

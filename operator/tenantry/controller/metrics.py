@@ -76,32 +76,37 @@ def count_request(verb: str) -> None:
         WRITES.labels(verb=verb).inc()
 
 
-# The refusal reason of each refused tenant, kept so that gauges and counters follow transitions.
-_refused: dict[tuple[str, str], str] = {}
+class TenantSeries:
+    """Follows the Tenants' watch events into their series: readiness, and whether (and why) each is
+    refused. The refusal reason of each refused tenant is kept so that gauges and counters follow
+    transitions; an Operator owns one (`op.tenant_series`)."""
 
+    def __init__(self) -> None:
+        self.refused: dict[tuple[str, str], str] = {}
 
-def observe_tenant(obj: Mapping[str, Any], deleted: bool = False) -> None:
-    """Follow one watch event of a Tenant: its readiness, and whether (and why) it is refused.
+    def observe(self, obj: Mapping[str, Any], deleted: bool = False) -> None:
+        """Follow one watch event of a Tenant.
 
-    Fed from the status the operator wrote, so the series say what `kubectl get tenants` says;
-    a deleted tenant's series go away with it."""
-    meta = obj.get("metadata") or {}
-    namespace, name = meta.get("namespace") or "", meta.get("name") or ""
-    reseller = namespace.removeprefix("reseller-")
-    key = (namespace, name)
-    old_reason = _refused.pop(key, None)
-    if deleted:
-        with contextlib.suppress(KeyError):  # never observed alive
-            TENANT_READY.remove(namespace, reseller, name)
-    else:
-        status = parse_status(TenantStatus, obj)
-        ready = status.is_true("Ready")
-        TENANT_READY.labels(namespace=namespace, reseller=reseller, tenant=name).set(1 if ready else 0)
-        admitted = status.condition("Admitted")
-        if admitted is not None and admitted.status == "False":
-            _refused[key] = admitted.reason
-            if admitted.reason != old_reason:
-                ADMISSION_REFUSALS.labels(reason=admitted.reason).inc()
-    if old_reason != _refused.get(key):
-        for reason in {old_reason, _refused.get(key)} - {None}:
-            TENANTS_REFUSED.labels(reason=reason).set(sum(1 for r in _refused.values() if r == reason))
+        Fed from the status the operator wrote, so the series say what `kubectl get tenants` says;
+        a deleted tenant's series go away with it."""
+        meta = obj.get("metadata") or {}
+        namespace, name = meta.get("namespace") or "", meta.get("name") or ""
+        reseller = namespace.removeprefix("reseller-")
+        key = (namespace, name)
+        refused = self.refused
+        old_reason = refused.pop(key, None)
+        if deleted:
+            with contextlib.suppress(KeyError):  # never observed alive
+                TENANT_READY.remove(namespace, reseller, name)
+        else:
+            status = parse_status(TenantStatus, obj)
+            ready = status.is_true("Ready")
+            TENANT_READY.labels(namespace=namespace, reseller=reseller, tenant=name).set(1 if ready else 0)
+            admitted = status.condition("Admitted")
+            if admitted is not None and admitted.status == "False":
+                refused[key] = admitted.reason
+                if admitted.reason != old_reason:
+                    ADMISSION_REFUSALS.labels(reason=admitted.reason).inc()
+        if old_reason != refused.get(key):
+            for reason in {old_reason, refused.get(key)} - {None}:
+                TENANTS_REFUSED.labels(reason=reason).set(sum(1 for r in refused.values() if r == reason))

@@ -136,15 +136,14 @@ def node_pool_capacity(nodes: Sequence[Mapping[str, Any]]) -> dict[str, Any] | N
 
 log = logging.getLogger("tenantry")
 SERVICE_MONITOR_RECHECK_SECONDS = 300.0
-_service_monitor_checked: dict[int, float] = {}
 
 
 async def _service_monitors_available(op: Operator) -> bool:
     """Whether the Prometheus Operator's ServiceMonitor is served; looked up again every few minutes
     so that installing it later is noticed, without a discovery call per reconcile."""
-    now = time.monotonic()
-    if now - _service_monitor_checked.get(id(op), -SERVICE_MONITOR_RECHECK_SECONDS) >= SERVICE_MONITOR_RECHECK_SECONDS:
-        _service_monitor_checked[id(op)] = now
+    now, every = time.monotonic(), SERVICE_MONITOR_RECHECK_SECONDS
+    if now - op.feature_checked.get("ServiceMonitor", -every) >= every:
+        op.feature_checked["ServiceMonitor"] = now
         if await op.client.kind_exists("ServiceMonitor"):
             op.features.add("ServiceMonitor")
         else:
