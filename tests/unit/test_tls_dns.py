@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 
 import pytest
 
@@ -49,11 +50,29 @@ def test_a_silent_resolver_is_an_error_that_says_so() -> None:
     assert address in str(failed.value)
 
 
-def test_answers_to_other_questions_and_server_errors() -> None:
-    query = dns.build_query("a.example", 7)
-    with pytest.raises(dns.DnsError):
-        dns.parse_txt_answer(query[:2] + b"\x81\x82" + query[4:], 7)  # SERVFAIL
-    with pytest.raises(dns.DnsError):
-        dns.parse_txt_answer(query, 8)
-    truncated = query[:2] + b"\x83\x80" + query[4:]
-    assert dns.parse_txt_answer(truncated, 7) == ([], True)
+def test_a_resolver_named_by_host_name_is_asked() -> None:
+    name = "_tenantry-challenge.www.by-name.example"
+    TEST_DNS.set_txt(name, "proof")
+    try:
+        assert asyncio.run(dns.query_txt(name, f"localhost:{TEST_DNS.port}")) == ["proof"]
+    finally:
+        TEST_DNS.remove(name)
+
+
+def test_a_server_error_is_an_error_not_an_empty_answer() -> None:
+    """SERVFAIL (a broken zone, a resolver that cannot reach it) must not read as 'no proof yet'."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as failing:
+        failing.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{failing.getsockname()[1]}"
+
+        def answer_servfail() -> None:
+            query, client = failing.recvfrom(4096)
+            end = query.index(b"\x00", 12) + 5  # the question, echoed
+            failing.sendto(query[:2] + b"\x81\x82\x00\x01\x00\x00\x00\x00\x00\x00" + query[12:end], client)
+
+        server = threading.Thread(target=answer_servfail, daemon=True)
+        server.start()
+        with pytest.raises(dns.DnsError) as failed:
+            asyncio.run(dns.query_txt("_tenantry-challenge.a.example", address, timeout=2))
+        server.join(5)
+    assert address in str(failed.value)
