@@ -32,6 +32,7 @@ import aiohttp
 
 from tenantry import __version__
 from tenantry.naming import FIELD_MANAGER, GROUP, PLURALS, VERSION
+from tenantry.pacing import Backoff
 from tenantry.watch_health import WatchHealth
 
 log = logging.getLogger(__name__)
@@ -516,12 +517,11 @@ async def list_then_watch(
     meet the same object again, every back-off, forever. Failures of the list or watch themselves
     are counted in `health` until a watch works again."""
     health = health if health is not None else WatchHealth(kind)
-    delay = 0.5
+    backoff = Backoff(0.5, 30.0)
 
     def working() -> None:  # the watch was accepted, or delivered, or ran its course
-        nonlocal delay
         health.working()
-        delay = 0.5
+        backoff.reset()
 
     while True:
         try:
@@ -546,14 +546,16 @@ async def list_then_watch(
             if error.status == 410:
                 continue  # the version is too old: list again at once
             health.failed(error)
+            delay = backoff.next()
             log.warning("Watch of %s failed, listing again in %.1fs: %s", kind, delay, error)
         except (TimeoutError, aiohttp.ClientError, ConnectionError, ValueError) as error:
             health.failed(error)
+            delay = backoff.next()
             log.warning("Watch of %s lost its connection, listing again in %.1fs: %s", kind, delay, error)
         except Exception as error:
             # Not an object's fault (those are isolated above): still, the picture must not end for
             # good (the task would die unnoticed while the rest of the process serves a frozen view).
             health.failed(error)
+            delay = backoff.next()
             log.exception("Watch of %s failed unexpectedly; listing again in %.1fs", kind, delay)
         await asyncio.sleep(delay)
-        delay = min(delay * 2, 30)

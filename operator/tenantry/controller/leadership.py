@@ -58,6 +58,7 @@ import aiohttp
 from prometheus_client import Gauge
 
 from tenantry.kube import ApiError, KubeClient
+from tenantry.pacing import Backoff
 from tenantry.settings import LeaderElectionSettings
 
 log = logging.getLogger("tenantry.leadership")
@@ -478,7 +479,7 @@ class LeaderElector:
             self.settings.renew_deadline_seconds)
 
     async def _label_pod(self, client: KubeClient, value: str) -> None:
-        delay = self.settings.retry_period_seconds
+        backoff = Backoff(self.settings.retry_period_seconds, 30.0)
         while True:
             try:
                 await self._patch_label(client, value)
@@ -486,10 +487,10 @@ class LeaderElector:
                          LEADER_LABEL, value)
                 return
             except (ApiError, aiohttp.ClientError, TimeoutError, OSError) as error:
+                delay = backoff.next()
                 log.error("Could not label pod %s/%s as the leader (the admission webhook is not reached until "
                           "it is), retrying in %.0f s: %s", *self._pod_names(), delay, error or type(error).__name__)
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 30.0)
 
     def _pod_names(self) -> tuple[str, str]:
         assert self.pod is not None

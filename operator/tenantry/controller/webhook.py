@@ -43,6 +43,7 @@ from tenantry.admission import AdmissionBook
 from tenantry.controller.apply import apply_one, contains, delete_if_present, store_secret_data
 from tenantry.controller.context import Operator
 from tenantry.kube import ApiError
+from tenantry.pacing import Backoff
 from tenantry.webhook.certificate import ServingCertificate, plan_certificate, supplied_certificate
 from tenantry.webhook.configuration import CONFIGURATION_NAME, ClientConfig, build_webhook_configuration
 from tenantry.webhook.registry import Identities, TenantScope, tenant_scope
@@ -322,20 +323,20 @@ class Webhook:
         await self.self_check()
 
     async def run(self) -> None:
-        delay = 1.0
+        backoff = Backoff(1.0, MAX_BACKOFF)
         while True:
             try:
                 await self._cycle()
-                delay = 1.0
+                backoff.reset()
                 await asyncio.sleep(self.settings.self_check_seconds)
             except asyncio.CancelledError:
                 raise
             except (ApiError, aiohttp.ClientError, OSError, RuntimeError, TimeoutError) as error:
                 UP.set(0)
                 self.last_check = {"up": False, "message": str(error)}
+                delay = backoff.next()
                 log.error("The admission webhook could not be set up, retrying in %.0f s: %s", delay, error)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, MAX_BACKOFF)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.run(), name="admission-webhook")
