@@ -19,7 +19,6 @@ from typing import Any, Protocol
 
 from tenantry.admission import AdmissionBook
 from tenantry.conditions import Condition, merge_conditions
-from tenantry.controller import metrics
 from tenantry.controller.apply import write_status
 from tenantry.controller.clusters import Cluster, Clusters
 from tenantry.controller.metrics import TenantSeries
@@ -110,7 +109,7 @@ async def publish_status(op: Operator, obj: Mapping[str, Any], fields: Mapping[s
     if written and obj.get("kind") == "Tenant":
         # The watch event of this write is no news to the Store (store.py), so the tenant series
         # follow the write itself.
-        metrics.observe_tenant({**obj, "status": wanted})
+        op.tenant_series.observe({**obj, "status": wanted})
     meta = obj["metadata"]
     where = f"{meta['namespace']}/{meta['name']}" if meta.get("namespace") else meta["name"]
     posted: dict[str, Condition] = {}

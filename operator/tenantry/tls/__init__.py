@@ -3,10 +3,12 @@
 - `certs`: issue a reseller CA and leaf certificates from it (ECDSA P-256, `cryptography`), read a
   certificate's public facts, and validate a supplied `kubernetes.io/tls` Secret with one clear
   reason per failure. No I/O; the clock is a parameter.
-- `dns`: the TXT-record ownership proof for custom domains: the token, and a small stdlib DNS client
-  that asks a configurable resolver for `_tenantry-challenge.<host>`.
+- `dns`: the TXT-record ownership proof for custom domains: the token, and the lookup of
+  `_tenantry-challenge.<host>` from a configurable resolver (dnspython).
+- `decide`: the TLS phase's decisions (which hosts are routed, which certificate each gets, when one
+  is renewed), from inputs controller/tls.py gathers; controller/tls.py applies them.
 
-Key custody (DESIGN.md §3, issue 4), decided here and applied by controller/tls.py:
+Key custody (DESIGN.md §3, issue 4), decided here (`decide`) and applied by controller/tls.py:
 
 - A reseller's CA key lives only in its control namespace `reseller-<r>` (Secret `tenantry-ca`), which
   only the reseller's admins, the operator and cluster admins can read. Tenant namespaces get leaf
