@@ -14,7 +14,7 @@ from tenantry.admission import AdmissionBook, TenantClaim
 from tenantry.builders.tls import ANNOTATION_SOURCE, CA_SECRET, decode_data, tls_secret_name
 from tenantry.controller.apply import with_spec_hash
 from tenantry.controller.context import Operator
-from tenantry.controller.tls import tenant_tls
+from tenantry.controller.tls import cert_manager_available, tenant_tls
 from tenantry.models import RegionSpec, ResellerSpec, TenantSpec
 from tenantry.settings import Settings
 
@@ -30,6 +30,7 @@ class FakeClient:
         self.secrets: dict[tuple[str, str], dict[str, Any]] = {}
         self.applied: list[Mapping[str, Any]] = []
         self.deleted: list[tuple[str, str, str | None]] = []
+        self.kinds_asked: list[str] = []  # discovery look-ups (cert-manager's Certificate kind)
 
     async def get(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
         assert kind == "Secret"
@@ -44,6 +45,7 @@ class FakeClient:
         return True
 
     async def kind_exists(self, kind: str) -> bool:
+        self.kinds_asked.append(kind)
         return False
 
 
@@ -161,3 +163,14 @@ def test_custom_domains_wait_for_their_dns_proof() -> None:
     # Sticky: once proven (status remembers it), removing the record does not unroute the site.
     again = run(op, {"mode": mode}, owners=True, verification="DNS", status={"domains": proven.domains})
     assert [r.host for r in again.routes] == ["bakery.acme.example", "www.bakery.example"]
+
+
+def test_two_operators_in_one_process_look_up_cert_manager_each_for_itself() -> None:
+    """What one Operator found out (cert-manager is not installed, as its cluster says) is not
+    another's answer: each asks its own API server, and keeps its own answer for domainRecheckSeconds."""
+    first, first_client = make_operator()
+    second, second_client = make_operator()
+    assert asyncio.run(cert_manager_available(first)) is False
+    assert asyncio.run(cert_manager_available(second)) is False
+    assert asyncio.run(cert_manager_available(first)) is False  # within domainRecheckSeconds: not asked again
+    assert first_client.kinds_asked == ["Certificate"] and second_client.kinds_asked == ["Certificate"]
