@@ -1,6 +1,6 @@
 """Desired TLS children: Secrets holding certificates, and cert-manager Certificates. Pure.
 
-Certificate *content* is decided by controller/tls.py (issue, reuse, or validate-and-copy); these
+Certificate *content* is decided by tenantry/tls/decide.py (issue, reuse, or validate-and-copy); these
 functions only shape it into manifests with deterministic names, so that the same certificate
 always yields the same manifest and an unchanged one is never written again.
 """

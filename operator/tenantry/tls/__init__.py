@@ -1,4 +1,4 @@
-"""Certificates and domain ownership, as pure functions the TLS phase (controller/tls.py) calls.
+"""Certificates and domain ownership: the TLS phase's pure decisions, and the DNS lookup it makes (controller/tls.py).
 
 - `certs`: issue a reseller CA and leaf certificates from it (ECDSA P-256, `cryptography`), read a
   certificate's public facts, and validate a supplied `kubernetes.io/tls` Secret with one clear
