@@ -83,7 +83,7 @@ def run(op: Operator, tls: dict[str, Any], owners: bool, verification: str = "No
     reseller, region, tenant = specs(tls, owners, verification)
     body = {"metadata": {"name": TENANT, "namespace": f"reseller-{RESELLER}", "uid": "t-uid"},
             "status": status or {}}
-    return asyncio.run(tenant_tls(op, body, tenant, RESELLER, reseller, region, 1, NAMESPACE,
+    return asyncio.run(tenant_tls(op, op.clusters.local, body, tenant, RESELLER, reseller, region, 1, NAMESPACE,
                                   {"app.kubernetes.io/managed-by": "tenantry", "tenantry.dev/reseller": RESELLER,
                                    "tenantry.dev/tenant": TENANT}))
 

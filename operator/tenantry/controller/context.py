@@ -106,10 +106,6 @@ async def publish_status(op: Operator, obj: Mapping[str, Any], fields: Mapping[s
     merged, changed = merge_conditions(current.get("conditions"), conditions, generation)
     wanted: dict[str, Any] = {"observedGeneration": generation, **fields, "conditions": merged}
     written = await write_status(op.client, op.store, obj, wanted)
-    if written and obj.get("kind") == "Tenant":
-        # The watch event of this write is no news to the Store (store.py), so the tenant series
-        # follow the write itself.
-        op.tenant_series.observe({**obj, "status": wanted})
     meta = obj["metadata"]
     where = f"{meta['namespace']}/{meta['name']}" if meta.get("namespace") else meta["name"]
     posted: dict[str, Condition] = {}

@@ -103,6 +103,9 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     # A member cluster's children wake their owners as this cluster's do; a member that stops (or
     # starts again) answering wakes its region and the region's tenants.
     op.clusters.on_child = functools.partial(_child_changed, op)
+    # The operator's own writes of the Tenantry kinds are taken in as their watch events would be (the
+    # AdmissionBook, the tenant series, the recounts they trigger); their echoes are then no news.
+    op.store.on_written = functools.partial(_own_write, op)
     op.clusters.on_reachability = functools.partial(_member_reachability_changed, op)
 
     # Fill the picture before the first reconcile: admission needs every tenant's record, and every
@@ -341,6 +344,13 @@ def _observe(op: Operator, kind: str, event_type: str, obj: dict[str, Any], old:
 
     op.enqueue(affected)
     op.enqueue(later, delay=STATUS_DELAY)
+
+
+def _own_write(op: Operator, kind: str, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
+    if kind == LICENSE_ORDER:
+        license_order.observe_order(op, "MODIFIED", obj, old)
+    elif kind in (REGION, RESELLER, PLAN, TENANT):
+        _observe(op, kind, "MODIFIED", obj, old)
 
 
 def _member_reachability_changed(op: Operator, region: str, _state: Any) -> None:

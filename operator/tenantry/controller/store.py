@@ -16,7 +16,7 @@ and is not news. A list starts a new stream: it is taken as it is and clears eve
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from tenantry.naming import (
@@ -94,6 +94,9 @@ class Store:
         self._children: dict[ObjectKey, set[ObjectKey]] = {}
         # (kind, namespace, name) -> the version of our own write whose watch event is still to come.
         self._echoes: dict[ObjectKey, str] = {}
+        # Called with (kind, new, old) when one of our own writes is stored: its watch event will be no
+        # news, so whoever follows a kind's changes (the AdmissionBook follows Tenants) hears it here.
+        self.on_written: Callable[[str, dict[str, Any], dict[str, Any] | None], None] | None = None
 
     def put(self, kind: str, obj: Mapping[str, Any], *, listed: bool = False) -> bool:
         """Take an object from a watch event (or from a list, `listed`); True when it is news to watchers.
@@ -139,6 +142,8 @@ class Store:
             self._unlink(kind, old)
         self._keep(kind, key, obj)
         self._echoes[(kind, *key)] = version
+        if self.on_written is not None:
+            self.on_written(kind, self._objects[kind][key], old)
 
     def _keep(self, kind: str, key: tuple[str | None, str], obj: Mapping[str, Any]) -> None:
         trimmed = trim(kind, obj)

@@ -158,7 +158,7 @@ async def _provision(op: Operator, body: Mapping[str, Any], spec: TenantSpec, re
     labels = managed_labels(reseller=reseller, tenant=name, region=record.region, plan=record.plan)
     tls_failure: Exception | None = None
     try:
-        tls = await tenant_tls(op, body, spec, reseller, reseller_spec, region_spec,
+        tls = await tenant_tls(op, cluster, body, spec, reseller, reseller_spec, region_spec,
                                current_plan.custom_domains if current_plan else 0, namespace, labels)
     except Exception as error:  # nothing is applied (or pruned) this round; reported, then retried
         tls_failure, tls = error, None

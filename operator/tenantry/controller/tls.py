@@ -38,6 +38,7 @@ from typing import Any
 from tenantry.builders.tls import CA_SECRET, PLATFORM_TLS_SECRET, certificate_name, decode_data, tls_secret_name
 from tenantry.conditions import Condition
 from tenantry.controller.apply import apply_one, delete_child, with_spec_hash
+from tenantry.controller.clusters import Cluster
 from tenantry.controller.context import Operator
 from tenantry.controller.informer import Informer
 from tenantry.controller.store import owner_of
@@ -190,17 +191,20 @@ async def _dns_answers(op: Operator, hosts: list[str]) -> dict[str, list[str] | 
     return dict(zip(hosts, await asyncio.gather(*(ask(h) for h in hosts)), strict=True))
 
 
-async def _host_inputs(op: Operator, tenancy: Tenancy, wanted: decide.WantedHost) -> HostInputs:
-    """What the host's mode needs, and only that."""
-    live_copy = op.store.get("Secret", tls_secret_name(wanted.host), tenancy.namespace)
+async def _host_inputs(op: Operator, cluster: Cluster, tenancy: Tenancy, wanted: decide.WantedHost) -> HostInputs:
+    """What the host's mode needs, and only that. What is in the tenant's namespace is read in the
+    cluster it lives in (`cluster`: a member cluster for a region of its own); the reseller's Secrets
+    and CA in this one."""
+    live_copy = cluster.store.get("Secret", tls_secret_name(wanted.host), tenancy.namespace)
     tls = wanted.tls
     if tls.mode == "Issuer":
         return HostInputs(wanted, live_copy, cert_manager=await cert_manager_available(op),
-                          live_certificate=op.store.get("Certificate", certificate_name(wanted.host),
-                                                        tenancy.namespace))
+                          live_certificate=cluster.store.get("Certificate", certificate_name(wanted.host),
+                                                             tenancy.namespace))
     if tls.mode == "Secret" and tls.secret_name:
         where = decide.supplied_secret(tenancy, wanted)
-        secret = await op.client.get("Secret", where[1], where[0]) if where else None
+        reader = cluster.client if where and where[0] == tenancy.namespace else op.client
+        secret = await reader.get("Secret", where[1], where[0]) if where else None
         return HostInputs(wanted, live_copy, supplied=None if secret is None else decode_data(secret) or {})
     try:
         authority: Authority | CertificateProblem = (await reseller_authority(op, tenancy.reseller))[0]
@@ -209,7 +213,7 @@ async def _host_inputs(op: Operator, tenancy: Tenancy, wanted: decide.WantedHost
     return HostInputs(wanted, live_copy, authority=authority)
 
 
-async def tenant_tls(op: Operator, body: Mapping[str, Any], spec: TenantSpec, reseller: str,
+async def tenant_tls(op: Operator, cluster: Cluster, body: Mapping[str, Any], spec: TenantSpec, reseller: str,
                      reseller_spec: ResellerSpec | None, region_spec: RegionSpec | None, custom_domains: int,
                      namespace: str, labels: Mapping[str, str]) -> TenantTls:
     meta = body["metadata"]
@@ -238,9 +242,9 @@ async def tenant_tls(op: Operator, body: Mapping[str, Any], spec: TenantSpec, re
     tenancy = Tenancy(reseller, namespace, dict(labels), bool(spec.owners))
     results = []
     for wanted in routing.wanted:
-        result = decide.host_certificate(tenancy, await _host_inputs(op, tenancy, wanted), now, policy)
+        result = decide.host_certificate(tenancy, await _host_inputs(op, cluster, tenancy, wanted), now, policy)
         if result.withdraw:
-            await delete_child(op.client, op.store, "Secret", result.withdraw, namespace)
+            await delete_child(cluster.client, cluster.store, "Secret", result.withdraw, namespace)
             log.info("The copy of the reseller's certificate in %s/%s was deleted: the tenant has owners now.",
                      namespace, result.withdraw)
         if result.note:
@@ -248,11 +252,11 @@ async def tenant_tls(op: Operator, body: Mapping[str, Any], spec: TenantSpec, re
         results.append(result)
 
     owner = (TENANT, meta.get("namespace"), name)
-    issued = [op.store.get(kind, child, where) or {} for kind, where, child in op.store.children_of(owner)
-              if kind == "Certificate"]
+    issued = [cluster.store.get(kind, child, where) or {}
+              for kind, where, child in cluster.store.children_of(owner) if kind == "Certificate"]
     for where, secret in decide.stale_issued_secrets(issued, {c["metadata"]["name"] for r in results
                                                               for c in r.children}):
-        await delete_child(op.client, op.store, "Secret", secret, where)
+        await delete_child(cluster.client, cluster.store, "Secret", secret, where)
     op.tls.set_expiry((meta.get("namespace", ""), name), decide.expiry_series(namespace, results))
     return decide.tenant_tls(routing, results, [d.host for d in spec.domains])
 
