@@ -278,6 +278,10 @@ class Fleet:
 
         return wait_for(check, timeout, interval=POLL, message=f"Region {name}: {type_}={status} {reason or ''}")
 
+    def admitted_count(self) -> int:
+        """Tenants of the reseller whose status says Admitted=True (what status.licenses.used must count)."""
+        return sum(1 for t in self.tenants() if condition_is(t, "Admitted", "True"))
+
     def wait_status_licences_used(self, used: int, timeout: float = 30) -> dict[str, Any]:
         """The Reseller's status.licenses.used reaches exactly `used`."""
         def check() -> dict[str, Any] | None:

@@ -372,7 +372,9 @@ async def _suspend_or_resume(cluster: Cluster, namespace: str, active: bool) -> 
 async def _finalize(op: Operator, body: Mapping[str, Any]) -> None:
     started = time.monotonic()
     await finalize_tenant(op, body)
-    await remove_finalizer(op, TENANT, body)
+    meta = body["metadata"]
+    # The version finalize_tenant left (its phase Terminating), if the Store has it: else a 409 and a retry.
+    await remove_finalizer(op, TENANT, op.store.get(TENANT, meta["name"], meta["namespace"]) or body)
     metrics.RECONCILE_SECONDS.labels(kind="TenantDeletion").observe(time.monotonic() - started)
 
 
@@ -386,8 +388,10 @@ async def finalize_tenant(op: Operator, body: Mapping[str, Any]) -> None:
         return
     if (body.get("status") or {}).get("phase") != "Terminating":
         try:  # the deletion may outlive a glance at `kubectl get tenants`: say what is happening
-            await op.client.merge_patch(TENANT, meta["name"], {"status": {"phase": "Terminating"}},
-                                        namespace=meta["namespace"], subresource="status")
+            based_on = op.store.version(TENANT, meta["name"], meta["namespace"])
+            result = await op.client.merge_patch(TENANT, meta["name"], {"status": {"phase": "Terminating"}},
+                                                 namespace=meta["namespace"], subresource="status")
+            op.store.written(TENANT, result, based_on=based_on)
         except ApiError as error:
             if not error.not_found:
                 raise
