@@ -84,6 +84,8 @@ def kubeconfig_login(read: Callable[[], bytes]) -> ClusterLogin:
             kubernetes.config.load_kube_config_from_dict(config, client_configuration=configuration)
         except (kubernetes.config.ConfigException, ValueError, KeyError, TypeError) as error:
             raise KubeconfigError(str(error) or type(error).__name__) from error
+        if not configuration.host or not configuration.host.startswith(("https://", "http://")):
+            raise KubeconfigError(f"its current context names no server URL ({configuration.host!r})")
         return configuration
 
     load()

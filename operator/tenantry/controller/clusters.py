@@ -81,6 +81,7 @@ class MemberCluster:
         self._on_child, self._on_reachability = on_child, on_reachability
         self._content = content
         self.client: KubeClient | None = None
+        self.server = ""  # the API server's URL, from the kubeconfig
         self._informers: list[Informer] = []
         self._probe: asyncio.Task[None] | None = None
 
@@ -89,14 +90,18 @@ class MemberCluster:
         return Cluster(self.region, self.client, self.store) if self.client is not None else None
 
     async def start(self) -> None:
+        """Log in and ask the member once, so that the Region's first status after a (re)connection
+        says how it is; then keep asking in the background."""
         try:
             login = kubeconfig_login(lambda: self._content)
+            self.server = (await asyncio.to_thread(login.login)).server  # an exec plugin may run here
         except KubeconfigError as error:
             self._set(Reachability(False, INVALID_KUBECONFIG, f"The kubeconfig is not usable: {error}."))
             return
-        # One try per request: the probe decides when to try again, and a member that does not
-        # answer must not hold a worker through the client's retries.
+        # Two tries per request: a member that does not answer must not hold a worker through the
+        # client's retries; the probe says when it is back, and the queue retries what failed.
         self.client = KubeClient(login, max_connections=64, max_attempts=2, timeout=30.0)
+        await self._check()
         self._probe = asyncio.create_task(self._probe_forever(), name=f"member-{self.region}-probe")
 
     async def stop(self) -> None:
@@ -118,11 +123,14 @@ class MemberCluster:
 
     async def _probe_forever(self) -> None:
         while True:
-            state = await self.probe()
-            if state.reachable and not self._informers:
-                await self._watch()
-            self._set(state)
             await asyncio.sleep(PROBE_SECONDS)
+            await self._check()
+
+    async def _check(self) -> None:
+        state = await self.probe()
+        if state.reachable and not self._informers:
+            await self._watch()
+        self._set(state)
 
     async def _watch(self) -> None:
         """The children's watches, started once the member first answers (a member down from the start
@@ -136,24 +144,22 @@ class MemberCluster:
     async def probe(self) -> Reachability:
         """Ask the member who it is and whether the operator may see its namespaces."""
         assert self.client is not None
-        server = ""
+        server = self.server
         try:
             version = await asyncio.wait_for(self.client.request("GET", "/version"), PROBE_TIMEOUT)
-            server = self.client.credentials.server if self.client.credentials else ""
             # A cheap request the operator's ClusterRole allows: one namespace of Tenantry's, if any.
             await asyncio.wait_for(self.client.request(
                 "GET", "/api/v1/namespaces", params={"labelSelector": "app.kubernetes.io/managed-by=tenantry",
                                                      "limit": "1"}), PROBE_TIMEOUT)
         except ApiError as error:
             if error.status in (401, 403):
-                return Reachability(False, FORBIDDEN, f"{server or 'The member'} refused the operator's identity "
+                return Reachability(False, FORBIDDEN, f"{server} refused the operator's identity "
                                     f"({error.status}): bind the operator's ClusterRole to it there "
                                     "(docs/multi-cluster.md).", server)
-            return Reachability(False, UNREACHABLE, f"{server or 'The member'} answered {error.status}: {error}.",
-                                server)
+            return Reachability(False, UNREACHABLE, f"{server} answered {error.status}: {error}.", server)
         except (aiohttp.ClientError, TimeoutError, OSError) as error:
-            return Reachability(False, UNREACHABLE, f"{server or 'The member'} does not answer: "
-                                f"{error or type(error).__name__}.", server)
+            return Reachability(False, UNREACHABLE, f"{server} does not answer: {error or type(error).__name__}.",
+                                server)
         return Reachability(True, CONNECTED, f"{server} answers (Kubernetes {version.get('gitVersion', '?')}).",
                             server, str(version.get("gitVersion", "")))
 

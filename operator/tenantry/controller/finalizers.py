@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tenantry.controller.context import Operator
+from tenantry.kube import ApiError
 from tenantry.naming import FINALIZER
 
 
@@ -32,7 +33,12 @@ async def add_finalizer(op: Operator, kind: str, body: Mapping[str, Any]) -> dic
 async def remove_finalizer(op: Operator, kind: str, body: Mapping[str, Any]) -> dict[str, Any]:
     """The object with the finalizer taken off (the apiserver removes it at once when it was the last)."""
     kept = [f for f in body["metadata"].get("finalizers") or [] if f != FINALIZER]
-    return await _set_finalizers(op, kind, body, kept)
+    try:
+        return await _set_finalizers(op, kind, body, kept)
+    except ApiError as error:
+        if error.not_found:  # gone already: an earlier removal of ours was the last
+            return dict(body)
+        raise
 
 
 async def _set_finalizers(op: Operator, kind: str, body: Mapping[str, Any], finalizers: list[str]) -> dict[str, Any]:

@@ -10,6 +10,8 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
+import aiohttp
+
 from tenantry.builders.common import quota_strings
 from tenantry.builders.meter import COMPONENT, COMPONENT_LABEL, build_meter_children, meter_name, spool_claim_name
 from tenantry.conditions import Condition
@@ -96,7 +98,7 @@ async def _connect_member(op: Operator, name: str, spec: RegionSpec) -> tuple[di
     message = state.message if state.reason != INVALID_KUBECONFIG else f"{where}, key {ref.key}: {state.message}"
     fields: dict[str, Any] = {}  # fields left out are removed from the status (apply.status_patch)
     if state.server:
-        fields["cluster"] = {"server": state.server, "version": state.version}
+        fields["cluster"] = {"server": state.server, **({"version": state.version} if state.version else {})}
     pool = await _node_pool(member, spec) if state.reason == CONNECTED else None
     if pool is not None:
         fields["nodePool"] = pool
@@ -113,6 +115,9 @@ async def _node_pool(member: MemberCluster, spec: RegionSpec) -> dict[str, Any] 
     except ApiError as error:
         if error.status != 403:
             log.warning("Could not list the nodes of region %s's member cluster: %s", member.region, error)
+        return None
+    except (aiohttp.ClientError, TimeoutError, OSError) as error:  # gone since the probe: it will say so
+        log.warning("Could not list the nodes of region %s's member cluster: %s", member.region, error)
         return None
     return node_pool_capacity(nodes)
 
