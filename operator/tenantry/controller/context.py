@@ -5,8 +5,9 @@ index of supplied TLS Secrets, and everything else the running operator keeps be
 no module keeps state of its own, so two Operators in one process share nothing (Prometheus's
 metric objects aside, which are the process's by design).
 `publish_status` is the deferred status write of every kind: it merges conditions (keeping
-transition times), sets observedGeneration, writes only on change, and posts one Event per
-condition transition with the condition's reason.
+transition times), sets observedGeneration, writes only on change, and posts Events where a person
+needs one (DESIGN §2; `transition_events` decides): a Warning for every bad reason, and at most one
+Normal Event that summarises the good transitions.
 """
 
 from __future__ import annotations
@@ -98,9 +99,34 @@ def _event_type(condition: Condition) -> str:
     return "Warning" if bad else "Normal"
 
 
+def transition_events(changed: Iterable[Condition], told: Iterable[str] = ()) -> list[tuple[str, str, str]]:
+    """The Events (type, reason, message) for one status write's condition transitions.
+
+    Every bad transition is a Warning with its own reason (Admitted=False and Ready=False for the same
+    reason make one). The good ones make at most one Normal Event, named after the most telling of them:
+    Ready when it is among them (a new tenant: admitted, provisioned, certified, roles bound - and Ready),
+    else the first in the reconcile's order; its message names the rest. `told`: condition types whose
+    transition was announced earlier in the same reconcile (the write-ahead admission)."""
+    told = set(told)
+    warnings: dict[str, Condition] = {}
+    good: list[Condition] = []
+    for condition in changed:
+        if _event_type(condition) == "Warning":
+            warnings.setdefault(condition.reason, condition)
+        elif condition.type not in told:
+            good.append(condition)
+    events = [("Warning", reason, f"{c.type}: {c.message}") for reason, c in warnings.items()]
+    if good:
+        summary = next((c for c in good if c.type == "Ready"), good[0])
+        others = [c.type for c in good if c is not summary]
+        also = f" (also now: {', '.join(others)})" if others else ""
+        events.append(("Normal", summary.reason, f"{summary.type}: {summary.message}{also}"))
+    return events
+
+
 async def publish_status(op: Operator, obj: Mapping[str, Any], fields: Mapping[str, Any],
-                         conditions: Iterable[Condition]) -> bool:
-    """Write `fields` + merged `conditions` as the object's status (if changed) and post transition Events."""
+                         conditions: Iterable[Condition], *, told: Iterable[str] = ()) -> bool:
+    """Write `fields` + merged `conditions` as the object's status (if changed) and post its Events."""
     current = obj.get("status") or {}
     generation = int(obj["metadata"].get("generation", 0))
     merged, changed = merge_conditions(current.get("conditions"), conditions, generation)
@@ -108,15 +134,11 @@ async def publish_status(op: Operator, obj: Mapping[str, Any], fields: Mapping[s
     written = await write_status(op.client, op.store, obj, wanted)
     meta = obj["metadata"]
     where = f"{meta['namespace']}/{meta['name']}" if meta.get("namespace") else meta["name"]
-    posted: dict[str, Condition] = {}
     for condition in changed:
         log.info("%s %s: %s is %s (%s): %s", obj["kind"], where, condition.type, condition.status_text,
                  condition.reason, condition.message)
-        # Admitted=False and Ready=False for the same reason make one Event, not two.
-        posted.setdefault(condition.reason, condition)
-    # Posted together, not one after another: a new tenant's four transitions would otherwise hold
-    # a worker for four round trips (post_event never raises).
-    await asyncio.gather(*(op.client.post_event(obj, reason=reason, message=f"{c.type}: {c.message}",
-                                                type_=_event_type(c)) for reason, c in posted.items()))
+    # Posted together, not one after another: a reconcile with a warning and a summary would otherwise
+    # hold a worker for two round trips (post_event never raises).
+    await asyncio.gather(*(op.client.post_event(obj, reason=reason, message=message, type_=type_)
+                           for type_, reason, message in transition_events(changed, told)))
     return written
-

@@ -15,7 +15,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from tenantry.admission import ADMITTED, AdmissionRecord, Verdict
+from tenantry.admission import ADMITTED, Verdict
 from tenantry.builders.reseller import reseller_branding
 from tenantry.builders.tenant import PRIORITY_QUOTA, TenantInputs, build_tenant_children
 from tenantry.conditions import Condition, now_rfc3339
@@ -117,21 +117,37 @@ async def reconcile_tenant(op: Operator, namespace: str, name: str) -> None:
         # Write-ahead: the decision is in status before anything is made from it. A crash in between
         # then finds the tenant admitted (and provisions it), never a namespace of a tenant that a
         # fresh decision would refuse.
-        body = await _write_admission(op, body, verdict.record)
-    await _provision(op, body, spec, reseller, verdict)
+        told = ("Admitted",) if _newly_admitted(body) else ()
+        body = await _write_admission(op, body, verdict)
+    else:
+        told = ()
+    await _provision(op, body, spec, reseller, verdict, told)
 
 
-async def _write_admission(op: Operator, body: Mapping[str, Any], record: AdmissionRecord) -> dict[str, Any]:
+def _newly_admitted(body: Mapping[str, Any]) -> bool:
+    """Whether the tenant's status does not say Admitted=True yet (a new tenant, or a refused one now admitted)."""
+    return not any(c.get("type") == "Admitted" and c.get("status") == "True"
+                   for c in (body.get("status") or {}).get("conditions") or [])
+
+
+async def _write_admission(op: Operator, body: Mapping[str, Any], verdict: Verdict) -> dict[str, Any]:
+    """Record the decision; a tenant newly admitted gets its `Admitted` Event now, when its licence is
+    taken (the final status write then summarises the rest in one Normal Event: context.py)."""
+    record = verdict.record
+    assert record is not None
     meta = body["metadata"]
     admitted_at = ((body.get("status") or {}).get("admission") or {}).get("admittedAt") or now_rfc3339()
     based_on = op.store.version(TENANT, meta["name"], meta["namespace"])
     result = await op.client.merge_patch(TENANT, meta["name"], {"status": {
         "admission": record_to_status(record, admitted_at)}}, namespace=meta["namespace"], subresource="status")
     op.store.written(TENANT, result, based_on=based_on)
+    if _newly_admitted(body):
+        await op.client.post_event(body, reason=ADMITTED, message=f"Admitted: {verdict.message}")
     return result
 
 
-async def _provision(op: Operator, body: Mapping[str, Any], spec: TenantSpec, reseller: str, verdict: Verdict) -> None:
+async def _provision(op: Operator, body: Mapping[str, Any], spec: TenantSpec, reseller: str, verdict: Verdict,
+                     told: tuple[str, ...] = ()) -> None:
     record = verdict.record
     assert record is not None
     name = body["metadata"]["name"]
@@ -146,7 +162,7 @@ async def _provision(op: Operator, body: Mapping[str, Any], spec: TenantSpec, re
     live_namespace = await _live_namespace(cluster, namespace)
     if not namespace_claim(live_namespace, body, reseller).provisionable:
         assert live_namespace is not None
-        await _report_namespace_taken(op, body, verdict, live_namespace)
+        await _report_namespace_taken(op, body, verdict, live_namespace, told)
         return
     reseller_spec: ResellerSpec | None = _spec_of(op, RESELLER, reseller)
     region_spec: RegionSpec | None = _spec_of(op, REGION, record.region)
@@ -259,7 +275,7 @@ async def _provision(op: Operator, body: Mapping[str, Any], spec: TenantSpec, re
         # Owners and support staff have access only if the ClusterRoles they are bound to exist.
         roles_bound_condition(bound_platform_roles(children), op.platform_roles),
         ready,
-    ])
+    ], told=told)
     if failure is not None:
         raise failure
 
@@ -299,7 +315,7 @@ async def _report_cluster_unreachable(op: Operator, body: Mapping[str, Any], ver
 
 
 async def _report_namespace_taken(op: Operator, body: Mapping[str, Any], verdict: Verdict,
-                                  live_namespace: Mapping[str, Any]) -> None:
+                                  live_namespace: Mapping[str, Any], told: tuple[str, ...]) -> None:
     """The tenant stays admitted (its licence decision is the reseller's), nothing is made or changed in
     the namespace, and the reseller is told what to do (a Warning Event with the same reason)."""
     assert verdict.record is not None
@@ -311,7 +327,7 @@ async def _report_namespace_taken(op: Operator, body: Mapping[str, Any], verdict
         Condition("Admitted", True, ADMITTED, verdict.message),
         Condition("Provisioned", False, NAMESPACE_TAKEN, message),
         Condition("Ready", False, NAMESPACE_TAKEN, message),
-    ])
+    ], told=told)
     op.enqueue_one(TENANT, meta["namespace"], meta["name"], delay=NAMESPACE_RECHECK_SECONDS)
 
 
