@@ -55,7 +55,8 @@ def test_idle_operator_and_a_restart_with_nothing_changed_make_no_writes(
     operator.restart()
     time.sleep(8)  # start-up lists everything and reconciles every object once
     writes = _writes(audit_log, offset, reseller, region)
-    applied = [line for line in operator.log_text().splitlines()[-400:] if "; applying it." in line]
+    applied = [line for line in operator.log_text().splitlines()[-400:]
+               if "; applying it." in line or "; creating it." in line]
     assert not writes, f"a restart with nothing changed made writes: {writes}; the operator said: {applied[-10:]}"
 
 
@@ -86,3 +87,25 @@ def test_crash_mid_rollout_converges_with_the_ledger_exact(platform: Platform, o
                          lambda o: o["status"]["licenses"] == {"total": 5, "purchased": 0, "used": 5, "available": 0,
                                                                 "selfServiceLimit": 100, "purchasedThisMonth": 0},
                          "ledger exact after the crash")
+
+
+def test_a_field_the_operator_stops_setting_leaves_a_child_it_created(
+        platform: Platform, operator: OperatorProcess) -> None:
+    """Children the cache shows absent are created (POST), which records their fields as an Update by
+    `tenantry`; a later apply must still remove what the operator no longer sets (controller/apply.py)."""
+    region, reseller = platform.setup()
+    tenant = platform.tenant(reseller, region)  # displayName: the tenant's name
+    platform.wait_tenant(reseller, tenant)
+    namespace = f"{reseller}--{tenant}"
+    branding = platform.core.read_namespaced_config_map("tenantry-branding", namespace)
+    assert branding.data["tenantDisplayName"] == tenant
+    # It was created, not applied: its fields are tenantry's through an Update.
+    assert [(m.manager, m.operation) for m in branding.metadata.managed_fields] == [("tenantry", "Update")]
+
+    platform.patch("Tenant", tenant, {"spec": {"displayName": None}}, f"reseller-{reseller}")
+    wait_for(lambda: "tenantDisplayName" not in (platform.core.read_namespaced_config_map(
+        "tenantry-branding", namespace).data or {}), timeout=30,
+        message="the display name the tenant no longer has to leave its branding ConfigMap")
+    branding = platform.core.read_namespaced_config_map("tenantry-branding", namespace)
+    assert branding.data["displayName"] == f"{reseller} Cloud"  # what is still wanted stays
+    assert [(m.manager, m.operation) for m in branding.metadata.managed_fields] == [("tenantry", "Apply")]

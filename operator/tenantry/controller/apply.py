@@ -9,6 +9,12 @@ What "differs" means: every manifest carries `tenantry.dev/spec-hash`, a hash of
 itself. A changed hash means our intent changed (apply, and SSA removes fields we no longer set);
 an equal hash with content that is not contained in the live object means someone else edited it
 (drift: apply again, and `force` takes the fields back).
+
+A child the cache shows absent is created (POST), not applied: the apiserver's create costs about
+1/1.4 of an apply (docs/benchmarks.md). A create records its fields as an Update by `tenantry`, and
+fields owned through an Update are never removed by a later apply that stops setting them; so the first
+apply of a changed child hands those fields to `tenantry`'s Apply entry first (`_own_by_apply`, what
+kubectl's client-side-apply upgrade does), and pruning works as if the child had been applied.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from typing import Any
 
 from tenantry.controller.store import ObjectKey, Store
 from tenantry.kube import ApiError, KubeClient
+from tenantry.naming import FIELD_MANAGER
 from tenantry.quantity import QuantityError, parse_quantity
 
 SPEC_HASH = "tenantry.dev/spec-hash"
@@ -85,11 +92,58 @@ class SyncResult:
     pruned: int = 0
 
 
-async def apply_one(client: KubeClient, store: Store, manifest: Mapping[str, Any]) -> None:
+async def apply_one(client: KubeClient, store: Store, manifest: Mapping[str, Any], reason: str = "changed") -> None:
+    """Write one child: create it when the cache shows it `missing`, else apply it (server-side)."""
     kind, namespace, name = key_of(manifest)
     based_on = store.version(kind, name, namespace)
-    result = await client.apply(manifest)
+    result = None
+    if reason == "missing":
+        try:
+            result = await client.create(manifest)
+        except ApiError as error:
+            if not error.conflict:
+                raise
+            # AlreadyExists: the cache was behind (or another made it). Apply it, as a change.
+    if result is None:
+        if reason != "drifted":  # a drift leaves our intent as it was: nothing of ours to prune
+            await _own_by_apply(client, manifest)
+        result = await client.apply(manifest)
     store.written(kind, result, based_on=based_on)  # so that the next reconcile sees it before the watch does
+
+
+async def _own_by_apply(client: KubeClient, manifest: Mapping[str, Any]) -> None:
+    """Move the fields a create gave `tenantry` (an Update entry of managedFields) into `tenantry`'s Apply
+    entry, so that the apply that follows removes the fields it no longer sets. A no-op (one GET) when the
+    child was applied before; the write carries the resourceVersion read (a 409 retries the reconcile)."""
+    kind, namespace, name = key_of(manifest)
+    live = await client.get(kind, name, namespace)
+    if live is None:
+        return
+    entries = live["metadata"].get("managedFields") or []
+    created = [e for e in entries if e.get("manager") == FIELD_MANAGER and e.get("operation") == "Update"
+               and not e.get("subresource")]
+    if not created:
+        return
+    applied = next((e for e in entries if e.get("manager") == FIELD_MANAGER and e.get("operation") == "Apply"
+                    and not e.get("subresource")), None)
+    fields: dict[str, Any] = (applied or {}).get("fieldsV1") or {}
+    for entry in created:
+        fields = _union(fields, entry.get("fieldsV1") or {})
+    owner = {**(applied or created[0]), "operation": "Apply", "fieldsType": "FieldsV1", "fieldsV1": fields}
+    kept = [e for e in entries if e is not applied and e not in created]
+    await client.merge_patch(kind, name, {"metadata": {"managedFields": [*kept, owner],
+                                                       "resourceVersion": live["metadata"]["resourceVersion"]}},
+                             namespace=namespace)
+    log.info("%s %s was created by tenantry; its fields are now owned by tenantry's apply.", kind,
+             f"{namespace}/{name}" if namespace else name)
+
+
+def _union(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
+    """The union of two FieldsV1 sets (nested maps of field names)."""
+    result = dict(a)
+    for key, value in b.items():
+        result[key] = _union(result[key], value) if key in result and isinstance(value, Mapping) else value
+    return result
 
 
 async def sync_children(client: KubeClient, store: Store, owner: ObjectKey,
@@ -98,22 +152,25 @@ async def sync_children(client: KubeClient, store: Store, owner: ObjectKey,
     name them, which the apiserver refuses until the role exists), then prune what is no longer wanted."""
     hashed = [with_spec_hash(m) for m in desired]
     todo = []
+    reasons: dict[ObjectKey, str] = {}
     for manifest in hashed:
         reason = apply_reason(store, manifest)
         if reason is not None:
             todo.append(manifest)
+            reasons[key_of(manifest)] = reason
             kind, namespace, name = key_of(manifest)
             level = {"missing": logging.DEBUG, "changed": logging.INFO, "drifted": logging.WARNING}[reason]
-            log.log(level, "%s %s was %s; applying it.", kind, f"{namespace}/{name}" if namespace else name, reason)
+            log.log(level, "%s %s was %s; %s it.", kind, f"{namespace}/{name}" if namespace else name, reason,
+                    "creating" if reason == "missing" else "applying")
     result = SyncResult()
     namespaces = [m for m in todo if m["kind"] == "Namespace"]
     roles = [m for m in todo if m["kind"] in ("ClusterRole", "Role")]
     others = [m for m in todo if m["kind"] not in ("Namespace", "ClusterRole", "Role")]
     for manifest in namespaces:
-        await apply_one(client, store, manifest)
+        await apply_one(client, store, manifest, reasons[key_of(manifest)])
     for batch in (roles, others):
         if batch:
-            await asyncio.gather(*(apply_one(client, store, m) for m in batch))
+            await asyncio.gather(*(apply_one(client, store, m, reasons[key_of(m)]) for m in batch))
     result.applied = len(todo)
     wanted = {key_of(m) for m in hashed}
     stale = [key for key in store.children_of(owner) if key not in wanted]
