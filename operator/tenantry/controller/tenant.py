@@ -155,7 +155,7 @@ async def _provision(op: Operator, body: Mapping[str, Any], spec: TenantSpec, re
     # The cluster the namespace lives in: this one, or the region's member cluster (controller/clusters.py).
     cluster = op.clusters.for_region(record.region)
     if cluster is None:
-        await _report_cluster_unreachable(op, body, verdict)
+        await _report_cluster_unreachable(op, body, verdict, told)
         return
     # Before anything is read from or made in the namespace (certificates included): only one made for
     # this very Tenant object is provisioned (tenantry/namespace_claim.py).
@@ -287,7 +287,8 @@ async def _live_namespace(cluster: Cluster, namespace: str) -> dict[str, Any] | 
     return live if live is not None else await cluster.client.get("Namespace", namespace)
 
 
-async def _report_cluster_unreachable(op: Operator, body: Mapping[str, Any], verdict: Verdict) -> None:
+async def _report_cluster_unreachable(op: Operator, body: Mapping[str, Any], verdict: Verdict,
+                                      told: tuple[str, ...]) -> None:
     """The region's member cluster does not answer (or cannot be reached with its kubeconfig): nothing is
     read or written there. The tenant stays admitted (licences are counted here) and keeps what it has;
     it is provisioned, or looked at again, when the member is back (its Region wakes its tenants)."""
@@ -311,7 +312,7 @@ async def _report_cluster_unreachable(op: Operator, body: Mapping[str, Any], ver
         else Condition("Provisioned", False, CLUSTER_UNREACHABLE, message),
         *kept,
         Condition("Ready", None, CLUSTER_UNREACHABLE, message),
-    ])
+    ], told=told)
 
 
 async def _report_namespace_taken(op: Operator, body: Mapping[str, Any], verdict: Verdict,
