@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,9 @@ log = logging.getLogger("tenantry.clusters")
 MEMBER_CHILD_KINDS = ("Namespace", "ResourceQuota", "LimitRange", "NetworkPolicy", "RoleBinding", "Ingress",
                       "ConfigMap", "Secret")
 PROBE_SECONDS = 5.0   # how often a member is asked whether it answers
+# How often a connected member's Region is looked at again anyway: its nodes (status.nodePool) are not
+# watched (a node's status changes every few seconds; the pool's capacity is a figure for people).
+REFRESH_SECONDS = 30.0
 PROBE_TIMEOUT = 5.0
 
 # ClusterReachable reasons (DESIGN.md §7).
@@ -73,12 +77,12 @@ class MemberCluster:
 
     def __init__(self, region: str, content: bytes, on_child: Callable[[str, dict[str, Any], dict[str, Any] | None],
                                                                        None],
-                 on_reachability: Callable[[str, Reachability], None]):
+                 on_reachability: Callable[[str, Reachability], None], on_refresh: Callable[[str], None]):
         self.region = region
         self.digest = content_digest(content)
         self.store = Store()
         self.state = Reachability(False, UNREACHABLE, "Not connected yet.")
-        self._on_child, self._on_reachability = on_child, on_reachability
+        self._on_child, self._on_reachability, self._on_refresh = on_child, on_reachability, on_refresh
         self._content = content
         self.client: KubeClient | None = None
         self.server = ""  # the API server's URL, from the kubeconfig
@@ -122,9 +126,13 @@ class MemberCluster:
             self._on_reachability(self.region, state)
 
     async def _probe_forever(self) -> None:
+        refreshed = time.monotonic()
         while True:
             await asyncio.sleep(PROBE_SECONDS)
             await self._check()
+            if self.state.reachable and time.monotonic() - refreshed >= REFRESH_SECONDS:
+                refreshed = time.monotonic()
+                self._on_refresh(self.region)
 
     async def _check(self) -> None:
         state = await self.probe()
@@ -173,6 +181,7 @@ class Clusters:
         # What the operator does with a member's watch events and probe results (controller/handlers.py).
         self.on_child: Callable[[str, dict[str, Any], dict[str, Any] | None], None] = lambda *_: None
         self.on_reachability: Callable[[str, Reachability], None] = lambda *_: None
+        self.on_refresh: Callable[[str], None] = lambda *_: None
         # Regions whose spec.cluster is set, with the Secret it names (those without a member yet too).
         self.refs: dict[str, KubeconfigSecretRef] = {}
 
@@ -207,7 +216,7 @@ class Clusters:
         if content is None:
             return None
         member = MemberCluster(region, content, lambda *event: self.on_child(*event),
-                               lambda *change: self.on_reachability(*change))
+                               lambda *change: self.on_reachability(*change), lambda r: self.on_refresh(r))
         self.members[region] = member
         await member.start()
         return member

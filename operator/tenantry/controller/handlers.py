@@ -107,6 +107,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     # AdmissionBook, the tenant series, the recounts they trigger); their echoes are then no news.
     op.store.on_written = functools.partial(_own_write, op)
     op.clusters.on_reachability = functools.partial(_member_reachability_changed, op)
+    op.clusters.on_refresh = lambda region: op.enqueue_one(REGION, None, region)
 
     # Fill the picture before the first reconcile: admission needs every tenant's record, and every
     # reseller's licences bought with LicenseOrders (so orders first: its terms include them). Until
