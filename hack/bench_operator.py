@@ -55,6 +55,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -934,19 +935,24 @@ def main(argv: list[str] | None = None) -> int:
     log(f"{info['cpus']} CPUs ({info['cpu_model']}), {info['memory_gib']} GiB, load {info['load_before']}")
     work = Path(tempfile.mkdtemp(prefix="tenantry-bench-"))
     cp = controlplane.ControlPlane(work / "control-plane")
+    member_dirs = [work / f"member-{m}" for m in range(1, args.clusters + 1)]
+    # Started beside the control plane (start-up is mostly waiting); start_members then finds them up.
+    planes = [controlplane.ControlPlane(d) for d in member_dirs]
     members: list[MemberCluster] = []
     api = None
     try:
-        log(f"starting a control plane in {cp.directory}")
-        cp.start()
+        log(f"starting a control plane in {cp.directory}"
+            + (f" and {len(planes)} member control planes beside it" if planes else ""))
+        with ThreadPoolExecutor(max_workers=1 + len(planes)) as pool:
+            for started in [pool.submit(plane.start) for plane in (cp, *planes)]:
+                started.result()
         cp.install_platform(cluster.CRDS_DIR)  # CRDs and the platform ClusterRoles, as the chart
-        if args.clusters:
-            log(f"starting {args.clusters} member control planes beside it")
+        if planes:
             api = cluster.new_api_client(cp.kubeconfig)
             with contextlib.suppress(kubernetes_client.ApiException):  # 409: it exists
                 kubernetes_client.CoreV1Api(api).create_namespace(
                     kubernetes_client.V1Namespace(metadata=kubernetes_client.V1ObjectMeta(name="tenantry-system")))
-            members = start_members([work / f"member-{m}" for m in range(1, args.clusters + 1)], api, "bench-member")
+            members = start_members(member_dirs, api, "bench-member")  # installs each, registers its Secret
         results = asyncio.run(bench(args, cp, work, members))
     finally:
         if members and api is not None:
@@ -954,6 +960,8 @@ def main(argv: list[str] | None = None) -> int:
                 stop_members(members, api)  # by pid, also when the bench failed
             except Exception as error:  # the control plane must still be stopped below
                 log(f"stopping the member clusters: {error!r}")
+        for plane in planes:
+            plane.destroy()  # by pid; a no-op for those stop_members destroyed
         if api is not None:
             api.close()
         if args.keep:
