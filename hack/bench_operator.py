@@ -25,6 +25,14 @@ pid at the end):
    what the operator would take if its own work cost nothing;
 8. the meter: hack/bench_meter.py at 1,000 and 10,000 tenants (scrape time, no cluster needed).
 
+With `--clusters N` (DESIGN.md §7), N member control planes run beside the control one, each set up
+as docs/multi-cluster.md tells a platform (tests/support/members.py `install_member`), and there are N
+Regions, one per member (`spec.cluster`); reseller r sells in region r mod N, so every Reseller, Plan
+and Tenant has the same spec as without members and the tenants are spread evenly when N divides R.
+Writes are counted in every cluster's audit log (the operator's user of each), CPU per component of
+every cluster, and the floor reads each tenant's objects from its member and creates the renamed
+copies in that member, with one client per member, the operator's workers split between them.
+
 API requests per tenant come from the audit log (writes, by verb and resource) and from the
 operator's own counter `tenantry_operator_api_requests_total` (reads too). Peak RSS is the
 operator's VmHWM from /proc.
@@ -47,13 +55,18 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))  # the operator-as-a-subprocess pieces live with the tests
 
+from kubernetes import client as kubernetes_client  # noqa: E402
+
 from support import cluster  # noqa: E402
+from support.members import MEMBER_OPERATOR_USER, MemberCluster, start_members, stop_members  # noqa: E402
 from support.operator import OPERATOR_USER, OperatorProcess, operator_kubeconfig  # noqa: E402
 from tenantry.kube import ApiError, Credentials, KubeClient  # noqa: E402
 from tenantry.webhook.configuration import CONFIGURATION_NAME as WEBHOOK_CONFIGURATION  # noqa: E402
@@ -68,6 +81,21 @@ HEADROOM = 20
 CHILD_KINDS = ("Namespace", "ResourceQuota", "LimitRange", "NetworkPolicy", "RoleBinding", "Ingress",
                "ConfigMap", "Secret")
 MANAGED = "app.kubernetes.io/managed-by=tenantry"
+
+
+@dataclass
+class Cluster:
+    """One cluster the bench measures: the control cluster, or a member with the Region that lives there."""
+
+    name: str  # "control", "member-1", ...
+    cp: Any  # hack/controlplane.py ControlPlane
+    user: str  # the operator's user in this cluster, as its audit log names it
+    client: KubeClient  # admin
+    region: str = ""  # the Region whose tenants are made here ("" for the control cluster with members)
+
+    @property
+    def audit_log(self) -> Path:
+        return Path(self.cp.audit_log)
 
 
 def log(message: str) -> None:
@@ -106,11 +134,14 @@ def cpu_seconds(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def cpu_of(cp: Any, process: OperatorProcess) -> dict[str, float]:
-    """CPU seconds so far of the operator and of each control-plane component."""
+def cpu_of(clusters: list[Cluster], process: OperatorProcess) -> dict[str, float]:
+    """CPU seconds so far of the operator and of each control-plane component, a member's prefixed
+    with its name ("member-1 apiserver")."""
     result = {"operator": cpu_seconds(process.pid)}
-    for component in ("etcd", "apiserver", "controller-manager"):
-        result[component] = cpu_seconds(cp.pid(component))
+    for c in clusters:
+        prefix = "" if c.name == "control" else f"{c.name} "
+        for component in ("etcd", "apiserver", "controller-manager"):
+            result[prefix + component] = cpu_seconds(c.cp.pid(component))
     return result
 
 
@@ -149,8 +180,9 @@ def _mean_delta(before: dict[tuple[str, tuple[tuple[str, str], ...]], float],
     return total / count if count else float("nan")
 
 
-def operator_writes(audit_log: Path, since: int, until: int | None = None) -> Counter[str]:
-    """The operator's writes in the audit log between two offsets, as 'verb resource[/sub]' -> count."""
+def operator_writes(audit_log: Path, since: int, until: int | None = None, user: str = OPERATOR_USER
+                    ) -> Counter[str]:
+    """The operator's writes (as `user`) in the audit log between two offsets, as 'verb resource[/sub]' -> count."""
     counts: Counter[str] = Counter()
     with open(audit_log, "rb") as f:
         f.seek(since)
@@ -160,7 +192,7 @@ def operator_writes(audit_log: Path, since: int, until: int | None = None) -> Co
             event = json.loads(line)
         except ValueError:
             continue  # a line being written right now
-        if event.get("stage") != "ResponseComplete" or event.get("user", {}).get("username") != OPERATOR_USER:
+        if event.get("stage") != "ResponseComplete" or event.get("user", {}).get("username") != user:
             continue
         ref = event.get("objectRef", {})
         if cluster.is_lease(ref):
@@ -174,6 +206,23 @@ def size(path: Path) -> int:
     return cluster.audit_offset(path)
 
 
+def offsets(clusters: list[Cluster]) -> dict[str, int]:
+    """Where each cluster's audit log ends now."""
+    return {c.name: size(c.audit_log) for c in clusters}
+
+
+def writes_since(clusters: list[Cluster], since: dict[str, int]) -> dict[str, Counter[str]]:
+    """The operator's writes in each cluster since `offsets`."""
+    return {c.name: operator_writes(c.audit_log, since[c.name], user=c.user) for c in clusters}
+
+
+def summed(by_cluster: dict[str, Counter[str]]) -> Counter[str]:
+    total: Counter[str] = Counter()
+    for counts in by_cluster.values():
+        total.update(counts)
+    return total
+
+
 # -- the platform --------------------------------------------------------------------------------
 
 
@@ -185,11 +234,21 @@ def tenant_name(index: int) -> str:
     return f"t{index:05d}"
 
 
-def tenant_manifest(reseller: str, name: str) -> dict[str, Any]:
+def region_names(members: int) -> list[str]:
+    """The bench's Regions: one of the control cluster, or one per member cluster."""
+    return [f"{REGION}-{m}" for m in range(1, members + 1)] if members else [REGION]
+
+
+def region_of(reseller: int, regions: list[str]) -> str:
+    """Reseller r sells in one region, r mod N: its Reseller and Plan look as with one region."""
+    return regions[reseller % len(regions)]
+
+
+def tenant_manifest(reseller: str, name: str, region: str = REGION) -> dict[str, Any]:
     return {"apiVersion": GROUP_VERSION, "kind": "Tenant",
             "metadata": {"name": name, "namespace": f"reseller-{reseller}"},
             "spec": {"displayName": f"Tenant {name}", "email": f"{name}@{reseller}.customers.example",
-                     "region": REGION, "plan": PLAN, "owners": [{"kind": "User", "name": f"owner@{name}.example"}]}}
+                     "region": region, "plan": PLAN, "owners": [{"kind": "User", "name": f"owner@{name}.example"}]}}
 
 
 def scaled(quantity: str, factor: int) -> str:
@@ -198,22 +257,34 @@ def scaled(quantity: str, factor: int) -> str:
     return f"{int(match.group(1)) * factor}{match.group(2)}"
 
 
-async def create_platform(client: KubeClient, resellers: int, tenants: int, extra: int) -> None:
+async def create_platform(client: KubeClient, resellers: int, tenants: int, extra: int,
+                          members: list[MemberCluster]) -> None:
+    """The Regions (one per member, each naming its kubeconfig Secret; or one of the control cluster),
+    the Resellers and their Plans; returns once every Region is reachable and every Reseller and Plan Ready."""
     seats = tenants + extra + HEADROOM
-    region = {"apiVersion": GROUP_VERSION, "kind": "Region", "metadata": {"name": REGION}, "spec": {
-        "displayName": "Bench",
-        "nodePool": {"nodeSelector": {"pool": REGION}},
-        "ingress": {"className": "nginx", "controllerNamespace": "ingress-nginx"},
-        "domainVerification": "None",
-        "capacity": {k: scaled(v, seats * resellers) for k, v in PLAN_QUOTA.items()},
-        "pricing": {"currency": "USD", "cpu": "0.020", "memory": "0.0025", "storage": "0.00015"}}}
-    await client.create(region)
+    regions = region_names(len(members))
+    for index, name in enumerate(regions):
+        sellers = sum(1 for r in range(resellers) if region_of(r, regions) == name)
+        region: dict[str, Any] = {"apiVersion": GROUP_VERSION, "kind": "Region", "metadata": {"name": name}, "spec": {
+            "displayName": "Bench",
+            "nodePool": {"nodeSelector": {"pool": name}},
+            "ingress": {"className": "nginx", "controllerNamespace": "ingress-nginx"},
+            "domainVerification": "None",
+            "capacity": {k: scaled(v, seats * max(sellers, 1)) for k, v in PLAN_QUOTA.items()},
+            "pricing": {"currency": "USD", "cpu": "0.020", "memory": "0.0025", "storage": "0.00015"}}}
+        if members:
+            region["spec"]["cluster"] = {"kubeconfigSecretRef": members[index].secret_ref()}
+        await client.create(region)
+    for name in regions if members else ():
+        await wait_until(lambda name=name: condition(client, "Region", name, "ClusterReachable"), 120,
+                         f"region {name} to reach its cluster")
     await asyncio.gather(*(client.create({
         "apiVersion": GROUP_VERSION, "kind": "Reseller", "metadata": {"name": reseller_name(r)}, "spec": {
             "companyName": f"Bench {r}", "email": f"billing@{reseller_name(r)}.example", "licenses": seats,
             "admins": [{"kind": "User", "name": f"admin@{reseller_name(r)}.example"}],
             "branding": {"displayName": f"Bench {r} Cloud", "primaryColor": "#0a7cff"},
-            "regions": [{"name": REGION, "domain": f"{reseller_name(r)}.bench.example", "tls": {"mode": "SelfSigned"},
+            "regions": [{"name": region_of(r, regions), "domain": f"{reseller_name(r)}.bench.example",
+                         "tls": {"mode": "SelfSigned"},
                          "allotment": {k: scaled(v, seats) for k, v in PLAN_QUOTA.items()}}]}})
         for r in range(resellers)))
     # Plans live in the reseller's control namespace, which the operator makes.
@@ -231,9 +302,16 @@ async def create_platform(client: KubeClient, resellers: int, tenants: int, extr
         await wait_until(lambda r=r: ready(client, "Reseller", reseller_name(r)), 120, f"reseller {reseller_name(r)}")
 
 
+async def condition(client: KubeClient, kind: str, name: str, type_: str) -> bool:
+    """The object's condition `type_` is True."""
+    obj = await client.get(kind, name)
+    conditions = ((obj or {}).get("status") or {}).get("conditions") or []
+    return any(c.get("type") == type_ and c.get("status") == "True" for c in conditions)
+
+
 async def ready(client: KubeClient, kind: str, name: str, namespace: str | None = None) -> bool:
     obj = await client.get(kind, name, namespace)
-    return bool(obj) and is_ready(obj)
+    return obj is not None and is_ready(obj)
 
 
 def is_ready(obj: dict[str, Any]) -> bool:
@@ -330,15 +408,16 @@ async def create_all(client: KubeClient, manifests: list[dict[str, Any]], concur
     return sent
 
 
-async def wait_quiet(process: OperatorProcess, audit_log: Path, quiet: float, timeout: float) -> float:
-    """Until the operator's queue is empty and it has written nothing for `quiet` seconds; how long."""
+async def wait_quiet(process: OperatorProcess, clusters: list[Cluster], quiet: float, timeout: float) -> float:
+    """Until the operator's queue is empty and it has written nothing in any cluster for `quiet` seconds; how long."""
     started = time.monotonic()
-    offset, since = size(audit_log), time.monotonic()
+    offset, since = offsets(clusters), time.monotonic()
     while time.monotonic() - started < timeout:
         await asyncio.sleep(0.5)
         depth = metric_by(scrape(process), "tenantry_operator_queue_depth", "")
-        now_offset = size(audit_log)
-        if operator_writes(audit_log, offset, now_offset) or any(depth.values()):
+        now_offset = offsets(clusters)
+        wrote = any(operator_writes(c.audit_log, offset[c.name], now_offset[c.name], c.user) for c in clusters)
+        if wrote or any(depth.values()):
             offset, since = now_offset, time.monotonic()
         elif time.monotonic() - since >= quiet:
             return time.monotonic() - started
@@ -379,42 +458,71 @@ async def read_children(client: KubeClient, namespaces: list[str]) -> dict[str, 
     return children
 
 
-async def run_floor(client: KubeClient, children: dict[str, list[dict[str, Any]]], workers: int,
-                    apply: bool = False) -> dict[str, Any]:
+def shares(total: int, parts: int) -> list[int]:
+    """`total` workers split as evenly as can be between `parts` clients, each at least one."""
+    return [max(1, total // parts + (1 if i < total % parts else 0)) for i in range(parts)]
+
+
+async def run_floor(targets: dict[str, tuple[KubeClient, dict[str, list[dict[str, Any]]]]], workers: int,
+                    apply: bool = False, by_cluster: bool = False) -> dict[str, Any]:
     """Create each tenant's objects (the namespace first, then the rest at once), `workers` tenants at
-    a time: with POST, or with server-side apply like the operator (`apply`, to tell the cost of SSA)."""
+    a time: with POST, or with server-side apply like the operator (`apply`, to tell the cost of SSA).
+    `targets`: per cluster, its admin client and the objects of its tenants; the clusters' clients run
+    side by side from the same start, the workers split between them; with `by_cluster` the result
+    also has each one's figures under `clusters`."""
     prefix = "ssa" if apply else "floor"
-    send = client.apply if apply else client.create
-    plans = []
-    for ns, objects in children.items():
-        floor_ns = f"{prefix}-{ns}"[:63]
-        manifests = [clean(o, ns, floor_ns) for o in objects]
-        plans.append(([m for m in manifests if m["kind"] == "Namespace"],
-                      [m for m in manifests if m["kind"] != "Namespace"]))
-    client.requests.clear()
-    durations: list[float] = []
-    todo = iter(plans)
 
-    done_at: list[float] = []
+    async def one(client: KubeClient, children: dict[str, list[dict[str, Any]]], count: int
+                  ) -> tuple[list[float], list[float], int]:
+        send = client.apply if apply else client.create
+        plans = []
+        for ns, objects in children.items():
+            floor_ns = f"{prefix}-{ns}"[:63]
+            manifests = [clean(o, ns, floor_ns) for o in objects]
+            plans.append(([m for m in manifests if m["kind"] == "Namespace"],
+                          [m for m in manifests if m["kind"] != "Namespace"]))
+        durations: list[float] = []
+        done_at: list[float] = []
+        todo = iter(plans)
 
-    async def worker() -> None:
-        for namespaces, rest in todo:
-            began = time.monotonic()
-            for manifest in namespaces:
-                await send(manifest)
-            await asyncio.gather(*(send(m) for m in rest))
-            durations.append(time.monotonic() - began)
-            done_at.append(time.monotonic() - started)
+        async def worker() -> None:
+            for namespaces, rest in todo:
+                began = time.monotonic()
+                for manifest in namespaces:
+                    await send(manifest)
+                await asyncio.gather(*(send(m) for m in rest))
+                durations.append(time.monotonic() - began)
+                done_at.append(time.monotonic() - started)
 
+        await asyncio.gather(*(worker() for _ in range(count)))
+        return durations, done_at, sum(len(a) + len(b) for a, b in plans)
+
+    for client, _ in targets.values():
+        client.requests.clear()
     started = time.monotonic()
-    await asyncio.gather(*(worker() for _ in range(workers)))
+    outcomes = await asyncio.gather(*(one(client, children, count) for (client, children), count
+                                      in zip(targets.values(), shares(workers, len(targets)), strict=True)))
     total = time.monotonic() - started
-    objects = sum(len(a) + len(b) for a, b in plans)
-    return {"seconds": total, "objects": objects, "objects_per_tenant": objects / max(len(plans), 1),
-            "per_tenant_p50_s": percentile(durations, 50), "per_tenant_p99_s": percentile(durations, 99),
-            # Every tenant "arrives" at the start: its latency is when its last object was created.
-            "burst_latency_p50_s": percentile(done_at, 50), "burst_latency_p99_s": percentile(done_at, 99),
-            "requests": dict(client.requests)}
+
+    def figures(durations: list[float], done_at: list[float], objects: int, tenants: int) -> dict[str, Any]:
+        return {"objects": objects, "objects_per_tenant": objects / max(tenants, 1),
+                "per_tenant_p50_s": percentile(durations, 50), "per_tenant_p99_s": percentile(durations, 99),
+                # Every tenant "arrives" at the start: its latency is when its last object was created.
+                "burst_latency_p50_s": percentile(done_at, 50), "burst_latency_p99_s": percentile(done_at, 99)}
+
+    requests: Counter[str] = Counter()
+    for client, _ in targets.values():
+        requests.update(client.requests)
+    result = {"seconds": total, **figures([d for o in outcomes for d in o[0]], [d for o in outcomes for d in o[1]],
+                                          sum(o[2] for o in outcomes), sum(len(c) for _, c in targets.values())),
+              "requests": dict(requests)}
+    if by_cluster:
+        result["clusters"] = {
+            name: {"seconds": max(done_at, default=0.0), "workers": count, "tenants": len(children),
+                   **figures(durations, done_at, objects, len(children))}
+            for (name, (_, children)), (durations, done_at, objects), count
+            in zip(targets.items(), outcomes, shares(workers, len(targets)), strict=True)}
+    return result
 
 
 # -- the run -------------------------------------------------------------------------------------
@@ -440,8 +548,11 @@ def py_spy(pid: int, output: Path, seconds: float | None = None) -> subprocess.P
     return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-async def bench(args: argparse.Namespace, cp: Any, work: Path) -> dict[str, Any]:
-    audit_log = Path(cp.audit_log)
+def per_tenant(counts: Counter[str], n: int) -> dict[str, float]:
+    return {k: v / n for k, v in sorted(counts.items())}
+
+
+async def bench(args: argparse.Namespace, cp: Any, work: Path, members: list[MemberCluster]) -> dict[str, Any]:
     api = cluster.new_api_client(cp.kubeconfig)
     own_kubeconfig = operator_kubeconfig(api, str(cp.kubeconfig), work)
     api.close()
@@ -453,23 +564,37 @@ async def bench(args: argparse.Namespace, cp: Any, work: Path) -> dict[str, Any]
     results: dict[str, Any] = {"resellers": args.resellers, "tenants_per_reseller": args.tenants,
                                "tenants": args.resellers * args.tenants, "workers": workers,
                                "resync_seconds": args.resync, "rate": args.rate}
-    credentials = Credentials(server=cp.server, token=cp.admin_token, ca_path=str(cp.ca_file))
-    client = KubeClient(credentials, max_connections=max(64, workers * 4), timeout=120)
+    if members:
+        results["member_clusters"] = len(members)
+
+    def admin_client(plane: Any) -> KubeClient:
+        credentials = Credentials(server=plane.server, token=plane.admin_token, ca_path=str(plane.ca_file))
+        return KubeClient(credentials, max_connections=max(64, workers * 4), timeout=120)
+
+    regions = region_names(len(members))
+    client = admin_client(cp)
+    control = Cluster("control", cp, OPERATOR_USER, client, "" if members else REGION)
+    clusters = [control] + [Cluster(m.label, m.cp, MEMBER_OPERATOR_USER, admin_client(m.cp), region)
+                            for m, region in zip(members, regions, strict=False)]
+    # The clusters where tenants live: the control cluster alone, or each member.
+    homes = [c for c in clusters if c.region]
     try:
         process.start()
-        log(f"operator pid {process.pid}, {workers} workers; creating {args.resellers} resellers")
-        await create_platform(client, args.resellers, args.tenants, args.probes)
-        await wait_quiet(process, audit_log, 2.0, 120)
+        log(f"operator pid {process.pid}, {workers} workers; creating {args.resellers} resellers"
+            + (f" over {len(members)} member clusters" if members else ""))
+        await create_platform(client, args.resellers, args.tenants, args.probes, members)
+        await wait_quiet(process, clusters, 2.0, 120)
 
         # -- the wave
-        manifests = [tenant_manifest(reseller_name(r), tenant_name(t))
+        manifests = [tenant_manifest(reseller_name(r), tenant_name(t), region_of(r, regions))
                      for t in range(args.tenants) for r in range(args.resellers)]
         keys = {(m["metadata"]["namespace"], m["metadata"]["name"]) for m in manifests}
+        region_by_key = {(m["metadata"]["namespace"], m["metadata"]["name"]): m["spec"]["region"] for m in manifests}
         watch = ReadyWatch(client)
         await watch.start()
         before = scrape(process)
-        offset = size(audit_log)
-        cpu_before = cpu_of(cp, process)
+        offset = offsets(clusters)
+        cpu_before = cpu_of(clusters, process)
         profiler = py_spy(process.pid, Path(args.profile)) if args.profile and process.pid else None
         log(f"wave: creating {len(manifests)} tenants, {args.create_concurrency} at a time")
         started = time.monotonic()
@@ -489,13 +614,14 @@ async def bench(args: argparse.Namespace, cp: Any, work: Path) -> dict[str, Any]
         queue_max = max(depths, default=0.0)
         total = max(watch.ready_at[k] for k in keys) - started
         latencies = [watch.ready_at[k] - sent[k] for k in keys]
-        cpu = {k: v - cpu_before.get(k, 0.0) for k, v in cpu_of(cp, process).items()}
+        cpu = {k: v - cpu_before.get(k, 0.0) for k, v in cpu_of(clusters, process).items()}
         if profiler is not None:
             profiler.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
             profiler.wait(30)
         log(f"wave: all Ready in {total:.1f}s; waiting for the operator to go quiet")
-        settle = await wait_quiet(process, audit_log, 3.0, 300)
-        wave_writes = operator_writes(audit_log, offset)
+        settle = await wait_quiet(process, clusters, 3.0, 300)
+        wave_by_cluster = writes_since(clusters, offset)
+        wave_writes = summed(wave_by_cluster)
         after = scrape(process)
         requests_before = metric_by(before, "tenantry_operator_api_requests_total", "verb")
         requests = {verb: count - requests_before.get(verb, 0)
@@ -508,7 +634,7 @@ async def bench(args: argparse.Namespace, cp: Any, work: Path) -> dict[str, Any]
             "created_s": created, "total_s": total, "settled_after_ready_s": settle,
             "latency_p50_s": percentile(latencies, 50), "latency_p99_s": percentile(latencies, 99),
             "latency_max_s": max(latencies),
-            "writes_per_tenant": {k: v / n for k, v in sorted(wave_writes.items())},
+            "writes_per_tenant": per_tenant(wave_writes, n),
             "writes_per_tenant_total": sum(wave_writes.values()) / n,
             "client_requests_per_tenant": {k: v / n for k, v in sorted(requests.items())},
             "cpu_seconds": cpu,
@@ -517,26 +643,47 @@ async def bench(args: argparse.Namespace, cp: Any, work: Path) -> dict[str, Any]
                                                    "Tenant"),
             "queue_depth_max": queue_max,
         }
+        if members:
+            # Per cluster: its writes per tenant of the whole wave (the columns add up to the total), and
+            # for each member the wave of its own tenants (first create of all to its last Ready).
+            results["wave"]["writes_per_tenant_by_cluster"] = {
+                c.name: per_tenant(wave_by_cluster[c.name], n) for c in clusters}
+            results["clusters"] = {}
+            for c in homes:
+                own = [k for k in keys if region_by_key[k] == c.region]
+                own_latencies = [watch.ready_at[k] - sent[k] for k in own]
+                results["clusters"][c.name] = {
+                    "region": c.region, "server": c.cp.server, "tenants": len(own),
+                    "wave_total_s": max(watch.ready_at[k] for k in own) - started,
+                    "latency_p50_s": percentile(own_latencies, 50), "latency_p99_s": percentile(own_latencies, 99),
+                    "latency_max_s": max(own_latencies),
+                    "writes_per_own_tenant": per_tenant(wave_by_cluster[c.name], len(own)),
+                    "writes_per_own_tenant_total": sum(wave_by_cluster[c.name].values()) / len(own)}
         results["rss_after_wave_mib"] = proc_status(process.pid)["VmRSS"] / 1024 if process.pid else None
 
         # -- idle
-        log(f"idle: counting the operator's writes for {args.idle:.0f}s")
-        offset = size(audit_log)
+        log(f"idle: counting the operator's writes for {args.idle:.0f}s"
+            + (f" in all {len(clusters)} clusters" if members else ""))
+        offset = offsets(clusters)
         await asyncio.sleep(args.idle)
-        idle = operator_writes(audit_log, offset)
+        idle_by_cluster = writes_since(clusters, offset)
+        idle = summed(idle_by_cluster)
         results["idle"] = {"seconds": args.idle, "writes": dict(idle),
                            "writes_per_minute": sum(idle.values()) * 60 / args.idle}
+        if members:
+            results["idle"]["writes_by_cluster"] = {name: dict(w) for name, w in idle_by_cluster.items()}
 
-        # -- single tenants on the idle operator
+        # -- single tenants on the idle operator (with members, one per member in turn)
         probe_latencies = []
         for index in range(args.probes):
-            manifest = tenant_manifest(reseller_name(0), f"probe{index}")
+            reseller = index % max(1, min(len(members), args.resellers))
+            manifest = tenant_manifest(reseller_name(reseller), f"probe{index}", region_of(reseller, regions))
             key = (manifest["metadata"]["namespace"], manifest["metadata"]["name"])
             began = time.monotonic()
             await client.create(manifest)
             await watch.wait_for({key}, 60)
             probe_latencies.append(watch.ready_at[key] - began)
-            await wait_quiet(process, audit_log, 1.5, 60)
+            await wait_quiet(process, clusters, 1.5, 60)
         results["single_tenant_s"] = probe_latencies
         await watch.stop()
         if process.pid:
@@ -551,7 +698,7 @@ async def bench(args: argparse.Namespace, cp: Any, work: Path) -> dict[str, Any]
                   "Region": len(objects[3])}
         log(f"restart: stopping the operator and starting it over {counts['Tenant']} tenants")
         process.stop()
-        offset = size(audit_log)
+        offset = offsets(clusters)
         began = time.monotonic()
         process.start(timeout=120)
         healthy = time.monotonic() - began
@@ -566,38 +713,49 @@ async def bench(args: argparse.Namespace, cp: Any, work: Path) -> dict[str, Any]
                 break
             await asyncio.sleep(0.2)
         await asyncio.sleep(3)  # anything written just after "steady" counts too
-        restart_writes = operator_writes(audit_log, offset)
+        restart_by_cluster = writes_since(clusters, offset)
+        restart_writes = summed(restart_by_cluster)
         results["restart"] = {"tenants": counts["Tenant"], "healthy_s": healthy, "steady_s": steady,
                               "writes": dict(restart_writes),
                               "peak_rss_mib": proc_status(process.pid)["VmHWM"] / 1024 if process.pid else None}
+        if members:
+            results["restart"]["writes_by_cluster"] = {name: dict(w) for name, w in restart_by_cluster.items()}
         process.stop()
 
         # -- the floor, with the operator stopped. Its admission webhook goes too: the floor is the
         # API server alone, and a registration whose server is gone would refuse (fail closed).
+        # Each tenant's objects are read back from the cluster they are in and copied there.
         await client.delete("ValidatingWebhookConfiguration", WEBHOOK_CONFIGURATION)
-        namespaces = [f"{reseller_name(r)}--{tenant_name(t)}"
-                      for t in range(args.tenants) for r in range(args.resellers)]
-        children = await read_children(client, namespaces)
-        kinds = Counter(o["kind"] for o in children[namespaces[0]])
-        log(f"floor: {sum(len(v) for v in children.values())} objects ({dict(kinds)} per tenant), "
-            f"{workers} tenants at a time")
-        cpu_before = cpu_of(cp, process)
-        floor = await run_floor(client, children, workers)
-        floor["cpu_seconds"] = {k: v - cpu_before.get(k, 0.0) for k, v in cpu_of(cp, process).items()
+        targets = {}
+        for c in homes:
+            namespaces = [f"{reseller_name(r)}--{tenant_name(t)}" for t in range(args.tenants)
+                          for r in range(args.resellers) if region_of(r, regions) == c.region]
+            targets[c.name] = (c.client, await read_children(c.client, namespaces))
+        first = next(iter(targets.values()))[1]
+        kinds = Counter(o["kind"] for o in next(iter(first.values())))
+        log(f"floor: {sum(len(v) for _, ch in targets.values() for v in ch.values())} objects ({dict(kinds)} per "
+            f"tenant), {workers} tenants at a time" + (f" over {len(targets)} clients" if members else ""))
+        cpu_before = cpu_of(clusters, process)
+        floor = await run_floor(targets, workers, by_cluster=bool(members))
+        floor["cpu_seconds"] = {k: v - cpu_before.get(k, 0.0) for k, v in cpu_of(clusters, process).items()
                                 if k != "operator"}
         floor["kinds_per_tenant"] = dict(kinds)
         results["floor"] = floor
         if args.floor_apply:
             log("floor with server-side apply instead of create")
-            cpu_before = cpu_of(cp, process)
-            ssa = await run_floor(client, children, workers, apply=True)
-            ssa["cpu_seconds"] = {k: v - cpu_before.get(k, 0.0) for k, v in cpu_of(cp, process).items()
+            cpu_before = cpu_of(clusters, process)
+            ssa = await run_floor(targets, workers, apply=True, by_cluster=bool(members))
+            ssa["cpu_seconds"] = {k: v - cpu_before.get(k, 0.0) for k, v in cpu_of(clusters, process).items()
                                   if k != "operator"}
             results["floor_apply"] = ssa
         results["ratio_operator_to_floor"] = results["wave"]["total_s"] / floor["seconds"]
+        for name, figures in results.get("clusters", {}).items():
+            figures["floor_s"] = floor["clusters"][name]["seconds"]
+            figures["ratio_operator_to_floor"] = figures["wave_total_s"] / figures["floor_s"]
     finally:
         process.stop()
-        await client.close()
+        for c in clusters:
+            await c.client.close()
         results["operator_log"] = str(process.log_path)
     return results
 
@@ -654,10 +812,21 @@ def report(r: dict[str, Any]) -> str:
     lines = ["| measure | result | target | met |", "|---|---|---|---|"]
     for name, value, target, met in rows:
         lines.append(f"| {name} | {value} | {target} | {'' if met is None else ('yes' if met else '**no**')} |")
-    lines += ["", "API writes per tenant during the wave (audit log, operator's user):", ""]
-    lines += ["| verb resource | per tenant |", "|---|---|"]
-    lines += [f"| {k} | {v:.2f} |" for k, v in wave["writes_per_tenant"].items()]
-    lines.append(f"| **total** | **{wave['writes_per_tenant_total']:.2f}** |")
+    by_cluster = wave.get("writes_per_tenant_by_cluster")
+    if by_cluster:
+        names = list(by_cluster)
+        lines += ["", "API writes per tenant during the wave (each cluster's audit log, the operator's user there; "
+                  "per tenant of the whole wave, so the columns add up to the total):", ""]
+        lines += ["| verb resource | " + " | ".join(names) + " | total |", "|---|" + "---|" * (len(names) + 1)]
+        lines += [f"| {k} | " + " | ".join(f"{by_cluster[c].get(k, 0):.2f}" for c in names) + f" | {v:.2f} |"
+                  for k, v in wave["writes_per_tenant"].items()]
+        lines.append("| **total** | " + " | ".join(f"**{sum(by_cluster[c].values()):.2f}**" for c in names)
+                     + f" | **{wave['writes_per_tenant_total']:.2f}** |")
+    else:
+        lines += ["", "API writes per tenant during the wave (audit log, operator's user):", ""]
+        lines += ["| verb resource | per tenant |", "|---|---|"]
+        lines += [f"| {k} | {v:.2f} |" for k, v in wave["writes_per_tenant"].items()]
+        lines.append(f"| **total** | **{wave['writes_per_tenant_total']:.2f}** |")
     lines += ["", "Requests per tenant by the operator's own client (`tenantry_operator_api_requests_total`; "
               "kopf's watches are not in it):", ""]
     lines += ["| verb | per tenant |", "|---|---|"]
@@ -682,15 +851,55 @@ def report(r: dict[str, Any]) -> str:
                  + "; during the floor: " + ", ".join(f"{k} {v:.1f}" for k, v in floor["cpu_seconds"].items())
                  + " (the bench's own client is not counted).")
     if restart["writes"]:
-        lines.append(f"Restart writes: {restart['writes']}.")
+        lines.append(f"Restart writes: {restart.get('writes_by_cluster', restart['writes'])}.")
     if idle["writes"]:
-        lines.append(f"Idle writes: {idle['writes']}.")
+        lines.append(f"Idle writes: {idle.get('writes_by_cluster', idle['writes'])}.")
+    if r.get("clusters"):
+        lines += ["", per_cluster_report(r)]
+    return "\n".join(lines)
+
+
+def per_cluster_report(r: dict[str, Any]) -> str:
+    """The section of a run with member clusters: each member's wave, floor, writes and CPU."""
+    wave, floor, idle, restart = r["wave"], r["floor"], r["idle"], r["restart"]
+    names = ["control", *r["clusters"]]
+
+    def cpu(phase: dict[str, float], name: str, component: str) -> str:
+        return f"{phase.get(component if name == 'control' else f'{name} {component}', float('nan')):.1f}"
+
+    lines = [f"Per cluster ({r['member_clusters']} member clusters; reseller r sells in region r mod "
+             f"{r['member_clusters']}; the control cluster holds the Tenants, the members the tenants' objects):", "",
+             "| cluster | region | tenants | wave: last Ready | p50 / p99 | floor | ratio | writes per own tenant "
+             "| idle writes | restart writes | apiserver CPU wave / floor | etcd CPU wave / floor |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name in names:
+        idle_w = sum(idle.get("writes_by_cluster", {}).get(name, {}).values())
+        restart_w = sum(restart.get("writes_by_cluster", {}).get(name, {}).values())
+        cpus = (f"{cpu(wave['cpu_seconds'], name, 'apiserver')} / {cpu(floor['cpu_seconds'], name, 'apiserver')} s",
+                f"{cpu(wave['cpu_seconds'], name, 'etcd')} / {cpu(floor['cpu_seconds'], name, 'etcd')} s")
+        if name == "control":
+            lines.append(f"| control | - | - | - | - | - | - | "
+                         f"{sum(wave['writes_per_tenant_by_cluster']['control'].values()):.2f} (of all) | "
+                         f"{idle_w} | {restart_w} | {cpus[0]} | {cpus[1]} |")
+            continue
+        c = r["clusters"][name]
+        lines.append(f"| {name} | {c['region']} | {c['tenants']} | {c['wave_total_s']:.2f} s | "
+                     f"{c['latency_p50_s']:.2f} s / {c['latency_p99_s']:.2f} s | {c['floor_s']:.2f} s | "
+                     f"{c['ratio_operator_to_floor']:.2f} | {c['writes_per_own_tenant_total']:.2f} | {idle_w} | "
+                     f"{restart_w} | {cpus[0]} | {cpus[1]} |")
+    lines += ["", "Floor per member (one client each, "
+              + ", ".join(f"{n} {f['workers']} workers" for n, f in floor["clusters"].items()) + "): "
+              + "; ".join(f"{n} {f['seconds']:.2f} s, per-tenant p50 {f['per_tenant_p50_s']:.3f} s / p99 "
+                          f"{f['per_tenant_p99_s']:.3f} s" for n, f in floor["clusters"].items()) + "."]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--resellers", type=int, default=20)
+    parser.add_argument("--clusters", type=int, default=0,
+                        help="member clusters (default 0: every tenant in the control cluster); with N, N Regions "
+                        "on N member control planes, reseller r selling in region r mod N")
     parser.add_argument("--tenants", type=int, default=50, help="tenants per reseller")
     parser.add_argument("--workers", type=int, default=None,
                         help="the operator's workers (default: its own default); the floor uses as many")
@@ -711,6 +920,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", help="py-spy the operator during the wave into this file (.svg or .txt)")
     parser.add_argument("--keep", action="store_true", help="leave the control plane directory (it is stopped)")
     args = parser.parse_args(argv)
+    if args.clusters < 0 or (args.clusters and args.resellers < args.clusters):
+        parser.error("--clusters must be 0 or at most --resellers (each reseller sells in one member's region)")
 
     # Stopped by SIGINT or SIGTERM (even when started in the background, where SIGINT is ignored),
     # the `finally` clauses still stop the operator and the control plane.
@@ -724,12 +935,35 @@ def main(argv: list[str] | None = None) -> int:
     log(f"{info['cpus']} CPUs ({info['cpu_model']}), {info['memory_gib']} GiB, load {info['load_before']}")
     work = Path(tempfile.mkdtemp(prefix="tenantry-bench-"))
     cp = controlplane.ControlPlane(work / "control-plane")
+    member_dirs = [work / f"member-{m}" for m in range(1, args.clusters + 1)]
+    # Started beside the control plane (start-up is mostly waiting); start_members then finds them up.
+    planes = [controlplane.ControlPlane(d) for d in member_dirs]
+    members: list[MemberCluster] = []
+    api = None
     try:
-        log(f"starting a control plane in {cp.directory}")
-        cp.start()
+        log(f"starting a control plane in {cp.directory}"
+            + (f" and {len(planes)} member control planes beside it" if planes else ""))
+        with ThreadPoolExecutor(max_workers=1 + len(planes)) as pool:
+            for started in [pool.submit(plane.start) for plane in (cp, *planes)]:
+                started.result()
         cp.install_platform(cluster.CRDS_DIR)  # CRDs and the platform ClusterRoles, as the chart
-        results = asyncio.run(bench(args, cp, work))
+        if planes:
+            api = cluster.new_api_client(cp.kubeconfig)
+            with contextlib.suppress(kubernetes_client.ApiException):  # 409: it exists
+                kubernetes_client.CoreV1Api(api).create_namespace(
+                    kubernetes_client.V1Namespace(metadata=kubernetes_client.V1ObjectMeta(name="tenantry-system")))
+            members = start_members(member_dirs, api, "bench-member")  # installs each, registers its Secret
+        results = asyncio.run(bench(args, cp, work, members))
     finally:
+        if members and api is not None:
+            try:
+                stop_members(members, api)  # by pid, also when the bench failed
+            except Exception as error:  # the control plane must still be stopped below
+                log(f"stopping the member clusters: {error!r}")
+        for plane in planes:
+            plane.destroy()  # by pid; a no-op for those stop_members destroyed
+        if api is not None:
+            api.close()
         if args.keep:
             cp.stop()
             log(f"kept {work} (the control plane is stopped; `hack/controlplane.py up --dir` starts it again)")

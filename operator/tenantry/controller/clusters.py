@@ -185,6 +185,14 @@ class Clusters:
         # Regions whose spec.cluster is set, with the Secret it names (those without a member yet too).
         self.refs: dict[str, KubeconfigSecretRef] = {}
 
+    def declare(self, region: str, ref: KubeconfigSecretRef | None) -> None:
+        """Which regions are member clusters, from their specs as the watch delivers them: known before
+        any reconcile, so that no tenant of a member region is ever provisioned here meanwhile."""
+        if ref is None:
+            self.refs.pop(region, None)
+        else:
+            self.refs[region] = ref
+
     def is_member_region(self, region: str | None) -> bool:
         return region is not None and region in self.refs
 

@@ -30,7 +30,7 @@ from tenantry.controller.informer import Informer
 from tenantry.controller.plan import reconcile_plan
 from tenantry.controller.platform_roles import PlatformRoles
 from tenantry.controller.queue import WorkQueue
-from tenantry.controller.region import reconcile_region
+from tenantry.controller.region import connect_member, reconcile_region
 from tenantry.controller.reseller import reconcile_reseller
 from tenantry.controller.specs import plan_terms, read_spec, reseller_terms, tenant_claim
 from tenantry.controller.store import owner_of
@@ -142,6 +142,14 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
                                           ingresses.synced.wait()), timeout=120)
     memo["informers"] = informers
     await tls.cert_manager_available(op)  # watch Certificates before the first reconcile prunes any
+    # Member clusters connected, their children in sync, before the first reconcile: after a restart a
+    # tenant of a member region finds its cluster's picture, not "not connected yet" (a status write).
+    members = [(r["metadata"]["name"], spec) for r in op.store.list(REGION)
+               if (spec := read_spec(REGION, r)[0]) is not None and spec.cluster is not None]
+    for (region, _), outcome in zip(members, await asyncio.gather(
+            *(connect_member(op, region, spec) for region, spec in members), return_exceptions=True), strict=True):
+        if isinstance(outcome, Exception):  # its Region's reconcile tries again and reports it
+            log.warning("Could not connect region %s's member cluster at start-up: %s", region, outcome)
 
     queue = WorkQueue(lambda key: _reconcile(op, key), workers=config.workers)
     queue.on_result = _record_result
@@ -332,6 +340,7 @@ def _observe(op: Operator, kind: str, event_type: str, obj: dict[str, Any], old:
         ref = spec.cluster.kubeconfig_secret_ref if spec is not None and spec.cluster is not None else None
         # A new kubeconfig in its Secret (a rotated credential) wakes the region (supplied_secrets.py).
         op.secret_refs.replace((REGION, None, name), [(ref.namespace, ref.name)] if ref else ())
+        op.clusters.declare(name, ref)  # its tenants wait for the member's connection, never provision here
         affected += [(TENANT, *k) for k in _tenants_in_region(op, name)]
         affected += _pending_tenants(op)
         later += [(RESELLER, None, r["metadata"]["name"]) for r in op.store.list(RESELLER)]

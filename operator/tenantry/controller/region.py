@@ -62,7 +62,7 @@ async def reconcile_region(op: Operator, name: str) -> None:
         Condition("Overcommitted", False, "WithinCapacity", "Reseller allotments fit in the region's capacity.")
     )
     fields: dict[str, Any] = {"allocated": quota_strings(allocated), "resellers": resellers, "tenants": tenants}
-    member_fields, reachable = await _connect_member(op, name, spec)
+    member_fields, reachable = await connect_member(op, name, spec)
     fields.update(member_fields)
     metering, failure = await _sync_meter(op, body)
     await publish_status(op, body, fields, [
@@ -76,7 +76,7 @@ async def reconcile_region(op: Operator, name: str) -> None:
 # -- the member cluster (DESIGN.md §7) ---------------------------------------------------------
 
 
-async def _connect_member(op: Operator, name: str, spec: RegionSpec) -> tuple[dict[str, Any], Condition | None]:
+async def connect_member(op: Operator, name: str, spec: RegionSpec) -> tuple[dict[str, Any], Condition | None]:
     """Connect to (or reconnect, or let go of) the region's member cluster; its status fields and its
     ClusterReachable condition (none for a region of the operator's own cluster)."""
     if spec.cluster is None:
