@@ -132,11 +132,14 @@ def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 class MeterProcess:
     """`tenantry meter` as the process a meter pod runs (the real clock, short windows), stopped by its pid."""
 
-    def __init__(self, kubeconfig: str | Path, region: str, sink: str, spool: Path, log: Path, window: str = "4s"):
+    def __init__(self, kubeconfig: str | Path, region: str, sink: str, spool: Path, log: Path, window: str = "4s",
+                 usage_kubeconfig: Path | None = None):
         self.port = free_port()
         self.args = [sys.executable, "-m", "tenantry", "meter", "--region", region, "--sink", sink,
                      "--interval", "500ms", "--window", window, "--port", str(self.port),
                      "--bind-address", "127.0.0.1", "--spool", str(spool)]
+        if usage_kubeconfig is not None:  # a member cluster's region (DESIGN.md §7): its quotas are read there
+            self.args += ["--usage-kubeconfig", str(usage_kubeconfig)]
         self.env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
         self.log = log
         self.process: subprocess.Popen[bytes] | None = None
