@@ -100,11 +100,17 @@ def credentials_of(configuration: Any) -> Credentials:
     # Trailing whitespace of a token file is no part of the token (client-go trims it; this library does not).
     parts = header.strip().split(" ", 1) if header else []
     scheme, token = (None, None) if not parts else (None, parts[0]) if len(parts) == 1 else (parts[0], parts[1])
+    # The CA by content, not by path: a kubeconfig's certificate-authority-data is written to a new
+    # temporary file at every load, and a new path would look like a new server (a new connection pool).
+    ca_data = None
+    if configuration.ssl_ca_cert:
+        with open(configuration.ssl_ca_cert, "rb") as ca_file:
+            ca_data = ca_file.read()
     return Credentials(
         server=configuration.host.rstrip("/"),
         token=token,
         scheme=scheme,
-        ca_path=configuration.ssl_ca_cert or None,
+        ca_data=ca_data,
         cert_path=configuration.cert_file or None,
         key_path=configuration.key_file or None,
         insecure=not configuration.verify_ssl,

@@ -166,9 +166,9 @@ class Credentials:
     def ssl_context(self) -> ssl.SSLContext | bool:
         if self.insecure:
             return False
-        context = ssl.create_default_context(cafile=self.ca_path)
-        if self.ca_data:
-            context.load_verify_locations(cadata=self.ca_data.decode())
+        # With a CA given, only that CA is trusted (the system's roots are loaded only when none is).
+        context = ssl.create_default_context(cafile=self.ca_path,
+                                             cadata=self.ca_data.decode() if self.ca_data else None)
         if self.cert_path and self.key_path:
             context.load_cert_chain(self.cert_path, self.key_path)
         return context

@@ -185,6 +185,8 @@ class Meter:
             await self._runner.cleanup()
         await self.sink.close()
         await self.client.close()
+        if self.usage_client is not None:
+            await self.usage_client.close()
 
     async def run_forever(self) -> None:
         await self.start()
