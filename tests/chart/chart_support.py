@@ -3,12 +3,10 @@ and the metric names Tenantry exports (for the dashboard and alert checks)."""
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
-from functools import cache
 from pathlib import Path
-from types import ModuleType
 from typing import Any
+
+from support.hack_scripts import hack_script
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "tenantry"
@@ -29,18 +27,6 @@ METER_METRICS = frozenset({
     "tenantry_certificate_expiry_timestamp_seconds", "tenantry_billing_records_total",
     "tenantry_billing_spool_records",
 })
-
-
-@cache
-def hack_script(name: str) -> ModuleType:
-    """A hack/ script (no .py suffix) imported as a module, so tests use the very code users run."""
-    path = REPO / "hack" / name
-    loader = importlib.machinery.SourceFileLoader(name.replace("-", "_"), str(path))
-    spec = importlib.util.spec_from_loader(loader.name, loader)
-    assert spec is not None
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
 
 
 def render(values: dict[str, Any] | None = None, *, release: str = "tenantry", namespace: str = "tenantry-system",

@@ -7,26 +7,12 @@ their renderers and compares, without a cluster.
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
 from pathlib import Path
-from types import ModuleType
 
-import pytest
+from support.hack_scripts import hack_script
 
 REPO = Path(__file__).resolve().parents[2]
 FIX = "stale: run `make manifests` and commit the result"
-
-
-def hack_script(name: str) -> ModuleType:
-    """A hack/ script (no .py suffix) imported as a module: the test runs the code `make manifests` runs."""
-    path = REPO / "hack" / name
-    loader = importlib.machinery.SourceFileLoader(name.replace("-", "_"), str(path))
-    spec = importlib.util.spec_from_loader(loader.name, loader)
-    assert spec is not None
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
 
 
 def test_crds_are_fresh() -> None:
@@ -39,7 +25,6 @@ def test_dashboard_is_fresh() -> None:
 
 
 def test_install_manifest_is_fresh() -> None:
-    pytest.importorskip("helm_python")
     renderer = hack_script("render-manifests")
     assert renderer.OUTPUT.read_text() == renderer.install_manifest(), f"manifests/install.yaml is {FIX}"
 
