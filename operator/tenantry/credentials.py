@@ -191,6 +191,7 @@ class ClusterLogin:
         return kopf.ConnectionInfo(
             server=credentials.server,
             ca_path=credentials.ca_path,
+            ca_data=credentials.ca_data,  # PEM, as credentials_of reads it
             insecure=credentials.insecure,
             scheme=credentials.scheme,
             token=credentials.token,

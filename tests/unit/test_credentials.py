@@ -6,6 +6,7 @@ tests/reliability/test_credential_rotation.py."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime
 import email.utils
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from support.pki import cert_pem, make_cert
 from tenantry.credentials import ClusterLogin
 from tenantry.kube import RETRY_AFTER_CAP, RETRY_CAP, Credentials, retry_delay
 
@@ -87,3 +89,22 @@ def test_without_retry_after_the_back_off_grows_exponentially_with_jitter_up_to_
     assert lows[:3] == [0.1, 0.2, 0.4] and highs[:3] == [0.2, 0.4, 0.8]
     assert max(highs) == RETRY_CAP and all(low >= high / 2 for low, high in zip(lows, highs, strict=True))
     assert retry_delay(2, "not a date", rand=lambda: 0.0) == 0.4  # an unreadable header: the back-off
+
+
+def test_a_kubeconfig_with_inline_ca_data_is_one_server_however_often_it_is_loaded(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, outside_a_cluster: None) -> None:
+    """certificate-authority-data is written to a new temporary file at every load: compared by path, each
+    re-login looked like a new server (a new connection pool, every watch cut). And kopf's login must
+    carry the CA too, or kopf cannot verify the API server at all (it then gives up and stops the operator)."""
+    ca = make_cert("kube-ca", ca=True)
+    config = yaml.safe_load(write_kubeconfig(tmp_path, {"token": "t"}).read_text())
+    config["clusters"][0]["cluster"] = {"server": "https://127.0.0.1:6443",
+                                        "certificate-authority-data": base64.b64encode(cert_pem(ca.cert)).decode()}
+    (tmp_path / "kubeconfig").write_text(yaml.safe_dump(config))
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "kubeconfig"))
+    login = ClusterLogin()
+    first, second = login.login(), login.login()
+    assert first.transport == second.transport
+    assert first.ca_data == cert_pem(ca.cert) and not first.insecure
+    info = login.connection_info()
+    assert info.ca_data == cert_pem(ca.cert) or (info.ca_path and Path(info.ca_path).read_bytes() == cert_pem(ca.cert))
