@@ -301,10 +301,14 @@ class OperatorProcess:
         self.start(timeout=120)
         return why
 
-    def metrics(self) -> str:
+    def metrics(self, *names: str) -> str:
+        """The operator's /metrics; with `names`, only those families (prometheus_client's `name[]` filter:
+        at 10,000 tenants the whole text is 1.5 MB, and rendering it costs the operator ~150 ms)."""
+        import urllib.parse
         import urllib.request
 
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as r:
+        query = "?" + urllib.parse.urlencode([("name[]", name) for name in names]) if names else ""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics{query}", timeout=5) as r:
             return str(r.read().decode())
 
     def log_text(self) -> str:
