@@ -644,6 +644,9 @@ class ControlPlane:
                 f"--audit-log-path={self.audit_log}",
                 "--audit-log-format=json",
                 "--audit-log-mode=blocking",  # an event is on disk when the request returns
+                # Never rotated (the default rotates at 100 MB, which 10,000 tenants' writes pass: the
+                # bench counted only the last file's); a test's or bench's plane lives for one run.
+                "--audit-log-maxsize=1048576",
                 "--profiling=false",
                 "--v=1",
             ]

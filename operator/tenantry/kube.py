@@ -356,25 +356,31 @@ class KubeClient:
         result = await self.request("GET", resource_path(kind, namespace), params=params)
         return _list_items(result, kind)
 
-    async def list_with_version(self, kind: str, label_selector: str | None = None, *, metadata_only: bool = False
-                                ) -> tuple[builtins.list[dict[str, Any]], str]:
+    async def list_with_version(self, kind: str, label_selector: str | None = None, *, metadata_only: bool = False,
+                                from_cache: bool = False) -> tuple[builtins.list[dict[str, Any]], str]:
         """Items and the list's resourceVersion, the starting point of a watch.
 
         `metadata_only`: each item is only {kind, metadata: {name, namespace, resourceVersion, labels}},
         read as PartialObjectMetadata in pages of METADATA_PAGE (one consistent snapshot: every page
-        is served at the first page's resourceVersion; an expired continue token is a 410)."""
+        is served at the first page's resourceVersion; an expired continue token is a 410).
+        `from_cache`: served from the API server's watch cache (`resourceVersion=0`, what client-go's
+        reflectors list with first): no read of etcd, whole (the cache ignores `limit`), possibly a
+        moment old - the watch from its resourceVersion brings the rest. At 10,000 tenants the
+        operator's start-up lists some 100,000 objects; from etcd that is most of the API server's work."""
+        cache = {"resourceVersion": "0"} if from_cache else {}
         if not metadata_only:
-            params = {"labelSelector": label_selector} if label_selector else None
+            params = {**cache, **({"labelSelector": label_selector} if label_selector else {})} or None
             result = await self.request("GET", resource_path(kind), params=params)
             return _list_items(result, kind), result.get("metadata", {}).get("resourceVersion", "")
         items: builtins.list[dict[str, Any]] = []
-        page = {"limit": str(METADATA_PAGE), **({"labelSelector": label_selector} if label_selector else {})}
+        page = {"limit": str(METADATA_PAGE), **cache, **({"labelSelector": label_selector} if label_selector else {})}
         while True:
             result = await self.request("GET", resource_path(kind), params=page, accept=METADATA_LIST_ACCEPT)
             items.extend(_identity(item, kind) for item in result.get("items", []))
             meta = result.get("metadata", {})
             if not meta.get("continue"):
                 return items, meta.get("resourceVersion", "")
+            page.pop("resourceVersion", None)  # a server without a watch cache pages; a continue names its version
             page["continue"] = meta["continue"]
 
     async def watch(self, kind: str, *, resource_version: str, label_selector: str | None = None,
@@ -523,9 +529,14 @@ async def list_then_watch(
         health.working()
         backoff.reset()
 
+    first = True
     while True:
         try:
-            items, version = await client.list_with_version(kind, label_selector, metadata_only=metadata_only)
+            # The first list fills an empty picture, from the API server's cache; a list again (the watch
+            # expired or broke) reads etcd, so that it is never older than what the picture already holds.
+            items, version = await client.list_with_version(kind, label_selector, metadata_only=metadata_only,
+                                                            from_cache=first)
+            first = False
             try:
                 on_list(items)
             except Exception as error:  # the callback should have isolated its items; never relist for it

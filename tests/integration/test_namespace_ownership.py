@@ -167,3 +167,25 @@ def test_a_namespace_provisioned_before_tenant_uids_is_adopted_and_stamped(platf
              30, message="the namespace adopted and stamped with the Tenant's UID")
     obj = platform.wait_tenant(reseller, name)
     assert condition(obj, "Provisioned")["reason"] == "Provisioned"  # type: ignore[index]
+
+
+def test_a_suspended_tenant_leaves_the_ingresses_of_a_namespace_made_outside_tenantry_alone(
+        platform: Platform, api_client: client.ApiClient) -> None:
+    """A Tenant made suspended parks its own Ingresses; in a namespace of its name that is not its own, the
+    operator must not even look for them (the namespace is found taken first, whatever the tenant's state)."""
+    region, reseller = platform.setup()
+    name = platform.unique_name("tn", max_length=40)
+    namespace = f"{reseller}--{name}"
+    platform.core.create_namespace({"metadata": {"name": namespace, "labels": {"team": "someone-else"}}})
+    networking = client.NetworkingV1Api(api_client)
+    networking.create_namespaced_ingress(namespace, {
+        "metadata": {"name": "shop"},
+        "spec": {"ingressClassName": "their-class", "rules": [{"host": f"{name}.someone-else.example"}]}})
+    before = networking.read_namespaced_ingress("shop", namespace)
+
+    platform.tenant(reseller, region, name, active=False)
+    _assert_taken(platform, reseller, name)
+    after = networking.read_namespaced_ingress("shop", namespace)
+    assert after.metadata.resource_version == before.metadata.resource_version
+    assert after.spec.ingress_class_name == "their-class"
+    assert _made_by_tenantry(api_client, namespace) == ["Ingress shop"]

@@ -86,14 +86,25 @@ def apply_reason(store: Store, manifest: Mapping[str, Any]) -> str | None:
     return None if contains(live, manifest) else "drifted"
 
 
+class NamespaceExists(Exception):
+    """A Namespace the cache showed absent turned out to exist when it was created. With `new_namespaces`
+    it is not applied over: whose it is must be read first (a tenant's: tenantry/namespace_claim.py)."""
+
+    def __init__(self, name: str):
+        super().__init__(f"namespace {name} exists already")
+        self.name = name
+
+
 @dataclass
 class SyncResult:
     applied: int = 0
     pruned: int = 0
 
 
-async def apply_one(client: KubeClient, store: Store, manifest: Mapping[str, Any], reason: str = "changed") -> None:
-    """Write one child: create it when the cache shows it `missing`, else apply it (server-side)."""
+async def apply_one(client: KubeClient, store: Store, manifest: Mapping[str, Any], reason: str = "changed", *,
+                    new_namespaces: bool = False) -> None:
+    """Write one child: create it when the cache shows it `missing`, else apply it (server-side).
+    `new_namespaces`: a missing Namespace that exists after all raises NamespaceExists."""
     kind, namespace, name = key_of(manifest)
     based_on = store.version(kind, name, namespace)
     result = None
@@ -103,6 +114,8 @@ async def apply_one(client: KubeClient, store: Store, manifest: Mapping[str, Any
         except ApiError as error:
             if not error.conflict:
                 raise
+            if new_namespaces and kind == "Namespace":
+                raise NamespaceExists(name) from error
             # AlreadyExists: the cache was behind (or another made it). Apply it, as a change.
     if result is None:
         if reason != "drifted":  # a drift leaves our intent as it was: nothing of ours to prune
@@ -147,9 +160,14 @@ def _union(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
 
 
 async def sync_children(client: KubeClient, store: Store, owner: ObjectKey,
-                        desired: Sequence[Mapping[str, Any]]) -> SyncResult:
+                        desired: Sequence[Mapping[str, Any]], *, new_namespaces: bool = False) -> SyncResult:
     """Apply what differs (namespaces first: the rest live in them; roles before the bindings that
-    name them, which the apiserver refuses until the role exists), then prune what is no longer wanted."""
+    name them, which the apiserver refuses until the role exists), then prune what is no longer wanted.
+
+    `new_namespaces`: a Namespace the cache shows absent is only ever created, never applied over; one
+    that exists after all raises NamespaceExists before anything else is written (the cache holds only
+    Tenantry's labelled namespaces, so this is how a namespace made by someone else is found, without a
+    read per new tenant)."""
     hashed = [with_spec_hash(m) for m in desired]
     todo = []
     reasons: dict[ObjectKey, str] = {}
@@ -167,7 +185,7 @@ async def sync_children(client: KubeClient, store: Store, owner: ObjectKey,
     roles = [m for m in todo if m["kind"] in ("ClusterRole", "Role")]
     others = [m for m in todo if m["kind"] not in ("Namespace", "ClusterRole", "Role")]
     for manifest in namespaces:
-        await apply_one(client, store, manifest, reasons[key_of(manifest)])
+        await apply_one(client, store, manifest, reasons[key_of(manifest)], new_namespaces=new_namespaces)
     for batch in (roles, others):
         if batch:
             await asyncio.gather(*(apply_one(client, store, m, reasons[key_of(m)]) for m in batch))

@@ -253,14 +253,23 @@ def queue_depth(memo: kopf.Memo, **_: Any) -> int:
     return op.queue.depth if op and op.queue else 0
 
 
+# The resync looks for objects due this many times per period.
+RESYNC_SLICES = 10
+
+
 async def _resync_forever(op: Operator) -> None:
-    """Level-based safety net: every object is looked at again periodically. Comparing with the
-    Store costs no API calls, so an idle operator still writes nothing."""
+    """Level-based safety net: every object is looked at again when its last reconcile is `resyncSeconds`
+    old. Comparing with the Store costs no API calls, so an idle operator still writes nothing. Checked
+    every tenth of the period rather than all at once every period: the looks are spread as the reconciles
+    were, and objects the queue has just worked through (10,000 new tenants take longer than a period on
+    a small machine) are not put back behind the ones still waiting for their first."""
+    assert op.queue is not None
     while True:
-        await asyncio.sleep(op.settings.resync_seconds)
-        op.enqueue([(kind, obj["metadata"].get("namespace"), obj["metadata"]["name"])
-                    for kind in (REGION, RESELLER, PLAN, TENANT) for obj in op.store.list(kind)])
-        op.enqueue(license_order.undecided_orders(op))
+        await asyncio.sleep(op.settings.resync_seconds / RESYNC_SLICES)
+        keys: list[Key] = [(kind, obj["metadata"].get("namespace"), obj["metadata"]["name"])
+                           for kind in (REGION, RESELLER, PLAN, TENANT) for obj in op.store.list(kind)]
+        keys += license_order.undecided_orders(op)
+        op.enqueue(op.queue.due(keys, op.settings.resync_seconds))
 
 
 async def _reconcile(op: Operator, key: Hashable) -> None:

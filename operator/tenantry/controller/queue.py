@@ -3,17 +3,22 @@
 Watch events only say "look at this key again"; many events for one key collapse into one
 reconcile. A key is never reconciled by two workers at once: if it is added while being
 processed, it is processed once more afterwards. A failed reconcile is retried with exponential
-back-off (capped), and the back-off resets after a success.
+back-off (capped), and the back-off resets after a success. It remembers when each key last
+succeeded, so that the periodic resync looks only at what has not been looked at for a period (`due`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Iterable
+from typing import TypeVar
 
 log = logging.getLogger(__name__)
+
+K = TypeVar("K", bound=Hashable)
 
 
 class WorkQueue:
@@ -25,6 +30,7 @@ class WorkQueue:
         base_delay: float = 0.5,
         max_delay: float = 120.0,
         name: str = "reconcile",
+        clock: Callable[[], float] = time.monotonic,
     ):
         self._handler = handler
         self._workers = workers
@@ -36,6 +42,8 @@ class WorkQueue:
         self._processing: set[Hashable] = set()
         self._failures: dict[Hashable, int] = {}
         self._delayed: dict[Hashable, asyncio.TimerHandle] = {}
+        self._clock = clock
+        self._succeeded_at: dict[Hashable, float] = {}  # when each key's reconcile last succeeded
         self._tasks: list[asyncio.Task[None]] = []
         self.on_result: Callable[[Hashable, str, float], None] | None = None  # metrics hook
 
@@ -71,6 +79,13 @@ class WorkQueue:
     def forget(self, key: Hashable) -> None:
         self._failures.pop(key, None)
 
+    def due(self, keys: Iterable[K], period: float) -> list[K]:
+        """Of `keys` (every object there is), those whose reconcile has not succeeded for `period` seconds
+        (or never). Keys not among them are forgotten: their objects are gone."""
+        now, keys = self._clock(), list(keys)
+        self._succeeded_at = {k: t for k in keys if (t := self._succeeded_at.get(k)) is not None}
+        return [k for k in keys if now - self._succeeded_at.get(k, -math.inf) >= period]
+
     def start(self) -> None:
         for index in range(self._workers):
             self._tasks.append(asyncio.create_task(self._work(), name=f"{self._name}-worker-{index}"))
@@ -103,6 +118,7 @@ class WorkQueue:
             try:
                 await self._handler(key)
                 self._failures.pop(key, None)
+                self._succeeded_at[key] = self._clock()
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # every failure is retried; the handler already logged details

@@ -20,7 +20,7 @@ from tenantry.builders.reseller import reseller_branding
 from tenantry.builders.tenant import PRIORITY_QUOTA, TenantInputs, build_tenant_children
 from tenantry.conditions import Condition, now_rfc3339
 from tenantry.controller import metrics, tenant_routes
-from tenantry.controller.apply import sync_children
+from tenantry.controller.apply import NamespaceExists, sync_children
 from tenantry.controller.clusters import Cluster
 from tenantry.controller.context import Operator, publish_status
 from tenantry.controller.finalizers import add_finalizer, being_deleted, has_finalizer, remove_finalizer
@@ -158,9 +158,11 @@ async def _provision(op: Operator, body: Mapping[str, Any], spec: TenantSpec, re
         await _report_cluster_unreachable(op, body, verdict, told)
         return
     # Before anything is read from or made in the namespace (certificates included): only one made for
-    # this very Tenant object is provisioned (tenantry/namespace_claim.py).
-    live_namespace = await _live_namespace(cluster, namespace)
-    if not namespace_claim(live_namespace, body, reseller).provisionable:
+    # this very Tenant object is provisioned (tenantry/namespace_claim.py). The cache holds the namespaces
+    # with Tenantry's labels; one it lacks is new to us, and is created first, before anything goes in it,
+    # by `_make_children` (which reads it when the name is held after all, instead of a read per tenant).
+    live_namespace = cluster.store.get("Namespace", namespace)
+    if live_namespace is not None and not namespace_claim(live_namespace, body, reseller).provisionable:
         assert live_namespace is not None
         await _report_namespace_taken(op, body, verdict, live_namespace, told)
         return
@@ -227,12 +229,15 @@ async def _provision(op: Operator, body: Mapping[str, Any], spec: TenantSpec, re
                                     f"{' and '.join(missing)} no longer exist(s) or is invalid; namespace {namespace} "
                                     "is kept as it was provisioned until it is back.")
         else:
-            live_ns = cluster.store.get("Namespace", namespace)
-            resuming = bool(live_ns and (live_ns["metadata"].get("annotations") or {}).get(SUSPENDED))
-            await _suspend_or_resume(cluster, namespace, spec.active)
-            # The tenant's own Ingresses follow its hosts too (controller/tenant_routes.py).
-            await tenant_routes.park_or_restore(op, cluster, body, namespace, spec.active, resuming)
-            await sync_children(cluster.client, cluster.store, (TENANT, body["metadata"]["namespace"], name), children)
+            if live_namespace is not None:  # a new namespace has no workloads or Ingresses to suspend yet
+                resuming = bool((live_namespace["metadata"].get("annotations") or {}).get(SUSPENDED))
+                await _suspend_or_resume(cluster, namespace, spec.active)
+                # The tenant's own Ingresses follow its hosts too (controller/tenant_routes.py).
+                await tenant_routes.park_or_restore(op, cluster, body, namespace, spec.active, resuming)
+            taken = await _make_children(cluster, body, reseller, namespace, children)
+            if taken is not None:
+                await _report_namespace_taken(op, body, verdict, taken, told)
+                return
             if spec.active:
                 routed = {r.host for r in routes}
                 await tenant_routes.withdraw_unrouted_hosts(
@@ -280,11 +285,24 @@ async def _provision(op: Operator, body: Mapping[str, Any], spec: TenantSpec, re
         raise failure
 
 
-async def _live_namespace(cluster: Cluster, namespace: str) -> dict[str, Any] | None:
-    """The namespace as it is. The watch holds only namespaces with Tenantry's labels; one retained
-    from an earlier tenant (Retain removes them) or made outside Tenantry is read from the API."""
-    live = cluster.store.get("Namespace", namespace)
-    return live if live is not None else await cluster.client.get("Namespace", namespace)
+async def _make_children(cluster: Cluster, body: Mapping[str, Any], reseller: str, namespace: str,
+                         children: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Create or apply the tenant's children, its namespace first; the namespace as it is when its name
+    turns out to be held by one not made for this Tenant (retained from an earlier tenant, or made outside
+    Tenantry: the watch does not see those), in which case nothing else was written."""
+    owner = (TENANT, body["metadata"]["namespace"], body["metadata"]["name"])
+    try:
+        await sync_children(cluster.client, cluster.store, owner, children, new_namespaces=True)
+        return None
+    except NamespaceExists:
+        held = await cluster.client.get("Namespace", namespace)
+    if held is not None:
+        if not namespace_claim(held, body, reseller).provisionable:
+            return held
+        # This tenant's own, not seen by the watch yet: taken as read, and the children synced against it.
+        cluster.store.written("Namespace", held, based_on=cluster.store.version("Namespace", namespace))
+    await sync_children(cluster.client, cluster.store, owner, children, new_namespaces=True)
+    return None
 
 
 async def _report_cluster_unreachable(op: Operator, body: Mapping[str, Any], verdict: Verdict,
