@@ -729,7 +729,8 @@ async def bench(args: argparse.Namespace, cp: Any, work: Path, members: list[Mem
         # -- the floor, with the operator stopped. Its admission webhook goes too: the floor is the
         # API server alone, and a registration whose server is gone would refuse (fail closed).
         # Each tenant's objects are read back from the cluster they are in and copied there.
-        await client.delete("ValidatingWebhookConfiguration", WEBHOOK_CONFIGURATION)
+        for registration in ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"):
+            await client.delete(registration, WEBHOOK_CONFIGURATION)
         targets = {}
         for c in homes:
             namespaces = [f"{reseller_name(r)}--{tenant_name(t)}" for t in range(args.tenants)

@@ -64,6 +64,8 @@ _KINDS: dict[str, tuple[str, str, bool]] = {
     "ServiceMonitor": ("apis/monitoring.coreos.com/v1", "servicemonitors", True),
     "ValidatingWebhookConfiguration": ("apis/admissionregistration.k8s.io/v1", "validatingwebhookconfigurations",
                                        False),
+    "MutatingWebhookConfiguration": ("apis/admissionregistration.k8s.io/v1", "mutatingwebhookconfigurations",
+                                     False),
 }
 for _kind, _plural in PLURALS.items():
     _KINDS[_kind] = (f"apis/{GROUP}/{VERSION}", _plural, _kind in ("Plan", "Tenant", "LicenseOrder"))

@@ -297,18 +297,21 @@ def test_operator_role_has_no_wildcards_no_escalate_and_binds_only_the_platform_
             assert rule == {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"],
                             "verbs": ["bind"], "resourceNames": sorted(PLATFORM_ROLE_NAMES)}
         # Nothing cluster-critical: no pods, exec, nodes, service accounts, webhooks or CRD writes. Its own
-        # webhook registration only, by name, never `create` (which would let it register any webhook).
-        for forbidden in ("pods", "pods/exec", "nodes", "serviceaccounts", "serviceaccounts/token", "roles",
-                          "mutatingwebhookconfigurations"):
+        # webhook registrations only, by name, never `create` (which would let it register any webhook).
+        for forbidden in ("pods", "pods/exec", "nodes", "serviceaccounts", "serviceaccounts/token", "roles"):
             assert forbidden not in rule["resources"], rule
-        if "validatingwebhookconfigurations" in rule["resources"]:
-            assert rule == {"apiGroups": ["admissionregistration.k8s.io"],
-                            "resources": ["validatingwebhookconfigurations"], "verbs": ["get", "patch", "delete"],
-                            "resourceNames": ["tenantry"]}, rule
+        for registrations in ("validatingwebhookconfigurations", "mutatingwebhookconfigurations"):
+            if registrations in rule["resources"]:
+                assert rule == {"apiGroups": ["admissionregistration.k8s.io"], "resources": [registrations],
+                                "verbs": ["get", "patch", "delete"], "resourceNames": ["tenantry"]}, rule
         if "customresourcedefinitions" in rule["resources"]:
             assert set(rule["verbs"]) <= {"get", "list", "watch"}, rule
         if set(rule["resources"]) & {"regions", "resellers"}:
             assert set(rule["verbs"]) <= {"get", "list", "watch"}, rule  # specs belong to the platform admins
+    for registrations in ("validatingwebhookconfigurations", "mutatingwebhookconfigurations"):
+        assert _rules_allow(rules, "admissionregistration.k8s.io", registrations, "patch", "tenantry")
+        assert not _rules_allow(rules, "admissionregistration.k8s.io", registrations, "patch", "another")
+        assert not _rules_allow(rules, "admissionregistration.k8s.io", registrations, "create", "tenantry")
     for role in PLATFORM_ROLE_NAMES:
         assert _rules_allow(rules, "rbac.authorization.k8s.io", "clusterroles", "bind", role)
     assert not _rules_allow(rules, "rbac.authorization.k8s.io", "clusterroles", "bind", "cluster-admin")
@@ -358,7 +361,7 @@ def test_install_manifest_is_the_chart_rendered_with_default_values() -> None:
         f"{plural}.tenantry.dev" for plural in ("regions", "resellers", "plans", "tenants", "licenseorders")}
     for document in documents:
         if document["kind"] not in ("Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding",
-                                    "ValidatingWebhookConfiguration"):
+                                    "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"):
             assert document["metadata"]["namespace"] == "tenantry-system", document["metadata"]["name"]
 
 
@@ -380,8 +383,9 @@ def test_webhook_values_reach_the_operator_configuration() -> None:
     config = Settings.model_validate(_config_of(render(namespace="platform"))).webhook
     assert config == WebhookSettings(listen="0.0.0.0:9443", namespace="platform",
                                      service=WebhookService(name="tenantry-webhook", namespace="platform", port=443))
-    registration = one(render(namespace="platform"), "ValidatingWebhookConfiguration", "tenantry")
-    assert "webhooks" not in registration  # the operator's to fill; Helm never touches them
+    for kind in ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"):
+        registration = one(render(namespace="platform"), kind, "tenantry")
+        assert "webhooks" not in registration  # the operator's to fill; Helm never touches them
     objects = render({"webhook": {"port": 8443, "certManager": {"enabled": True}, "exemptUsers": ["ci@example.org"],
                                   "disabledRules": ["plans"]}}, namespace="platform")
     config = Settings.model_validate(_config_of(objects)).webhook
@@ -408,3 +412,7 @@ def test_without_the_webhook_tenants_may_only_read_ingresses() -> None:
         assert routes_rule(off, role)["verbs"] == ["get", "list", "watch"]
     assert not [o for o in off if o["metadata"]["name"] == "tenantry-webhook"]
     assert Settings.model_validate(_config_of(off)).webhook.enabled is False
+    # Neither registration, validating or mutating (the operator removes both when webhook.enabled is false).
+    registrations = ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration")
+    assert {o["kind"] for o in on if o["kind"] in registrations} == set(registrations)
+    assert not [o for o in off if o["kind"] in registrations]

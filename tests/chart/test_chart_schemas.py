@@ -88,7 +88,8 @@ def test_the_value_sets_render_every_kind_of_the_chart() -> None:
         "apiextensions.k8s.io/v1 CustomResourceDefinition", "v1 ServiceAccount", "v1 ConfigMap", "v1 Service",
         "rbac.authorization.k8s.io/v1 ClusterRole", "rbac.authorization.k8s.io/v1 ClusterRoleBinding",
         "rbac.authorization.k8s.io/v1 Role", "rbac.authorization.k8s.io/v1 RoleBinding", "apps/v1 Deployment",
-        "policy/v1 PodDisruptionBudget", "admissionregistration.k8s.io/v1 ValidatingWebhookConfiguration"}
+        "policy/v1 PodDisruptionBudget", "admissionregistration.k8s.io/v1 ValidatingWebhookConfiguration",
+        "admissionregistration.k8s.io/v1 MutatingWebhookConfiguration"}
 
 
 def test_install_manifest_is_valid() -> None:

@@ -1,6 +1,7 @@
 """The admission webhook on the real local control plane, as the people who meet it: a tenant owner with
 `kubectl` writing Ingresses (the chart's ClusterRole, impersonated), a reseller admin applying Tenants and
-Plans, and the platform when the webhook is down.
+Plans (and getting them back with their finalizer, from the mutating rule), and the platform when the webhook
+is down.
 
 The operator here runs with every rule (the session's operator leaves the Tenantry-object rules off, see
 support.operator.TEST_CONFIG): `webhook_operator` stops the session's operator, runs its own, registered by
@@ -29,12 +30,14 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from support.cluster import wait_for
+from support.cluster import audit_events, audit_offset, wait_for
 from support.kubectl import Kubectl
-from support.operator import TEST_CONFIG, OperatorProcess
+from support.operator import OPERATOR_USER, TEST_CONFIG, OperatorProcess
 from support.platform import Platform
 
 VWC = "tenantry"
+MWC = "tenantry"
+FINALIZER = "tenantry.dev/finalizer"
 RATE = 50  # requests per second
 REQUESTS = 500  # ten seconds at RATE
 
@@ -283,6 +286,80 @@ def test_tenants_are_denied_at_apply_when_certain_and_warned_when_they_will_wait
     assert "RegionChangeRefused" in _denied(moved, "tenants")
 
 
+# -- a new Tenant's finalizer ---------------------------------------------------------------------------
+
+
+def _finalizer_managers(tenant: dict[str, Any]) -> list[str]:
+    """The field managers that set the Tenant's finalizers (its metadata.managedFields)."""
+    return [entry["manager"] for entry in tenant["metadata"].get("managedFields") or []
+            if "f:finalizers" in ((entry.get("fieldsV1") or {}).get("f:metadata") or {})]
+
+
+def _operator_patches_of_tenant(audit_log: Path, since: int, namespace: str, name: str) -> list[str]:
+    """The operator's writes to the Tenant's main resource (not /status) since an audit-log offset."""
+    return [event["verb"] for event in audit_events(audit_log, since)
+            if event.get("user", {}).get("username") == OPERATOR_USER and event.get("verb") in ("patch", "update")
+            and event.get("objectRef", {}).get("resource") == "tenants"
+            and event["objectRef"].get("namespace") == namespace and event["objectRef"].get("name") == name
+            and not event["objectRef"].get("subresource")]
+
+
+def _reseller_admin(platform: Platform, kubectl: Kubectl) -> tuple[str, str, Kubectl]:
+    region, reseller = platform.setup(licenses=2)
+    admin = kubectl.as_user(f"admin@{reseller}.example")
+    wait_for(lambda: admin.can_i("create", "tenants.tenantry.dev", "-n", f"reseller-{reseller}"), timeout=30,
+             message="the reseller admin's RoleBinding")
+    return region, reseller, admin
+
+
+def _deleted_with_its_namespace(platform: Platform, reseller: str, name: str) -> None:
+    platform.delete("Tenant", name, f"reseller-{reseller}")
+    wait_for(lambda: platform.tenant_obj(reseller, name) is None, 60, message=f"tenant {name} gone")
+    wait_for(lambda: platform.namespace(f"{reseller}--{name}") is None, 90, message=f"namespace of {name} gone")
+
+
+def test_a_new_tenant_is_created_with_its_finalizer_and_the_operator_never_patches_it(
+        webhook_operator: OperatorProcess, platform: Platform, kubectl: Kubectl, audit_log: Path | None,
+        unique_name: Callable[..., str]) -> None:
+    region, reseller, admin = _reseller_admin(platform, kubectl)
+    name = unique_name("t")
+    since = audit_offset(audit_log)
+    created = admin.run("create", "-o", "json", "-f", "-", input=json.dumps(tenant_doc(reseller, name, region)))
+    assert FINALIZER in (json.loads(created.stdout)["metadata"].get("finalizers") or []), created.stdout
+
+    tenant = platform.wait_tenant(reseller, name, timeout=60)
+    assert tenant["metadata"]["finalizers"] == [FINALIZER]
+    managers = _finalizer_managers(tenant)
+    assert managers and "tenantry" not in managers, tenant["metadata"]["managedFields"]
+    if audit_log is not None:
+        assert _operator_patches_of_tenant(audit_log, since, f"reseller-{reseller}", name) == []
+    # Deletion goes through the finalizer the webhook added: the operator deletes the namespace, then lets go.
+    _deleted_with_its_namespace(platform, reseller, name)
+
+
+def test_with_the_webhook_down_the_operator_adds_the_finalizer_itself(
+        webhook_operator: OperatorProcess, platform: Platform, kubectl: Kubectl, api_client: client.ApiClient,
+        audit_log: Path | None, unique_name: Callable[..., str]) -> None:
+    region, reseller, admin = _reseller_admin(platform, kubectl)
+    registered = client.AdmissionregistrationV1Api(api_client).read_mutating_webhook_configuration(MWC)
+    assert [w.name for w in registered.webhooks or []] == ["tenant-finalizer.tenantry.dev"]
+    name = unique_name("t")
+    webhook_operator.stop(signal.SIGKILL)  # the registration stays, nobody answers: the rule fails open
+    try:
+        created = admin.run("create", "-o", "json", "-f", "-", input=json.dumps(tenant_doc(reseller, name, region)))
+        assert not json.loads(created.stdout)["metadata"].get("finalizers"), created.stdout
+        since = audit_offset(audit_log)
+    finally:
+        webhook_operator.start()
+    _wait_registered(api_client, webhook_operator, every_rule=True)
+    tenant = platform.wait_tenant(reseller, name, timeout=60)
+    assert tenant["metadata"]["finalizers"] == [FINALIZER]
+    assert _finalizer_managers(tenant) == ["tenantry"]
+    if audit_log is not None:
+        assert _operator_patches_of_tenant(audit_log, since, f"reseller-{reseller}", name) == ["patch"]
+    _deleted_with_its_namespace(platform, reseller, name)
+
+
 def test_a_plan_larger_than_every_allotment_is_warned(site: Site) -> None:
     plan = {"apiVersion": "tenantry.dev/v1alpha1", "kind": "Plan",
             "metadata": {"name": "enormous", "namespace": f"reseller-{site.reseller}"},
@@ -431,3 +508,10 @@ def test_a_changed_registration_is_put_back(webhook_operator: OperatorProcess, a
     admission = client.AdmissionregistrationV1Api(api_client)
     admission.patch_validating_webhook_configuration(VWC, {"webhooks": []})
     _wait_registered(api_client, webhook_operator, every_rule=True)
+    # The mutating one too (kept in step): a longer timeout, which would hold Tenant creates up, is undone.
+    changed = admission.patch_mutating_webhook_configuration(MWC, [
+        {"op": "replace", "path": "/webhooks/0/timeoutSeconds", "value": 29}])
+    assert [(w.name, w.timeout_seconds) for w in changed.webhooks or []] == [("tenant-finalizer.tenantry.dev", 29)]
+    wait_for(lambda: [(w.name, w.timeout_seconds) for w in admission.read_mutating_webhook_configuration(MWC).webhooks
+                      or []] == [("tenant-finalizer.tenantry.dev", 2)], 30,
+             message="the mutating registration put back")

@@ -98,15 +98,17 @@ def operator_kubeconfig(api: client.ApiClient, admin_kubeconfig: str, directory:
         if error.status != 409:
             raise
     # The platform ClusterRoles it binds come with the cluster (conftest: install_platform), as on dev-up.
-    # The admission webhook's registration, empty, as the chart makes it (templates/webhook.yaml): the
-    # operator fills it in, and its role may not create one.
-    try:
-        client.AdmissionregistrationV1Api(api).create_validating_webhook_configuration({
-            "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
-            "metadata": {"name": "tenantry", "labels": {"app.kubernetes.io/name": "tenantry"}}})
-    except client.ApiException as error:
-        if error.status != 409:
-            raise
+    # The admission webhook's registrations, validating and mutating, empty, as the chart makes them
+    # (templates/webhook.yaml): the operator fills them in, and its role may not create one.
+    admission = client.AdmissionregistrationV1Api(api)
+    for kind, create in (("ValidatingWebhookConfiguration", admission.create_validating_webhook_configuration),
+                         ("MutatingWebhookConfiguration", admission.create_mutating_webhook_configuration)):
+        try:
+            create({"apiVersion": "admissionregistration.k8s.io/v1", "kind": kind,
+                    "metadata": {"name": "tenantry", "labels": {"app.kubernetes.io/name": "tenantry"}}})
+        except client.ApiException as error:
+            if error.status != 409:
+                raise
     role_name = "cluster-admin"
     # TENANTRY_TEST_OPERATOR_ROLE=cluster-admin runs the operator unconstrained (to tell a missing
     # permission from a bug while developing); CI always uses the chart's role.

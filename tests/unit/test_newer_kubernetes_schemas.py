@@ -6,9 +6,9 @@ running API server (docs/kubernetes-versions.md). The inputs are realistic and c
 builders have: tenant children active and suspended, with and without owners, routes with TLS Secrets
 (Tenantry's CA, a supplied Secret) and cert-manager's (pending and issued), each NetworkPolicy and quota
 variant; reseller children with and without admins; meters with a claim template (with and without a
-storage class), with a claim of the platform's, with a sink Secret; the webhook registration by URL and by
-Service; the leader-election Lease as taken, renewed and released; the Events the operator posts; the
-meters' usage and bill ConfigMaps.
+storage class), with a claim of the platform's, with a sink Secret; the webhook registrations (validating and
+mutating) by URL and by Service; the leader-election Lease as taken, renewed and released; the Events the
+operator posts; the meters' usage and bill ConfigMaps.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from tenantry.metering.billing import build_bill_config_map, build_usage_config_
 from tenantry.models import ResellerSpec
 from tenantry.naming import managed_labels
 from tenantry.settings import Settings
-from tenantry.webhook.configuration import ClientConfig, build_webhook_configuration
+from tenantry.webhook.configuration import MUTATING, ClientConfig, build_webhook_configuration
 from tenantry.webhook.registry import active_rules
 
 VERSIONS = kubernetes_versions()
@@ -149,7 +149,15 @@ def webhook_cases() -> list[tuple[str, dict[str, Any]]]:
         active_rules(("plans",)).values(),
         ClientConfig(ca, service_namespace="tenantry-system", service_name="tenantry-webhook"),
         owner={"name": "tenantry-operator", "uid": "3c2b1a09-8f7e-4d6c-b5a4-392817263544"})
-    return [("webhook registration by URL", by_url), ("webhook registration by Service, owned", by_service)]
+    mutating_by_url = build_webhook_configuration(active_rules().values(), ClientConfig(
+        ca, url="https://127.0.0.1:9443"), kind=MUTATING)
+    mutating_by_service = build_webhook_configuration(
+        active_rules().values(), ClientConfig(ca, service_namespace="tenantry-system", service_name="tenantry-webhook"),
+        owner={"name": "tenantry-operator", "uid": "3c2b1a09-8f7e-4d6c-b5a4-392817263544"}, kind=MUTATING)
+    assert mutating_by_url["webhooks"], "no mutating rule: the case checks nothing"
+    return [("webhook registration by URL", by_url), ("webhook registration by Service, owned", by_service),
+            ("mutating webhook registration by URL", mutating_by_url),
+            ("mutating webhook registration by Service, owned", mutating_by_service)]
 
 
 def lease_cases() -> list[tuple[str, dict[str, Any]]]:
@@ -188,8 +196,8 @@ def test_the_cases_cover_every_kind_the_operator_writes() -> None:
         "v1 Namespace", "v1 ResourceQuota", "v1 LimitRange", "networking.k8s.io/v1 NetworkPolicy", "v1 ConfigMap",
         "rbac.authorization.k8s.io/v1 RoleBinding", "rbac.authorization.k8s.io/v1 ClusterRoleBinding",
         "rbac.authorization.k8s.io/v1 ClusterRole", "networking.k8s.io/v1 Ingress", "v1 Secret", "apps/v1 StatefulSet",
-        "v1 Service", "admissionregistration.k8s.io/v1 ValidatingWebhookConfiguration", "coordination.k8s.io/v1 Lease",
-        "v1 Event"}
+        "v1 Service", "admissionregistration.k8s.io/v1 ValidatingWebhookConfiguration",
+        "admissionregistration.k8s.io/v1 MutatingWebhookConfiguration", "coordination.k8s.io/v1 Lease", "v1 Event"}
 
 
 @pytest.mark.parametrize("version", VERSIONS)

@@ -8,6 +8,7 @@ import base64
 import copy
 import datetime
 import itertools
+import json
 from typing import Any
 
 import pytest
@@ -16,8 +17,10 @@ from cryptography import x509
 from tenantry.admission import AdmissionBook
 from tenantry.controller.specs import plan_terms, read_spec, reseller_terms, tenant_claim
 from tenantry.controller.store import Store
+from tenantry.naming import FINALIZER
 from tenantry.webhook import certificate as certs
-from tenantry.webhook.configuration import ClientConfig, build_webhook_configuration
+from tenantry.webhook.configuration import MUTATING, VALIDATING, ClientConfig, build_webhook_configuration
+from tenantry.webhook.finalizer import finalizer_patch
 from tenantry.webhook.registry import (
     CREATE,
     DELETE,
@@ -356,6 +359,51 @@ def test_the_configuration_has_one_webhook_per_rule_with_its_policy_timeout_and_
     assert service["webhooks"][0]["clientConfig"]["service"]["name"] == "tenantry-webhook"
     with pytest.raises(ValueError, match="names no rule"):
         active_rules(("ingress",))
+
+
+def test_the_mutating_rule_is_registered_apart_failing_open_quickly_and_never_reinvoked() -> None:
+    client = ClientConfig(b"CA", url="https://127.0.0.1:9443")
+    validating = build_webhook_configuration(active_rules().values(), client, kind=VALIDATING)
+    mutating = build_webhook_configuration(active_rules().values(), client, kind=MUTATING)
+    assert (validating["kind"], mutating["kind"]) == ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration")
+    assert mutating["metadata"] == validating["metadata"]
+    assert "tenant-finalizer.tenantry.dev" not in {w["name"] for w in validating["webhooks"]}
+    [hook] = mutating["webhooks"]
+    assert hook["name"] == "tenant-finalizer.tenantry.dev"
+    assert hook["clientConfig"] == {"caBundle": "Q0E=", "url": "https://127.0.0.1:9443/mutate/tenant-finalizer"}
+    assert hook["rules"] == [{"apiGroups": ["tenantry.dev"], "apiVersions": ["*"], "resources": ["tenants"],
+                              "operations": ["CREATE"], "scope": "*"}]
+    assert (hook["failurePolicy"], hook["sideEffects"], hook["reinvocationPolicy"]) == (IGNORE, "None", "Never")
+    assert hook["timeoutSeconds"] <= 5
+    assert hook["namespaceSelector"] == {"matchExpressions": [
+        {"key": "tenantry.dev/namespace-role", "operator": "In", "values": ["control"]}]}
+    assert all("reinvocationPolicy" not in w for w in validating["webhooks"])
+    # Switched off like any rule: the configuration stays, empty (the chart ships it; the operator keeps it).
+    assert build_webhook_configuration(active_rules(("tenant-finalizer",)).values(), client,
+                                       kind=MUTATING)["webhooks"] == []
+
+
+def test_a_new_tenant_is_stored_with_the_finalizer_by_a_json_patch() -> None:
+    new = tenant("bakery", admitted=False)
+    assert finalizer_patch(new) == [{"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]}]
+    new["metadata"]["finalizers"] = ["example.org/keep"]
+    assert finalizer_patch(new) == [{"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER}]
+    new["metadata"]["finalizers"] = ["example.org/keep", FINALIZER]
+    assert finalizer_patch(new) == []
+
+    admin = "alice@acme.example"
+    request = request_for(tenant("bakery", admitted=False), username=admin, group="tenantry.dev", resource="tenants")
+    verdict, result = asyncio.run(decide(load_rules()["tenant-finalizer"], request, FakeView(), Identities()))
+    assert verdict.allowed and result == "mutated"
+    answer = review_response({"apiVersion": "admission.k8s.io/v1", "request": {"uid": "7"}}, verdict)["response"]
+    assert answer["uid"] == "7" and answer["allowed"] and answer["patchType"] == "JSONPatch"
+    assert json.loads(base64.b64decode(answer["patch"])) == [
+        {"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]}]
+    # Nothing to add: allowed as it is, no patch in the answer.
+    request = request_for(new, username=admin, group="tenantry.dev", resource="tenants")
+    verdict, result = asyncio.run(decide(load_rules()["tenant-finalizer"], request, FakeView(), Identities()))
+    assert result == "allowed"
+    assert "patch" not in review_response({"request": {"uid": "8"}}, verdict)["response"]
 
 
 def test_a_denial_carries_reason_code_and_warnings_reach_the_answer() -> None:

@@ -1,7 +1,10 @@
-"""The `tenantry.dev/finalizer` on Tenants and LicenseOrders: the operator is its only writer.
+"""The `tenantry.dev/finalizer` on Tenants and LicenseOrders: only the operator puts it on and takes it off.
 
 A Tenant gets it before its first child (its namespace must not outlive it), a fulfilled
-LicenseOrder before its licences count (its deletion must leave a refund record). Deletion then
+LicenseOrder before its licences count (its deletion must leave a refund record). A new Tenant
+normally has it from the start: the operator's mutating admission webhook adds it to the create
+(tenantry/webhook/finalizer.py); `add_finalizer` is the fallback for a Tenant stored without it (the
+webhook off or failed open, a Tenant older than the webhook), so nothing depends on the webhook. Deletion then
 waits for the object's own reconcile, which sees `deletionTimestamp`, cleans up, and takes the
 finalizer off. Both writes carry the resourceVersion they were decided on: a 409 means the object
 changed meanwhile, and the reconcile is retried on the newer version (the work queue's back-off).

@@ -111,7 +111,8 @@ async def reconcile_tenant(op: Operator, namespace: str, name: str) -> None:
     assert verdict.record is not None
     if not has_finalizer(body):
         # The finalizer comes before the first child: a Tenant deleted without it would vanish at
-        # once, before its namespace is deleted (or retained), and leave that namespace behind.
+        # once, before its namespace is deleted (or retained), and leave that namespace behind. A new
+        # Tenant mostly has it already (the admission webhook, webhook/finalizer.py): this is the fallback.
         body = await add_finalizer(op, TENANT, body)
     if record_from_status(body.get("status")) != verdict.record:
         # Write-ahead: the decision is in status before anything is made from it. A crash in between

@@ -5,8 +5,10 @@ At start-up (after the picture of the cluster is loaded, so that the first answe
    missing, due or for other names, issue (tenantry.webhook.certificate decides) and write it back, with
    optimistic concurrency so that replicas starting together end up with one certificate;
 2. the HTTPS server on `webhook.listen`;
-3. the ValidatingWebhookConfiguration `tenantry` (built by tenantry.webhook.configuration), applied only
-   when it differs from the live one.
+3. the ValidatingWebhookConfiguration `tenantry` and the MutatingWebhookConfiguration `tenantry` (built by
+   tenantry.webhook.configuration, the same client config and CA bundle), each applied only when it differs
+   from the live one. The mutating one only saves the operator a write (a new Tenant's finalizer): a failure
+   to register it is logged and retried, and never holds the validating one or the self-check up.
 Then, every `webhook.selfCheckSeconds`: re-read the Secret (a replica may have rotated it; a certificate
 due for renewal is renewed), re-apply the registration if someone changed or deleted it, and call the
 webhook through its registration with the registered CA (`tenantry_webhook_up`). A failure at any step is
@@ -14,7 +16,7 @@ logged and retried with back-off; the operator goes on reconciling meanwhile (th
 not depend on the webhook).
 
 The registration is never removed when the operator stops: the security rules fail closed, and a rolling
-restart must not open a window in which they are not enforced. `webhook.enabled: false` removes it.
+restart must not open a window in which they are not enforced. `webhook.enabled: false` removes both.
 """
 
 from __future__ import annotations
@@ -45,14 +47,19 @@ from tenantry.controller.context import Operator
 from tenantry.kube import ApiError
 from tenantry.pacing import Backoff
 from tenantry.webhook.certificate import ServingCertificate, plan_certificate, supplied_certificate
-from tenantry.webhook.configuration import CONFIGURATION_NAME, ClientConfig, build_webhook_configuration
+from tenantry.webhook.configuration import (
+    CONFIGURATION_NAME,
+    MUTATING,
+    VALIDATING,
+    ClientConfig,
+    build_webhook_configuration,
+)
 from tenantry.webhook.registry import Identities, TenantScope, tenant_scope
 from tenantry.webhook.server import CERTIFICATE_EXPIRY, UP, WebhookServer
 from tenantry.webhook.settings import WebhookSettings
 
 log = logging.getLogger("tenantry.webhook")
 
-VWC = "ValidatingWebhookConfiguration"
 IN_CLUSTER_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 MAX_BACKOFF = 60.0
 
@@ -187,6 +194,7 @@ class Webhook:
         self.certificate: ServingCertificate | None = None
         self.registered_bundle: bytes | None = None
         self.last_check: dict[str, Any] = {"up": False, "message": "not checked yet"}
+        self.mutating_problem: str | None = None  # why the MutatingWebhookConfiguration is not registered
         self._task: asyncio.Task[None] | None = None
 
     # -- certificate
@@ -237,9 +245,9 @@ class Webhook:
                                 service_name=service.name, service_port=service.port)
         return ClientConfig(certificate.ca_bundle, url=self.settings.base_url(self.server.port))
 
-    def desired_configuration(self, certificate: ServingCertificate,
-                              owner: Mapping[str, str] | None = None) -> dict[str, Any]:
-        return build_webhook_configuration(self.server.rules.values(), self.client_config(certificate), owner)
+    def desired_configuration(self, certificate: ServingCertificate, owner: Mapping[str, str] | None = None,
+                              kind: str = VALIDATING) -> dict[str, Any]:
+        return build_webhook_configuration(self.server.rules.values(), self.client_config(certificate), owner, kind)
 
     async def _owner(self) -> dict[str, str] | None:
         name = self.settings.owner_cluster_role
@@ -253,20 +261,41 @@ class Webhook:
         return {"name": name, "uid": role["metadata"]["uid"]}
 
     async def register(self, certificate: ServingCertificate) -> bool:
-        """Apply the configuration when the live one differs; True when it was written."""
-        desired = self.desired_configuration(certificate, await self._owner())
-        live = await self.op.client.get(VWC, CONFIGURATION_NAME)
-        if live is not None and contains(live, desired):
+        """Apply both configurations where the live ones differ; True when one was written. The validating
+        one first: a failure there is the cycle's (retried with back-off). The mutating one only saves the
+        operator the finalizer's write, which the reconcile makes when the webhook did not: a failure there
+        (say, an install whose ClusterRole predates it) is logged once, retried at the next cycle, and
+        never keeps the self-check from running."""
+        owner = await self._owner()
+        written = await self._register(self.desired_configuration(certificate, owner, VALIDATING))
+        try:
+            written = await self._register(self.desired_configuration(certificate, owner, MUTATING)) or written
+        except (ApiError, RuntimeError) as error:
+            if str(error) != self.mutating_problem:
+                log.warning("The mutating admission webhook is not registered (the operator adds new Tenants' "
+                            "finalizer itself, one write each): %s", error)
+            self.mutating_problem = str(error)
+        else:
+            self.mutating_problem = None
+        return written
+
+    async def _register(self, desired: Mapping[str, Any]) -> bool:
+        kind = desired["kind"]
+        live = await self.op.client.get(kind, CONFIGURATION_NAME)
+        if live is None and not desired["webhooks"]:
+            return False  # nothing to register, and nothing registered
+        # No webhooks is no field at all in what the API server returns (the chart's empty registration).
+        if live is not None and contains({**live, "webhooks": live.get("webhooks") or []}, desired):
             return False
         try:
             await apply_one(self.op.client, self.op.store, desired)
         except ApiError as error:
             if live is None and error.status == 403:
-                raise RuntimeError(f"ValidatingWebhookConfiguration {CONFIGURATION_NAME} does not exist and the "
-                                   "operator may not create one (its ClusterRole grants only get/patch of that "
-                                   "name): install it with the chart or manifests/install.yaml") from error
+                raise RuntimeError(f"{kind} {CONFIGURATION_NAME} does not exist and the operator may not create "
+                                   "one (its ClusterRole grants only get/patch of that name): install it with the "
+                                   "chart or manifests/install.yaml") from error
             raise
-        log.info("Registered the admission webhook (ValidatingWebhookConfiguration %s, %d rules, %s).",
+        log.info("Registered the admission webhook (%s %s, %d rules, %s).", kind,
                  CONFIGURATION_NAME, len(desired["webhooks"]),
                  f"Service {self.namespace}/{self.settings.service.name}" if self.settings.service
                  else self.settings.base_url(self.server.port))
@@ -281,7 +310,7 @@ class Webhook:
             return {"up": False, "message": "no certificate yet"}
         # A request every rule lets through quietly (the deletion of an Ingress that is not Tenantry's): the
         # check is that an answer comes, through the same address and CA bundle as the API server's calls.
-        rule = self.server.rules.get("ingresses-delete") or next(iter(self.server.rules.values()))
+        rule = self.server.rules.get("ingresses-delete") or min(self.server.rules.values(), key=lambda r: r.mutating)
         config = self.client_config(certificate).for_path(rule.path)
         if "url" in config:
             url = config["url"]
@@ -352,8 +381,7 @@ async def start_webhook(op: Operator) -> Webhook | None:
     """Serve and register the webhook (or remove a registration left from before, when it is disabled)."""
     settings = op.settings.webhook
     if not settings.enabled:
-        if await delete_if_present(op.client, VWC, CONFIGURATION_NAME):
-            log.info("The admission webhook is disabled (webhook.enabled: false): removed its registration.")
+        await remove_registrations(op)
         return None
     unreachable = loopback_unreachable(settings)
     if unreachable:
@@ -362,6 +390,20 @@ async def start_webhook(op: Operator) -> Webhook | None:
     webhook = Webhook(op, settings)
     webhook.start()
     return webhook
+
+
+async def remove_registrations(op: Operator) -> None:
+    """webhook.enabled: false: no configuration may call a webhook nobody serves."""
+    for kind in (VALIDATING, MUTATING):
+        try:
+            if await delete_if_present(op.client, kind, CONFIGURATION_NAME):
+                log.info("The admission webhook is disabled (webhook.enabled: false): removed its registration "
+                         "(%s %s).", kind, CONFIGURATION_NAME)
+        except ApiError as error:
+            if kind == VALIDATING or error.status != 403:
+                raise
+            # A ClusterRole from before the mutating webhook: there is none of ours to remove.
+            log.warning("Could not remove the %s %s: %s", kind, CONFIGURATION_NAME, error)
 
 
 async def stop_webhook(webhook: Webhook | None) -> None:

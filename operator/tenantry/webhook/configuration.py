@@ -1,5 +1,6 @@
-"""The ValidatingWebhookConfiguration `tenantry`, built from the rules. Pure: rules and a client config in,
-a manifest out.
+"""The ValidatingWebhookConfiguration `tenantry` (the validating rules) and the MutatingWebhookConfiguration
+`tenantry` (the mutating ones), built from the rules. Pure: rules and a client config in, a manifest out.
+Both are written and kept alike: same name, labels, owner, client config and CA bundle.
 
 Written by the operator itself (server-side apply, field manager `tenantry`) rather than left to kopf's
 managed admission: kopf's managed configuration sets `timeoutSeconds: 30` and no `namespaceSelector` for
@@ -7,9 +8,9 @@ every webhook, while each Tenantry rule has its own failure policy, a timeout of
 webhook in trouble never holds the API server for long) and, for the tenant-namespace rules, a selector
 that keeps every other namespace of the cluster out of the webhook's path.
 
-One webhook per rule, each calling its own path: `<base URL>/validate/<rule>` when the operator is reached
-by URL (`tenantry run` on a developer's machine, registered on 127.0.0.1), or the Service `tenantry-webhook`
-in the cluster (the chart).
+One webhook per rule, each calling its own path: `<base URL>/validate/<rule>` (`/mutate/<rule>`) when the
+operator is reached by URL (`tenantry run` on a developer's machine, registered on 127.0.0.1), or the Service
+`tenantry-webhook` in the cluster (the chart).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from tenantry.naming import managed_labels
 from tenantry.webhook.registry import Rule
 
 CONFIGURATION_NAME = "tenantry"
+VALIDATING = "ValidatingWebhookConfiguration"
+MUTATING = "MutatingWebhookConfiguration"
 
 
 @dataclass(frozen=True)
@@ -59,14 +62,21 @@ def build_webhook(rule: Rule, client: ClientConfig) -> dict[str, Any]:
         "timeoutSeconds": rule.timeout_seconds,
         "admissionReviewVersions": ["v1", "v1beta1"],
     }
+    if rule.mutating:
+        # A finished object is never sent back for a second pass: no rule of ours depends on another's change.
+        webhook["reinvocationPolicy"] = "Never"
     return webhook
 
 
 def build_webhook_configuration(rules: Iterable[Rule], client: ClientConfig,
-                                owner: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """The whole configuration, webhooks sorted by name so that the same rules give the same manifest.
+                                owner: Mapping[str, str] | None = None, kind: str = VALIDATING) -> dict[str, Any]:
+    """The whole configuration of `kind` (VALIDATING or MUTATING) with the rules of that kind, webhooks sorted
+    by name so that the same rules give the same manifest (no rule of the kind: no webhooks, an empty list).
     `owner`: a ClusterRole ({name, uid}) installed with the operator; deleting it (uninstalling the chart)
     deletes the registration, which would otherwise go on refusing requests for a webhook that is gone."""
+    if kind not in (VALIDATING, MUTATING):
+        raise ValueError(f"no webhook configuration kind {kind}")
+    chosen = [r for r in rules if r.mutating == (kind == MUTATING)]
     metadata: dict[str, Any] = {"name": CONFIGURATION_NAME,
                                 "labels": {**managed_labels(), "app.kubernetes.io/component": "webhook"}}
     if owner:
@@ -74,7 +84,7 @@ def build_webhook_configuration(rules: Iterable[Rule], client: ClientConfig,
                                         "name": owner["name"], "uid": owner["uid"]}]
     return {
         "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingWebhookConfiguration",
+        "kind": kind,
         "metadata": metadata,
-        "webhooks": [build_webhook(r, client) for r in sorted(rules, key=lambda r: r.name)],
+        "webhooks": [build_webhook(r, client) for r in sorted(chosen, key=lambda r: r.name)],
     }

@@ -3,7 +3,9 @@
 A rule is one entry of `RULES`: an API group and its resources (plurals), the operations it checks, a
 validator, and its registration (failure policy, timeout, which namespaces). Each rule becomes one webhook
 of the ValidatingWebhookConfiguration `tenantry` (configuration.py) and one URL path of the server
-(`/validate/<rule name>`, server.py), so a request reaches exactly one validator.
+(`/validate/<rule name>`, server.py), so a request reaches exactly one validator. A rule registered with
+`mutating=True` is a webhook of the MutatingWebhookConfiguration `tenantry` instead (`/mutate/<rule name>`):
+its validator allows, and may return a JSON Patch of the object (`mutate(...)`, e.g. finalizer.py).
 
 How to add a rule
 -----------------
@@ -31,6 +33,9 @@ How to add a rule
      users/groups of the setting `webhook.exemptUsers`/`exemptGroups`.
    - `timeout_seconds` (default 5, at most 30): how long the API server waits before applying the failure
      policy. Keep it small: a slow webhook slows every matching request of the cluster.
+   - `mutating=True`: the rule changes the object instead of judging it (it returns `mutate(...)`). Only
+     for a change the operator would make anyway, so that a webhook failing open (failure policy `IGNORE`)
+     merely leaves the operator the write (finalizer.py).
 3. If the module is new, add it to `RULE_MODULES` below so that it is imported (and so registered).
 4. Test it: a unit test of the validator with a `Request` built by `request_for(...)`, and the rule in
    action on the local control plane (tests/integration/test_webhook.py shows how: `webhook_operator`).
@@ -56,6 +61,9 @@ FAIL, IGNORE = "Fail", "Ignore"
 # namespaceSelector of a rule: only tenant namespaces (the operator labels them), or every namespace.
 TENANT_NAMESPACES: Mapping[str, Any] = {
     "matchExpressions": [{"key": LABEL_NAMESPACE_ROLE, "operator": "In", "values": ["tenant"]}]}
+# Resellers' control namespaces (reseller-<name>, labelled by the operator), where Tenants and Plans live.
+CONTROL_NAMESPACES: Mapping[str, Any] = {
+    "matchExpressions": [{"key": LABEL_NAMESPACE_ROLE, "operator": "In", "values": ["control"]}]}
 ALL_NAMESPACES: Mapping[str, Any] = {}
 
 MAX_TIMEOUT_SECONDS = 30  # the API server's limit
@@ -65,6 +73,7 @@ RULE_MODULES = (
     "tenantry.webhook.ingress",
     "tenantry.webhook.tenantry_kinds",
     "tenantry.webhook.isolation",
+    "tenantry.webhook.finalizer",
 )
 
 
@@ -78,17 +87,24 @@ class Exempt(enum.Enum):
 @dataclass(frozen=True)
 class Verdict:
     """A rule's answer. `reason` is CamelCase (as a condition's), `message` a sentence saying what to change;
-    `warnings` reach the client either way (kubectl prints them as `Warning:` lines)."""
+    `warnings` reach the client either way (kubectl prints them as `Warning:` lines). `patch`: a mutating
+    rule's change of the object, JSON Patch operations (RFC 6902) applied by the API server before storing it."""
 
     allowed: bool
     reason: str = ""
     message: str = ""
     warnings: tuple[str, ...] = ()
     code: int = 403
+    patch: tuple[Mapping[str, Any], ...] = ()
 
 
 def allow(*warnings: str) -> Verdict:
     return Verdict(True, warnings=tuple(warnings))
+
+
+def mutate(*operations: Mapping[str, Any]) -> Verdict:
+    """Allow, with the object changed by these JSON Patch operations (none: allowed as it is)."""
+    return Verdict(True, patch=tuple(operations))
 
 
 def deny(reason: str, message: str, *, code: int = 403) -> Verdict:
@@ -273,6 +289,7 @@ class Rule:
     versions: tuple[str, ...] = ("*",)
     timeout_seconds: int = 5
     object_selector: Mapping[str, Any] = field(default_factory=dict)
+    mutating: bool = False
 
     @property
     def webhook_name(self) -> str:
@@ -280,7 +297,7 @@ class Rule:
 
     @property
     def path(self) -> str:
-        return f"/validate/{self.name}"
+        return f"/{'mutate' if self.mutating else 'validate'}/{self.name}"
 
 
 RULES: dict[str, Rule] = {}
@@ -288,7 +305,7 @@ RULES: dict[str, Rule] = {}
 
 def rule(name: str, *, group: str, resources: tuple[str, ...], operations: tuple[str, ...], failure_policy: str,
          namespaces: Mapping[str, Any], exempt: Exempt, summary: str, versions: tuple[str, ...] = ("*",),
-         timeout_seconds: int = 5, object_selector: Mapping[str, Any] | None = None
+         timeout_seconds: int = 5, object_selector: Mapping[str, Any] | None = None, mutating: bool = False
          ) -> Callable[[Validator], Validator]:
     """Register a validator as a rule (see the module's docstring)."""
     if failure_policy not in (FAIL, IGNORE):
@@ -302,7 +319,7 @@ def rule(name: str, *, group: str, resources: tuple[str, ...], operations: tuple
         RULES[name] = Rule(name=name, group=group, resources=resources, operations=operations, validate=validate,
                            failure_policy=failure_policy, namespaces=namespaces, exempt=exempt, summary=summary,
                            versions=versions, timeout_seconds=timeout_seconds,
-                           object_selector=object_selector or {})
+                           object_selector=object_selector or {}, mutating=mutating)
         return validate
 
     return register

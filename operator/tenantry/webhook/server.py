@@ -1,4 +1,5 @@
-"""The HTTPS endpoint the API server calls: `POST /validate/<rule>` answers an AdmissionReview.
+"""The HTTPS endpoint the API server calls: `POST /validate/<rule>` (and `/mutate/<rule>` for a mutating
+rule) answers an AdmissionReview.
 
 aiohttp (kopf's HTTP stack, already a dependency) rather than kopf's `WebhookServer`: the serving certificate
 lives in a Secret shared by the operator's replicas and is swapped in place in the running SSL context when
@@ -9,12 +10,14 @@ the rule's reason and code, which kopf's handlers cannot set.
 Each request goes to exactly one rule (by path). A user the rule exempts is allowed at once. A validator
 that fails (an exception, or overrunning its time) is answered as its failure policy says: a Fail rule
 denies ("could not be checked"), an Ignore rule allows, so that a bug in an advisory check never blocks
-anyone. Every answer is counted (`tenantry_webhook_requests_total{rule,result}`) and timed.
+anyone. A mutating rule's change travels as a JSON Patch in the answer (`patchType: JSONPatch`). Every answer
+is counted (`tenantry_webhook_requests_total{rule,result}`) and timed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import inspect
 import json
 import logging
@@ -45,7 +48,7 @@ log = logging.getLogger("tenantry.webhook")
 
 REQUESTS = Counter("tenantry_webhook_requests_total",
                    "Admission requests answered by Tenantry's webhook, by rule and result "
-                   "(allowed, warned, denied, exempt, error)", ["rule", "result"])
+                   "(allowed, warned, mutated, denied, exempt, error)", ["rule", "result"])
 DURATION = Histogram("tenantry_webhook_request_duration_seconds", "Time to answer one admission request, by rule",
                      ["rule"], buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
 UP = Gauge("tenantry_webhook_up",
@@ -70,6 +73,9 @@ def review_response(review: Mapping[str, Any], verdict: Verdict) -> dict[str, An
                               "reason": "Forbidden" if verdict.code == 403 else "Invalid"}
     if verdict.warnings:
         response["warnings"] = list(verdict.warnings)
+    if verdict.allowed and verdict.patch:
+        response["patchType"] = "JSONPatch"
+        response["patch"] = base64.b64encode(json.dumps(list(verdict.patch)).encode()).decode()
     return {"apiVersion": review.get("apiVersion", "admission.k8s.io/v1"), "kind": "AdmissionReview",
             "response": response}
 
@@ -92,6 +98,8 @@ async def decide(rule: Rule, request: Request, view: ClusterView, identities: Id
         return allow(), "error"
     if not verdict.allowed:
         return verdict, "denied"
+    if verdict.patch:
+        return verdict, "mutated"
     return verdict, "warned" if verdict.warnings else "allowed"
 
 
@@ -135,6 +143,7 @@ class WebhookServer:
             raise RuntimeError("the webhook server needs its certificate before it listens")
         app = web.Application(client_max_size=8 * 1024 * 1024)
         app.router.add_post("/validate/{rule}", self._handle)
+        app.router.add_post("/mutate/{rule}", self._handle)
         app.router.add_get("/readyz", self._readyz)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
@@ -161,8 +170,8 @@ class WebhookServer:
         started = time.perf_counter()
         name = http_request.match_info["rule"]
         rule = self.rules.get(name)
-        if rule is None:
-            return web.Response(status=404, text=f"no admission rule {name}")
+        if rule is None or rule.path != http_request.path:  # a validating rule never mutates, nor the reverse
+            return web.Response(status=404, text=f"no admission rule {http_request.path}")
         try:
             review = await http_request.json()
             request = Request.from_review(review)
