@@ -329,8 +329,9 @@ def test_a_new_tenant_is_created_with_its_finalizer_and_the_operator_never_patch
 
     tenant = platform.wait_tenant(reseller, name, timeout=60)
     assert tenant["metadata"]["finalizers"] == [FINALIZER]
-    managers = _finalizer_managers(tenant)
-    assert managers and "tenantry" not in managers, tenant["metadata"]["managedFields"]
+    # Its field manager is not the operator's (a patch of the operator's would make `tenantry` one: see the
+    # next test). On the local control plane (1.20) a mutating webhook's change on create has no manager at all.
+    assert "tenantry" not in _finalizer_managers(tenant), tenant["metadata"]["managedFields"]
     if audit_log is not None:
         assert _operator_patches_of_tenant(audit_log, since, f"reseller-{reseller}", name) == []
     # Deletion goes through the finalizer the webhook added: the operator deletes the namespace, then lets go.
