@@ -304,8 +304,8 @@ def _operator_patches_of_tenant(audit_log: Path, since: int, namespace: str, nam
             and not event["objectRef"].get("subresource")]
 
 
-def _reseller_admin(platform: Platform, kubectl: Kubectl) -> tuple[str, str, Kubectl]:
-    region, reseller = platform.setup(licenses=2)
+def _reseller_admin(platform: Platform, kubectl: Kubectl, licenses: int = 2) -> tuple[str, str, Kubectl]:
+    region, reseller = platform.setup(licenses=licenses)
     admin = kubectl.as_user(f"admin@{reseller}.example")
     wait_for(lambda: admin.can_i("create", "tenants.tenantry.dev", "-n", f"reseller-{reseller}"), timeout=30,
              message="the reseller admin's RoleBinding")
@@ -321,7 +321,7 @@ def _deleted_with_its_namespace(platform: Platform, reseller: str, name: str) ->
 def test_a_new_tenant_is_created_with_its_finalizer_and_the_operator_never_patches_it(
         webhook_operator: OperatorProcess, platform: Platform, kubectl: Kubectl, audit_log: Path | None,
         unique_name: Callable[..., str]) -> None:
-    region, reseller, admin = _reseller_admin(platform, kubectl)
+    region, reseller, admin = _reseller_admin(platform, kubectl, licenses=1)
     name = unique_name("t")
     since = audit_offset(audit_log)
     created = admin.run("create", "-o", "json", "-f", "-", input=json.dumps(tenant_doc(reseller, name, region)))
@@ -334,6 +334,16 @@ def test_a_new_tenant_is_created_with_its_finalizer_and_the_operator_never_patch
     assert "tenantry" not in _finalizer_managers(tenant), tenant["metadata"]["managedFields"]
     if audit_log is not None:
         assert _operator_patches_of_tenant(audit_log, since, f"reseller-{reseller}", name) == []
+
+    # A tenant that waits (no licence) has the finalizer too, though it has nothing to clean up: its deletion
+    # is not held up by it.
+    waiting = unique_name("t")
+    created = admin.run("create", "-o", "json", "-f", "-", input=json.dumps(tenant_doc(reseller, waiting, region)))
+    assert json.loads(created.stdout)["metadata"]["finalizers"] == [FINALIZER]
+    platform.wait_refused(reseller, waiting, "LicenseLimitReached")
+    platform.delete("Tenant", waiting, f"reseller-{reseller}")
+    wait_for(lambda: platform.tenant_obj(reseller, waiting) is None, 30, message=f"waiting tenant {waiting} gone")
+
     # Deletion goes through the finalizer the webhook added: the operator deletes the namespace, then lets go.
     _deleted_with_its_namespace(platform, reseller, name)
 
