@@ -294,6 +294,33 @@ def test_member_stopped_and_restarted_mid_rollout(fleet: Fleet,
         fleet.wait_tenants(during, "Ready", "Unknown", "ClusterUnreachable", timeout=30)
         fleet.wait_status_licences_used(used_before + len(rollout) + len(during))
 
+        # A tenant refused there (its reseller has no licence) got nothing in the member: its reseller deletes
+        # it at once, though the member cannot be asked (every Tenant carries the finalizer from its creation).
+        broke = unique_name("broke", max_length=20)
+        fleet.apply_as_platform(reseller_doc(broke, [fleet.regions[M1]], licenses=0))
+        bob = fleet.kubectl.as_user(admin_of(broke))
+        wait_for(lambda: bob.can_i("create", "tenants.tenantry.dev", "-n", f"reseller-{broke}"), 60,
+                 interval=POLL, message=f"{admin_of(broke)} may create tenants")
+        bob.apply(plan_doc(broke))
+        refused = unique_name("refused", max_length=40)
+        bob.apply(tenant_doc(broke, refused, fleet.regions[M1]))
+        objects = client.CustomObjectsApi(fleet.control)
+
+        def refused_tenant() -> dict[str, Any] | None:
+            try:
+                return dict(objects.get_namespaced_custom_object("tenantry.dev", "v1alpha1", f"reseller-{broke}",
+                                                                 "tenants", refused))
+            except client.ApiException as error:
+                if error.status == 404:
+                    return None
+                raise
+
+        wait_for(lambda: condition_is(refused_tenant(), "Admitted", "False", "LicenseLimitReached"), 30,
+                 interval=POLL, message="the tenant of a reseller without licences refused")
+        bob.run("delete", "tenant", refused, "-n", f"reseller-{broke}", "--wait=false")
+        wait_for(lambda: refused_tenant() is None, 30, interval=POLL,
+                 message="the refused tenant of the unreachable region deleted")
+
         # Other regions are not affected: a new tenant in member 2 and one in the control cluster are
         # provisioned as fast as ever, drift in member 2 is corrected, member 2's region stays Connected.
         began = time.monotonic()
@@ -392,7 +419,7 @@ def test_exact_ledger_across_regions_and_clusters(fleet: Fleet) -> None:
     tenants = wait_for(settled, 90, interval=POLL, message="every tenant of the fleet Ready")
     admitted = [t for t in tenants if condition_is(t, "Admitted", "True")]
     assert len(admitted) == len(tenants)
-    licences = fleet.wait_status_licences_used(len(admitted))  # the count trails admission by a second
+    fleet.wait_status_licences_used(len(admitted))  # the count trails admission by a second
 
     by_region = {role: name for role, name in fleet.regions.items()}
     expected: dict[str, set[str]] = {cluster: set() for cluster in fleet.clusters()}

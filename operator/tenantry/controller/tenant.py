@@ -435,6 +435,11 @@ async def finalize_tenant(op: Operator, body: Mapping[str, Any]) -> None:
     record = record_from_status(body.get("status"))
     region = record.region if record is not None else (body.get("spec") or {}).get("region")
     cluster = op.clusters.for_region(region)
+    if cluster is None and record is None:
+        # Never admitted (the admission is in status before anything is made: the write-ahead), so nothing
+        # of it is in the member: its deletion does not wait for the member to answer. Every Tenant carries
+        # the finalizer from its creation (the admission webhook), refused ones too.
+        return
     if cluster is None:  # retried by the queue, and woken when the member answers again
         raise RuntimeError(f"namespace {namespace} is in region {region}'s cluster, which cannot be reached now "
                            f"({op.clusters.reachability(region or '').message}); the deletion waits for it")
