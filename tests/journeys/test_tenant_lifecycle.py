@@ -254,7 +254,7 @@ def test_a_new_tenant_is_told_in_one_normal_event(shop: dict[str, Any]) -> None:
     control = f"reseller-{reseller}"
     tenant, _ = sign_up(shop, "news")
     ready = wait_event(alice, control, tenant, "Ready", "Normal")
-    summary = told(ready["message"])
-    assert summary[0] == "Ready" and {"Admitted", "Provisioned"} <= set(summary[1:]), ready["message"]
     normal = [e for e in alice.events(control, tenant) if e.get("type") == "Normal"]
     assert [(e["reason"], e.get("count", 1)) for e in normal] == [("Ready", 1)], normal
+    summary = told(ready["message"])
+    assert summary[0] == "Ready" and {"Admitted", "Provisioned"} <= set(summary[1:]), ready["message"]
