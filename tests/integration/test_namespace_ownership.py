@@ -19,6 +19,7 @@ from typing import Any
 from kubernetes import client
 
 from support.cluster import wait_for
+from support.events import told
 from support.platform import Platform, condition
 
 TENANT_UID = "tenantry.dev/tenant-uid"
@@ -51,6 +52,8 @@ def _assert_taken(platform: Platform, reseller: str, name: str) -> dict[str, Any
     assert obj["status"]["phase"] == "Pending"
     assert not obj["status"].get("hosts")
     platform.wait_event(f"reseller-{reseller}", name, "NamespaceTaken", "Warning")
+    # Admitted all the same, and told so beside the Warning: the status write's one Normal Event (DESIGN §2).
+    platform.wait_event(f"reseller-{reseller}", name, "Admitted", "Normal")
     return obj
 
 
@@ -95,6 +98,11 @@ def test_a_namespace_made_outside_tenantry_is_left_alone_until_it_is_deleted(
     made = platform.namespace(namespace)
     assert made is not None and made.metadata.annotations[TENANT_UID] == obj["metadata"]["uid"]
     assert "team" not in (made.metadata.labels or {})
+    # Its readiness is told in one more Normal Event; its admission, told already, is not told again.
+    ready = platform.wait_event(f"reseller-{reseller}", name, "Ready", "Normal")
+    assert "Admitted" not in told(ready.message), ready.message
+    normal = [e for e in platform.events_for(f"reseller-{reseller}", name) if e.type == "Normal"]
+    assert sorted(e.reason for e in normal) == ["Admitted", "Ready"], [(e.reason, e.message) for e in normal]
     wait_for(lambda: can_i(owner, [], "get", "secrets", namespace), 30, message="the owner's access")
     assert platform.core.list_namespaced_secret(namespace, field_selector="metadata.name=private").items == []
 

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from kubernetes import client
 
 from support.cluster import wait_for
+from support.events import told
 from support.platform import Platform, condition
 
 
@@ -104,8 +105,9 @@ def test_admitted_tenant_is_provisioned_as_the_contract_says(platform: Platform,
     pod = platform.core.read_namespaced_pod("p", ns_name)
     assert pod.spec.containers[0].resources.requests == {"cpu": "100m", "memory": "128Mi"}
     assert pod.spec.node_selector == {"pool": region}
-    for reason in ("Admitted", "Ready"):
-        platform.wait_event(f"reseller-{reseller}", tenant, reason)
+    # One Normal Event tells it all (DESIGN §2): Ready, naming Admitted and the other transitions.
+    ready = platform.wait_event(f"reseller-{reseller}", tenant, "Ready", "Normal")
+    assert "Admitted" in told(ready.message), ready.message
 
 
 def test_refused_tenant_has_no_namespace_and_is_admitted_once_licences_are_raised(platform: Platform) -> None:

@@ -34,6 +34,7 @@ from journey_support import (
 )
 
 from support.cluster import wait_for
+from support.events import told
 from support.operator import OperatorProcess
 
 LICENSES = 6
@@ -244,3 +245,16 @@ def test_renewing_the_purchased_wildcard_rolls_to_the_reseller_and_its_tenants(
     wait_for(lambda: metric_value(operator.metrics(), "tenantry_certificate_expiry_timestamp_seconds",
                                   namespace=control, name="wildcard", host=f"*.{domain}")
              == renewed.not_after.timestamp(), timeout=30, message="the wildcard's expiry metric to move")
+
+
+def test_a_new_tenant_is_told_in_one_normal_event(shop: dict[str, Any]) -> None:
+    """DESIGN §2: at most one Normal Event per reconcile. A new tenant's admission and readiness are one
+    Event, reason Ready, whose message names Admitted too (issue 15: not an `Admitted` Event beside it)."""
+    reseller, alice = shop["reseller"], shop["alice"]
+    control = f"reseller-{reseller}"
+    tenant, _ = sign_up(shop, "news")
+    ready = wait_event(alice, control, tenant, "Ready", "Normal")
+    normal = [e for e in alice.events(control, tenant) if e.get("type") == "Normal"]
+    assert [(e["reason"], e.get("count", 1)) for e in normal] == [("Ready", 1)], normal
+    summary = told(ready["message"])
+    assert summary[0] == "Ready" and {"Admitted", "Provisioned"} <= set(summary[1:]), ready["message"]

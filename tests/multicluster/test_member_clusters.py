@@ -41,6 +41,7 @@ from multicluster_support import (
 )
 
 from support.cluster import audit_offset, count_writes, wait_for
+from support.events import told
 from support.members import (
     KUBECONFIG_KEY,
     MEMBER_OPERATOR_USER,
@@ -292,6 +293,13 @@ def test_member_stopped_and_restarted_mid_rollout(fleet: Fleet,
         during = fleet.new_tenants(M1, 2, prefix="during")
         fleet.wait_tenants(during, "Admitted", "True", timeout=30)
         fleet.wait_tenants(during, "Ready", "Unknown", "ClusterUnreachable", timeout=30)
+        # And the reseller is told so, beside the Warning: the status write's Normal Event names Admitted.
+        events = client.CoreV1Api(fleet.control)
+        for name in during:
+            wait_for(lambda name=name: any(
+                e.type == "Normal" and "Admitted" in told(e.message or "") for e in events.list_namespaced_event(
+                    fleet.control_namespace, field_selector=f"involvedObject.name={name}").items),
+                     30, interval=POLL, message=f"a Normal Event telling {name}'s admission")
         fleet.wait_status_licences_used(used_before + len(rollout) + len(during))
 
         # A tenant refused there (its reseller has no licence) got nothing in the member: its reseller deletes

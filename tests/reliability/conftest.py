@@ -7,8 +7,12 @@ of the run under "reliability figures"; the README's "Reliability" section repor
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 import pytest
-from reliability_support import FIGURES
+from reliability_support import FIGURES, AdmissionTimes
+
+from support.platform import Platform
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -17,3 +21,17 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.section("reliability figures")
     for key in sorted(FIGURES):
         terminalreporter.write_line(f"{key}: {FIGURES[key]}")
+
+
+@pytest.fixture
+def admission_times(platform: Platform) -> Iterator[Callable[[str], AdmissionTimes]]:
+    """Starts an AdmissionTimes watch of a control namespace; each one started is stopped after the test."""
+    started: list[AdmissionTimes] = []
+
+    def start(namespace: str) -> AdmissionTimes:
+        started.append(AdmissionTimes(platform, namespace).start())
+        return started[-1]
+
+    yield start
+    for times in started:
+        times.stop()

@@ -1,5 +1,5 @@
-"""Helpers of the reliability suites: figures, the ledger invariants checked after every fault, and an
-operator run behind the loopback fault proxy.
+"""Helpers of the reliability suites: figures, the ledger invariants checked after every fault, the
+witnesses that each tenant was decided once, and an operator run behind the loopback fault proxy.
 
 `ledger_problems` states, for a set of resellers, everything the admission ledger promises
 (DESIGN.md §3, "Admission ledger"), and returns what is wrong in words (empty: all holds). The suites
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
@@ -18,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from kubernetes import client
+from kubernetes import client, watch
 
+from support.events import told
 from support.faultproxy import FaultProxy
 from support.operator import OperatorProcess
 from support.platform import GROUP, VERSION, Platform, condition
@@ -216,3 +218,88 @@ def namespace_children_versions(api: client.ApiClient, namespace: str) -> dict[s
     return versions
 
 
+
+
+# ---------------------------------------------------------------------------- each tenant decided once
+class AdmissionTimes:
+    """Every `status.admission.admittedAt` each Tenant of a control namespace showed, seen by a watch
+    from a thread of its own (listing again whenever the stream breaks: an apiserver restarting).
+
+    The operator records a decision once and keeps its admittedAt ever after (a plan change too): a
+    tenant that showed two was decided again, its first decision lost or ignored (`decided_again`)."""
+
+    def __init__(self, platform: Platform, namespace: str):
+        self._api = client.ApiClient(platform.api.configuration)  # its own connections, for its own thread
+        self._namespace = namespace
+        self._seen: dict[str, list[str]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._follow, name=f"admission-times-{namespace}", daemon=True)
+
+    def start(self) -> AdmissionTimes:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=15)
+        self._api.close()
+
+    def _note(self, obj: Mapping[str, Any]) -> None:
+        at = ((obj.get("status") or {}).get("admission") or {}).get("admittedAt")
+        if at:
+            with self._lock:
+                times = self._seen.setdefault(obj["metadata"]["name"], [])
+                if at not in times:
+                    times.append(at)
+
+    def _follow(self) -> None:
+        objects = client.CustomObjectsApi(self._api)
+        while not self._stop.is_set():
+            try:
+                listed = objects.list_namespaced_custom_object(GROUP, VERSION, self._namespace, "tenants",
+                                                             _request_timeout=15)
+                for obj in listed["items"]:
+                    self._note(obj)
+                stream = watch.Watch().stream(objects.list_namespaced_custom_object, GROUP, VERSION,
+                                              self._namespace, "tenants", timeout_seconds=5, _request_timeout=15,
+                                              resource_version=listed["metadata"]["resourceVersion"])
+                for event in stream:
+                    if event["type"] in ("ADDED", "MODIFIED"):
+                        self._note(event["object"])
+                    if event["type"] == "ERROR" or self._stop.is_set():
+                        break
+            except Exception:  # the API is away (a restart): list again shortly
+                self._stop.wait(0.5)
+
+    def decided_again(self) -> dict[str, list[str]]:
+        """The tenants that showed more than one admittedAt, with them in the order seen."""
+        with self._lock:
+            return {name: list(times) for name, times in self._seen.items() if len(times) > 1}
+
+    def seen(self, name: str) -> list[str]:
+        with self._lock:
+            return list(self._seen.get(name, []))
+
+
+def admissions_told(platform: Platform, namespace: str, name: str) -> int:
+    """How many Normal Events told the tenant's Admitted transition. The status write that turns Admitted
+    True tells it in its one Normal summary (DESIGN §2), so a tenant decided once is told once at most
+    (none if that write's answer was lost and the Event with it)."""
+    return sum(e.count or 1 for e in platform.events_for(namespace, name)
+               if e.type == "Normal" and "Admitted" in told(e.message or ""))
+
+
+def decided_twice(platform: Platform, namespace: str, names: Iterable[str], times: AdmissionTimes) -> dict[str, str]:
+    """The tenants with evidence of a second decision, in words (empty: each was decided once at most)."""
+    found: dict[str, str] = {}
+    again = times.decided_again()
+    for name in names:
+        problems = []
+        if name in again:
+            problems.append(f"admittedAt changed: {' -> '.join(again[name])}")
+        if (count := admissions_told(platform, namespace, name)) > 1:
+            problems.append(f"Admitted told {count} times")
+        if problems:
+            found[name] = "; ".join(problems)
+    return found

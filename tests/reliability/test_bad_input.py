@@ -29,7 +29,8 @@ from reliability_support import FIGURES, namespace_children_versions
 
 from support import pki
 from support.bodies import set_in
-from support.cluster import REPO_ROOT
+from support.cluster import REPO_ROOT, wait_for
+from support.events import told
 from support.operator import OperatorProcess
 from support.platform import GROUP, PLURALS, SMALL, VERSION, Platform, condition
 from tenantry.models import SUBJECT_NAME_PATTERN, SpecError, parse_spec
@@ -221,7 +222,11 @@ def _condition_and_event(platform: Platform, kind: str, name: str, namespace: st
                          reason: str, timeout: float = 60) -> str:
     obj = platform.wait_condition(kind, name, namespace, type_, status, reason, timeout=timeout)
     message = condition(obj, type_)["message"]  # type: ignore[index]
-    platform.wait_event(namespace or "default", name, reason, timeout=30)
+    # The Event that tells the transition: one with its reason (every Warning, and a Normal summary named
+    # after it), or the Normal summary of the same status write that names it among others (DESIGN §2).
+    wait_for(lambda: any(e.reason == reason or (e.type == "Normal" and type_ in told(e.message)[1:])
+                         for e in platform.events_for(namespace or "default", name)),
+             30, message=f"an Event telling {kind} {name}'s {type_}={status} ({reason})")
     return str(message)
 
 

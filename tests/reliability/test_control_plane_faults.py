@@ -3,20 +3,29 @@ fails (5xx, 429, requests that hang and drop, cut watch streams) behind a loopba
 watches of the Tenantry kinds answered 404 (a restarted apiserver before its CRDs are registered).
 
 Afterwards the watches have resumed (a new tenant is admitted, a deleted child comes back), nothing
-is lost or duplicated (every tenant provisioned once, at most one Admitted Event each), the ledger is
-exact, and the operator process is the same one that started: back-off, never a crash loop.
+is lost or duplicated (every tenant provisioned once, and decided once: its admittedAt never changes and
+its admission is told in one Normal Event at most), the ledger is exact, and the operator process is the
+same one that started: back-off, never a crash loop.
 """
 
 from __future__ import annotations
 
 import datetime
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client
-from reliability_support import FIGURES, admitted, operator_behind_proxy, wait_exact_ledger
+from reliability_support import (
+    FIGURES,
+    AdmissionTimes,
+    admitted,
+    decided_twice,
+    operator_behind_proxy,
+    wait_exact_ledger,
+)
 
 from support.cluster import wait_for
 from support.operator import OPERATOR_NAMESPACE, OperatorProcess
@@ -75,8 +84,12 @@ def _whole(platform: Platform, reseller: str, names: list[str]) -> bool:
     return True
 
 
-def _admitted_events(platform: Platform, reseller: str, name: str) -> int:
-    return sum(1 for e in platform.events_for(f"reseller-{reseller}", name) if e.reason == "Admitted")
+def _decided_once(platform: Platform, reseller: str, names: list[str], times: AdmissionTimes) -> None:
+    """Each tenant decided once across the faults: the watch saw its admittedAt, only ever one, and its
+    admission was told in one Normal Event at most (a second decision would tell it again)."""
+    assert all(times.seen(n) for n in names), {n: times.seen(n) for n in names}
+    twice = decided_twice(platform, f"reseller-{reseller}", names, times)
+    assert not twice, f"decided more than once: {twice}"
 
 
 def _lease_renewed_since(platform: Platform, moment: datetime.datetime) -> bool:
@@ -86,9 +99,11 @@ def _lease_renewed_since(platform: Platform, moment: datetime.datetime) -> bool:
 
 @pytest.mark.parametrize("component", ["apiserver", "etcd"])
 def test_restart_in_the_middle_of_a_rollout(platform: Platform, operator: OperatorProcess,
-                                            local_control_plane: Any, component: str) -> None:
+                                            local_control_plane: Any, component: str,
+                                            admission_times: Callable[[str], AdmissionTimes]) -> None:
     region, reseller = platform.setup(licenses=30)
     pid = operator.pid
+    times = admission_times(f"reseller-{reseller}")
     names = [platform.tenant(reseller, region, platform.unique_name("cp", max_length=40)) for _ in range(6)]
 
     local_control_plane.stop_component(component)
@@ -117,8 +132,7 @@ def test_restart_in_the_middle_of_a_rollout(platform: Platform, operator: Operat
     net.delete_namespaced_network_policy("tenantry-isolation", f"{reseller}--{names[-1]}")
     wait_for(lambda: net.read_namespaced_network_policy("tenantry-isolation", f"{reseller}--{names[-1]}"), 30,
              message="a deleted child restored (the children's watch resumed)")
-    duplicated = {n: c for n in names if (c := _admitted_events(platform, reseller, n)) > 1}
-    assert not duplicated, f"Admitted posted more than once: {duplicated}"
+    _decided_once(platform, reseller, names, times)
     assert lost_lease or operator.pid == pid
     assert operator.process is not None and operator.process.poll() is None
     operator.wait_healthy(30)
@@ -132,10 +146,12 @@ def test_restart_in_the_middle_of_a_rollout(platform: Platform, operator: Operat
     pytest.param(30, 120, id="long", marks=pytest.mark.long),
 ])
 def test_failing_apiserver_gives_back_off_and_recovery(platform: Platform, operator: OperatorProcess,
-                                                       tmp_path: Path, tenants: int, fault_seconds: float) -> None:
+                                                       tmp_path: Path, tenants: int, fault_seconds: float,
+                                                       admission_times: Callable[[str], AdmissionTimes]) -> None:
     region, reseller = platform.setup(licenses=tenants + 5, allotment={"cpu": str(tenants * 2), "memory": "256Gi",
                                                                        "storage": "500Gi", "pods": "2000"})
     ns = f"reseller-{reseller}"
+    times = admission_times(ns)
     with operator_behind_proxy(operator, tmp_path) as (second, proxy):
         # Faults from the very start: 15% errors, 5% hung-then-dropped requests, up to 200 ms latency.
         proxy.set_faults(error_rate=0.15, timeout_rate=0.05, hang_seconds=2.0, delay=(0.0, 0.2))
@@ -166,8 +182,7 @@ def test_failing_apiserver_gives_back_off_and_recovery(platform: Platform, opera
         second.wait_healthy(30)
         log = second.log_text()
         assert "retrying in" in log or "listing again in" in log, "no back-off in the operator's log"
-        duplicated = {n: c for n in names if (c := _admitted_events(platform, reseller, n)) > 1}
-        assert not duplicated, f"Admitted posted more than once: {duplicated}"
+        _decided_once(platform, reseller, names, times)  # names[1] moved to another plan: one admittedAt still
         FIGURES["faults: proxy 5xx/429 answers"] += proxy.counts["error"]
         FIGURES["faults: proxy hung-and-dropped requests"] += proxy.counts["timeout"]
         FIGURES["faults: proxy cut connections"] += proxy.counts["cut"]

@@ -1,7 +1,8 @@
 """Crash consistency: the operator is SIGKILLed at random points while tenants of several resellers
 are created, moved between plans and deleted; after the last restart everything converges to an
 exact ledger (licences used == admitted tenants == tenant namespaces), with no orphan namespace,
-binding or secret, and nobody admitted beyond licences or capacity.
+binding or secret, and nobody admitted beyond licences or capacity. A crash just after a tenant's
+admission was recorded (before its status said so) loses neither the decision nor its telling.
 
 CI runs ~60 tenants and 6 kills; `pytest --long` runs 200 tenants and 15 kills.
 """
@@ -16,8 +17,9 @@ import pytest
 from reliability_support import FIGURES, admitted, ledger_problems, tenants_of, timed_seconds
 
 from support.cluster import wait_for
+from support.events import told
 from support.operator import OperatorProcess
-from support.platform import SMALL, Platform
+from support.platform import GROUP, SMALL, VERSION, Platform
 
 BIG = {"cpu": "2", "memory": "2Gi", "storage": "2Gi", "pods": "20"}
 
@@ -121,3 +123,27 @@ def test_sigkill_at_random_points_converges_to_an_exact_ledger(
     print(f"crash consistency ({tenants} tenants): {result}")
     wait_for(lambda: operator.process is not None and operator.process.poll() is None, 5,
              message="the operator running after the test")
+
+
+def test_an_admission_recorded_before_a_crash_is_kept_and_told_by_the_next_operator(
+        platform: Platform, operator: OperatorProcess) -> None:
+    """What an operator killed between the write-ahead admission and the reconcile's status write leaves
+    (controller/tenant.py): the finalizer and status.admission, no condition, no Event. The next operator
+    keeps that decision (its admittedAt) and tells it: one Normal Event, Ready, naming Admitted."""
+    region, reseller = platform.setup()
+    control = f"reseller-{reseller}"
+    admitted_at = "2026-01-02T03:04:05Z"
+    operator.stop()
+    try:
+        name = platform.tenant(reseller, region)
+        platform.patch("Tenant", name, {"metadata": {"finalizers": ["tenantry.dev/finalizer"]}}, control)
+        platform.objects.patch_namespaced_custom_object_status(GROUP, VERSION, control, "tenants", name, {
+            "status": {"admission": {"plan": "small", "region": region, "quota": SMALL, "admittedAt": admitted_at}}})
+    finally:
+        operator.start()
+    obj = platform.wait_tenant(reseller, name, timeout=60)
+    assert obj["status"]["admission"]["admittedAt"] == admitted_at  # decided once, by the operator that crashed
+    ready = platform.wait_event(control, name, "Ready", "Normal")
+    assert "Admitted" in told(ready.message), ready.message
+    normal = [e for e in platform.events_for(control, name) if e.type == "Normal"]
+    assert [e.reason for e in normal] == ["Ready"], [(e.reason, e.message) for e in normal]

@@ -6,7 +6,8 @@ would take part in the same election) and started again afterwards.
 
 - Only the holder of the Lease writes; the standby is live, ready and writes nothing.
 - SIGKILL of the leader in the middle of a rollout: the standby takes over within 15 s of the kill,
-  and the ledger is exact (nobody admitted twice, no licence leaked, no orphan namespace).
+  and the ledger is exact (nobody admitted twice, no licence leaked, no orphan namespace); what the old
+  leader decided, the new one keeps (each tenant's admittedAt never changes, its admission told once at most).
 - A leader cut off from the API server (its traffic dropped by the fault proxy) stops, with exit status 1,
   before the new leader writes anything: its last write precedes the new leader's first.
 - In a pod, the leader labels its pod `tenantry.dev/leader: "true"` (the webhook Service's selector) and a
@@ -18,14 +19,23 @@ from __future__ import annotations
 import datetime
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client
-from reliability_support import EXTRA_OPERATOR_LOGS, FIGURES, admitted, proxied_kubeconfig, upstream, wait_exact_ledger
+from reliability_support import (
+    EXTRA_OPERATOR_LOGS,
+    FIGURES,
+    AdmissionTimes,
+    admitted,
+    decided_twice,
+    proxied_kubeconfig,
+    upstream,
+    wait_exact_ledger,
+)
 
 from support.cluster import audit_events, audit_offset, is_lease, wait_for
 from support.faultproxy import FaultProxy
@@ -103,10 +113,6 @@ def _ready_tenants(platform: Platform, reseller: str, names: list[str]) -> bool:
     return True
 
 
-def _admitted_events(platform: Platform, reseller: str, name: str) -> int:
-    return sum(1 for e in platform.events_for(f"reseller-{reseller}", name) if e.reason == "Admitted")
-
-
 def test_only_the_lease_holder_reconciles(platform: Platform, api_client: client.ApiClient, kubeconfig: str,
                                           audit_log: Path, session_operator_stopped: None, tmp_path: Path) -> None:
     first = _replica(api_client, kubeconfig, tmp_path / "a", "a")
@@ -150,7 +156,8 @@ def test_only_the_lease_holder_reconciles(platform: Platform, api_client: client
 
 
 def test_sigkill_of_the_leader_mid_rollout(platform: Platform, api_client: client.ApiClient, kubeconfig: str,
-                                           audit_log: Path, session_operator_stopped: None, tmp_path: Path) -> None:
+                                           audit_log: Path, session_operator_stopped: None, tmp_path: Path,
+                                           admission_times: Callable[[str], AdmissionTimes]) -> None:
     first = _replica(api_client, kubeconfig, tmp_path / "a", "a")
     second = _replica(api_client, kubeconfig, tmp_path / "b", "b")
     try:
@@ -158,6 +165,7 @@ def test_sigkill_of_the_leader_mid_rollout(platform: Platform, api_client: clien
         second.process.start(timeout=60, leading=False)
         licenses, count = 15, 20
         region, reseller = platform.setup(licenses=licenses)
+        times = admission_times(f"reseller-{reseller}")
         offset = audit_offset(audit_log)
         names: list[str] = []
         killed_at: datetime.datetime | None = None
@@ -178,9 +186,11 @@ def test_sigkill_of_the_leader_mid_rollout(platform: Platform, api_client: clien
 
         wait_exact_ledger(platform, [reseller], 180)
         tenants = [platform.tenant_obj(reseller, n) for n in names]
-        assert sum(1 for t in tenants if admitted(t)) == licenses
-        assert _ready_tenants(platform, reseller, [t["metadata"]["name"] for t in tenants if admitted(t)])
-        twice = {n: c for n in names if (c := _admitted_events(platform, reseller, n)) > 1}
+        admitted_names = [t["metadata"]["name"] for t in tenants if admitted(t)]
+        assert len(admitted_names) == licenses
+        assert _ready_tenants(platform, reseller, admitted_names)
+        assert all(times.seen(n) for n in admitted_names), {n: times.seen(n) for n in admitted_names}
+        twice = decided_twice(platform, f"reseller-{reseller}", names, times)
         assert not twice, f"admitted twice: {twice}"
         assert lease.spec.lease_transitions >= 1
         print(f"SIGKILL of the leader: the standby took the Lease {takeover:.1f}s after the kill, "

@@ -33,9 +33,35 @@ def test_every_bad_reason_is_a_warning_and_the_good_ones_one_summary() -> None:
     assert events[-1][2] == "DomainsRouted: www.shop.example is routed. (also now: CertificateReady)"
 
 
-def test_a_transition_told_earlier_in_the_reconcile_is_not_told_again() -> None:
-    admitted = Condition("Admitted", True, "Admitted", "Licence 3 of 10.")
-    ready = Condition("Ready", True, "Ready", "The tenant is admitted and provisioned.")
-    assert [r for _, r, _ in transition_events([admitted, ready], told=["Admitted"])] == ["Ready"]
-    assert transition_events([admitted], told=["Admitted"]) == []
+def test_an_admission_whose_provisioning_failed_is_told_beside_the_warning() -> None:
+    # The write-ahead admission writes no condition (controller/tenant.py): the reconcile's one status
+    # write turns Admitted True, even when provisioning failed after it, and tells it.
+    changed = [Condition("Admitted", True, "Admitted", "Admitted on plan small in region eu."),
+               Condition("Provisioned", False, "ProvisioningFailed", "Provisioning namespace a--b failed."),
+               Condition("CertificateReady", True, "Issued", "Certificate issued."),
+               Condition("Ready", False, "ProvisioningFailed", "Provisioning namespace a--b failed.")]
+    assert transition_events(changed) == [
+        ("Warning", "ProvisioningFailed", "Provisioned: Provisioning namespace a--b failed."),
+        ("Normal", "Admitted", "Admitted: Admitted on plan small in region eu. (also now: CertificateReady)")]
+
+
+def test_an_admission_whose_namespace_is_taken_is_told_beside_the_warning() -> None:
+    changed = [Condition("Admitted", True, "Admitted", "Admitted on plan small in region eu."),
+               Condition("Provisioned", False, "NamespaceTaken", "Namespace a--b already exists."),
+               Condition("Ready", False, "NamespaceTaken", "Namespace a--b already exists.")]
+    assert [(t, r) for t, r, _ in transition_events(changed)] == [("Warning", "NamespaceTaken"),
+                                                                  ("Normal", "Admitted")]
+
+
+def test_an_admission_in_an_unreachable_cluster_is_named_in_the_summary() -> None:
+    # Ready=Unknown is not bad news; the summary is named after it and names Admitted.
+    changed = [Condition("Admitted", True, "Admitted", "Admitted on plan small in region eu."),
+               Condition("Provisioned", False, "ClusterUnreachable", "Region eu's cluster cannot be reached."),
+               Condition("Ready", None, "ClusterUnreachable", "Region eu's cluster cannot be reached.")]
+    assert transition_events(changed) == [
+        ("Warning", "ClusterUnreachable", "Provisioned: Region eu's cluster cannot be reached."),
+        ("Normal", "ClusterUnreachable", "Ready: Region eu's cluster cannot be reached. (also now: Admitted)")]
+
+
+def test_no_transition_no_event() -> None:
     assert transition_events([]) == []

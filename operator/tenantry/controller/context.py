@@ -99,21 +99,21 @@ def _event_type(condition: Condition) -> str:
     return "Warning" if bad else "Normal"
 
 
-def transition_events(changed: Iterable[Condition], told: Iterable[str] = ()) -> list[tuple[str, str, str]]:
+def transition_events(changed: Iterable[Condition]) -> list[tuple[str, str, str]]:
     """The Events (type, reason, message) for one status write's condition transitions.
 
     Every bad transition is a Warning with its own reason (Admitted=False and Ready=False for the same
     reason make one). The good ones make at most one Normal Event, named after the most telling of them:
     Ready when it is among them (a new tenant: admitted, provisioned, certified, roles bound - and Ready),
-    else the first in the reconcile's order; its message names the rest. `told`: condition types whose
-    transition was announced earlier in the same reconcile (the write-ahead admission)."""
-    told = set(told)
+    else the first in the reconcile's order; its message names the rest. Every reconcile writes its
+    conditions once, at its end (the tenant's write-ahead admission writes none), so this is at most one
+    Normal Event per reconcile (DESIGN §2): a new tenant's admission is told in its Ready summary."""
     warnings: dict[str, Condition] = {}
     good: list[Condition] = []
     for condition in changed:
         if _event_type(condition) == "Warning":
             warnings.setdefault(condition.reason, condition)
-        elif condition.type not in told:
+        else:
             good.append(condition)
     events = [("Warning", reason, f"{c.type}: {c.message}") for reason, c in warnings.items()]
     if good:
@@ -125,7 +125,7 @@ def transition_events(changed: Iterable[Condition], told: Iterable[str] = ()) ->
 
 
 async def publish_status(op: Operator, obj: Mapping[str, Any], fields: Mapping[str, Any],
-                         conditions: Iterable[Condition], *, told: Iterable[str] = ()) -> bool:
+                         conditions: Iterable[Condition]) -> bool:
     """Write `fields` + merged `conditions` as the object's status (if changed) and post its Events."""
     current = obj.get("status") or {}
     generation = int(obj["metadata"].get("generation", 0))
@@ -140,5 +140,5 @@ async def publish_status(op: Operator, obj: Mapping[str, Any], fields: Mapping[s
     # Posted together, not one after another: a reconcile with a warning and a summary would otherwise
     # hold a worker for two round trips (post_event never raises).
     await asyncio.gather(*(op.client.post_event(obj, reason=reason, message=message, type_=type_)
-                           for type_, reason, message in transition_events(changed, told)))
+                           for type_, reason, message in transition_events(changed)))
     return written

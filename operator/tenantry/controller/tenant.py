@@ -118,22 +118,15 @@ async def reconcile_tenant(op: Operator, namespace: str, name: str) -> None:
         # Write-ahead: the decision is in status before anything is made from it. A crash in between
         # then finds the tenant admitted (and provisions it), never a namespace of a tenant that a
         # fresh decision would refuse.
-        told = ("Admitted",) if _newly_admitted(body) else ()
         body = await _write_admission(op, body, verdict)
-    else:
-        told = ()
-    await _provision(op, body, spec, reseller, verdict, told)
-
-
-def _newly_admitted(body: Mapping[str, Any]) -> bool:
-    """Whether the tenant's status does not say Admitted=True yet (a new tenant, or a refused one now admitted)."""
-    return not any(c.get("type") == "Admitted" and c.get("status") == "True"
-                   for c in (body.get("status") or {}).get("conditions") or [])
+    await _provision(op, body, spec, reseller, verdict)
 
 
 async def _write_admission(op: Operator, body: Mapping[str, Any], verdict: Verdict) -> dict[str, Any]:
-    """Record the decision; a tenant newly admitted gets its `Admitted` Event now, when its licence is
-    taken (the final status write then summarises the rest in one Normal Event: context.py)."""
+    """Record the decision (status.admission only). It posts no Event and writes no condition: the
+    reconcile's final status write turns Admitted True, and that transition is told in its one Normal
+    summary (context.py), beside any Warning. A crash before that write leaves Admitted untold, so the
+    next reconcile's final write tells it."""
     record = verdict.record
     assert record is not None
     meta = body["metadata"]
@@ -142,13 +135,11 @@ async def _write_admission(op: Operator, body: Mapping[str, Any], verdict: Verdi
     result = await op.client.merge_patch(TENANT, meta["name"], {"status": {
         "admission": record_to_status(record, admitted_at)}}, namespace=meta["namespace"], subresource="status")
     op.store.written(TENANT, result, based_on=based_on)
-    if _newly_admitted(body):
-        await op.client.post_event(body, reason=ADMITTED, message=f"Admitted: {verdict.message}")
     return result
 
 
-async def _provision(op: Operator, body: Mapping[str, Any], spec: TenantSpec, reseller: str, verdict: Verdict,
-                     told: tuple[str, ...] = ()) -> None:
+async def _provision(op: Operator, body: Mapping[str, Any], spec: TenantSpec, reseller: str,
+                     verdict: Verdict) -> None:
     record = verdict.record
     assert record is not None
     name = body["metadata"]["name"]
@@ -156,7 +147,7 @@ async def _provision(op: Operator, body: Mapping[str, Any], spec: TenantSpec, re
     # The cluster the namespace lives in: this one, or the region's member cluster (controller/clusters.py).
     cluster = op.clusters.for_region(record.region)
     if cluster is None:
-        await _report_cluster_unreachable(op, body, verdict, told)
+        await _report_cluster_unreachable(op, body, verdict)
         return
     # Before anything is read from or made in the namespace (certificates included): only one made for
     # this very Tenant object is provisioned (tenantry/namespace_claim.py). The cache holds the namespaces
@@ -165,7 +156,7 @@ async def _provision(op: Operator, body: Mapping[str, Any], spec: TenantSpec, re
     live_namespace = cluster.store.get("Namespace", namespace)
     if live_namespace is not None and not namespace_claim(live_namespace, body, reseller).provisionable:
         assert live_namespace is not None
-        await _report_namespace_taken(op, body, verdict, live_namespace, told)
+        await _report_namespace_taken(op, body, verdict, live_namespace)
         return
     reseller_spec: ResellerSpec | None = _spec_of(op, RESELLER, reseller)
     region_spec: RegionSpec | None = _spec_of(op, REGION, record.region)
@@ -237,7 +228,7 @@ async def _provision(op: Operator, body: Mapping[str, Any], spec: TenantSpec, re
                 await tenant_routes.park_or_restore(op, cluster, body, namespace, spec.active, resuming)
             taken = await _make_children(cluster, body, reseller, namespace, children)
             if taken is not None:
-                await _report_namespace_taken(op, body, verdict, taken, told)
+                await _report_namespace_taken(op, body, verdict, taken)
                 return
             if spec.active:
                 routed = {r.host for r in routes}
@@ -281,7 +272,7 @@ async def _provision(op: Operator, body: Mapping[str, Any], spec: TenantSpec, re
         # Owners and support staff have access only if the ClusterRoles they are bound to exist.
         roles_bound_condition(bound_platform_roles(children), op.platform_roles),
         ready,
-    ], told=told)
+    ])
     if failure is not None:
         raise failure
 
@@ -306,8 +297,7 @@ async def _make_children(cluster: Cluster, body: Mapping[str, Any], reseller: st
     return None
 
 
-async def _report_cluster_unreachable(op: Operator, body: Mapping[str, Any], verdict: Verdict,
-                                      told: tuple[str, ...]) -> None:
+async def _report_cluster_unreachable(op: Operator, body: Mapping[str, Any], verdict: Verdict) -> None:
     """The region's member cluster does not answer (or cannot be reached with its kubeconfig): nothing is
     read or written there. The tenant stays admitted (licences are counted here) and keeps what it has;
     it is provisioned, or looked at again, when the member is back (its Region wakes its tenants)."""
@@ -331,11 +321,11 @@ async def _report_cluster_unreachable(op: Operator, body: Mapping[str, Any], ver
         else Condition("Provisioned", False, CLUSTER_UNREACHABLE, message),
         *kept,
         Condition("Ready", None, CLUSTER_UNREACHABLE, message),
-    ], told=told)
+    ])
 
 
 async def _report_namespace_taken(op: Operator, body: Mapping[str, Any], verdict: Verdict,
-                                  live_namespace: Mapping[str, Any], told: tuple[str, ...]) -> None:
+                                  live_namespace: Mapping[str, Any]) -> None:
     """The tenant stays admitted (its licence decision is the reseller's), nothing is made or changed in
     the namespace, and the reseller is told what to do (a Warning Event with the same reason)."""
     assert verdict.record is not None
@@ -347,7 +337,7 @@ async def _report_namespace_taken(op: Operator, body: Mapping[str, Any], verdict
         Condition("Admitted", True, ADMITTED, verdict.message),
         Condition("Provisioned", False, NAMESPACE_TAKEN, message),
         Condition("Ready", False, NAMESPACE_TAKEN, message),
-    ], told=told)
+    ])
     op.enqueue_one(TENANT, meta["namespace"], meta["name"], delay=NAMESPACE_RECHECK_SECONDS)
 
 
