@@ -46,11 +46,14 @@ class ScriptedSource:
         self.lists = 0
         self.watches = 0
         self.list_times: list[float] = []
+        self.from_cache: list[bool] = []
         self.delivered = asyncio.Event()
 
     async def list_with_version(self, kind: str, label_selector: str | None = None, *,
-                                metadata_only: bool = False) -> tuple[list[dict[str, Any]], str]:
+                                metadata_only: bool = False, from_cache: bool = False
+                                ) -> tuple[list[dict[str, Any]], str]:
         self.lists += 1
+        self.from_cache.append(from_cache)
         self.list_times.append(time.monotonic())
         return [dict(item) for item in self.items], "10"
 
@@ -172,6 +175,9 @@ def test_a_failing_watch_backs_off_and_turns_unhealthy_after_repeated_failures()
     gaps = [b - a for a, b in zip(source.list_times, source.list_times[1:], strict=False)]
     assert gaps[0] >= 0.45 and gaps[1] >= 0.95, gaps  # 0.5 s, then 1 s: growing, not reset by the list
     assert "403" in health.last_error
+    # The first list fills an empty picture from the API server's watch cache; a list again reads etcd, never
+    # older than what the picture holds already.
+    assert source.from_cache[0] is True and not any(source.from_cache[1:]), source.from_cache
 
 
 def test_repeated_failures_fail_the_health_endpoints_and_a_working_watch_clears_them() -> None:
