@@ -12,7 +12,8 @@ the AdmissionBook, the tenant series, the Secret references, the parsed-spec cac
 it. The queue is left as a wave leaves it before the workers start: every tenant pending.
 
 The objects are one tenant's as the API server returned them in the 10,000-tenant benchmark
-(hack/bench_store_sample.json: the Tenant, its Namespace, 2 ResourceQuotas, LimitRange, NetworkPolicy,
+(hack/bench_store_sample.json, with the managedFields kubectl hides made up from each object's fields:
+the Tenant, its Namespace, 2 ResourceQuotas, LimitRange, NetworkPolicy,
 2 RoleBindings, Ingress, branding ConfigMap and TLS Secret; a Reseller and its Plan per `--per-reseller`
 tenants), with names, uids, resourceVersions, spec hashes, timestamps and certificate data varied per
 tenant (the CA certificate per reseller), so that nothing is shared between tenants that is not shared
@@ -68,16 +69,40 @@ def rss_kib() -> int:
     return 0
 
 
+def fields_v1(value: Any) -> dict[str, Any]:
+    """The FieldsV1 set of a JSON value: every field it sets (list items by index, as "i:n")."""
+    if isinstance(value, dict):
+        return {f"f:{k}": fields_v1(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return {f"i:{n}": fields_v1(v) for n, v in enumerate(value)}
+    return {}
+
+
+def with_managed_fields(obj: dict[str, Any]) -> dict[str, Any]:
+    """The object as a watch event or a write's response carries it (kubectl hides managedFields): the
+    operator's entry for what it set, and one for the status (its own, or the controllers')."""
+    meta = obj["metadata"]
+    ours = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind", "status", "metadata")}
+    ours["metadata"] = {k: meta[k] for k in ("labels", "annotations", "finalizers") if k in meta}
+    entry = {"apiVersion": obj["apiVersion"], "fieldsType": "FieldsV1", "manager": "tenantry", "operation": "Update",
+             "time": meta["creationTimestamp"]}
+    entries = [{**entry, "fieldsV1": fields_v1(ours)}]
+    if obj.get("status"):
+        entries.append({**entry, "fieldsV1": fields_v1({"status": obj["status"]}), "subresource": "status"})
+    return {**obj, "metadata": {**meta, "managedFields": entries}}
+
+
 class Shapes:
     """The sample's objects as compact JSON texts, and their per-tenant variants."""
 
     def __init__(self, seed: int = 15) -> None:
         sample = json.loads(SAMPLE.read_text())
-        compact = {"separators": (",", ":")}
-        self.reseller = json.dumps(sample["reseller"], **compact)
-        self.plan = json.dumps(sample["plan"], **compact)
-        self.tenant = json.dumps(sample["tenant"], **compact)
-        self.children = [(c["kind"], json.dumps(c, **compact)) for c in sample["children"]]
+
+        def text(obj: dict[str, Any]) -> str:
+            return json.dumps(with_managed_fields(obj), separators=(",", ":"))
+
+        self.reseller, self.plan, self.tenant = (text(sample[k]) for k in ("reseller", "plan", "tenant"))
+        self.children = [(c["kind"], text(c)) for c in sample["children"]]
         self.random = random.Random(seed)
         self.version = 1000
         self.ca_data: dict[int, str] = {}
@@ -155,11 +180,13 @@ async def fill(tenants: int, per_reseller: int, step: Callable[[str], None] = la
     uids = [shapes.new_uid() for _ in range(tenants)]
 
     def arrive(kind: str, text: str, on_change: Callable[[str, dict[str, Any], dict[str, Any] | None], None]) -> None:
-        obj = json.loads(text)  # as a watch line is read: a fresh object, nothing shared with another event
-        meta = obj["metadata"]
-        old = op.store.get(kind, meta["name"], meta.get("namespace"))
-        if op.store.put(kind, obj):  # what the Informer does with each event (controller/informer.py)
-            on_change("ADDED", obj, old)
+        # Twice, as the operator reads it: the response to its write, then the write's watch event (no news).
+        for _ in range(2):
+            obj = json.loads(text)  # as a watch line is read: a fresh object, nothing shared with another
+            meta = obj["metadata"]
+            old = op.store.get(kind, meta["name"], meta.get("namespace"))
+            if op.store.put(kind, obj):  # what the Informer does with each event (controller/informer.py)
+                on_change("ADDED", obj, old)
 
     def observe(kind: str) -> Callable[[str, dict[str, Any], dict[str, Any] | None], None]:
         return lambda event, obj, old: handlers._observe(op, kind, event, obj, old)

@@ -2,7 +2,8 @@
 
 Reconciles read from here instead of GETting from the apiserver, and compare desired children
 with what is here before writing, which is what makes an idle operator write nothing.
-Objects are kept trimmed (no managedFields, no child status) to keep memory small at scale.
+Objects are kept trimmed (no managedFields, no child status) and compact (each string once, however
+many objects hold it: compact.py) to keep memory small at scale.
 
 Two sources feed it: the watches (`put`), whose events for one kind arrive in the apiserver's order,
 and the operator's own writes (`written`), whose results are stored at once so that the next
@@ -19,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from tenantry.controller.compact import compact
 from tenantry.naming import (
     LABEL_MANAGED_BY,
     LABEL_RESELLER,
@@ -41,7 +43,7 @@ def resource_version(obj: Mapping[str, Any] | None) -> str | None:
 
 
 def trim(kind: str, obj: Mapping[str, Any]) -> dict[str, Any]:
-    """A plain-dict copy without the parts nobody here reads."""
+    """A plain-dict copy without the parts nobody here reads (the Store keeps it `compact`)."""
     result = {k: v for k, v in obj.items() if not (k == "status" and kind in _DROP_STATUS)}
     meta = dict(result.get("metadata", {}))
     meta.pop("managedFields", None)
@@ -117,7 +119,7 @@ class Store:
             if version is not None and version == resource_version(old):
                 return False  # our own write coming back, or the same object listed again
             self._unlink(kind, old)
-        self._keep(kind, key, obj)
+        self._keep(kind, obj)
         # A change only in what is trimmed away (a quota's usage, a namespace's phase) is stored for
         # its version, but is no news: nobody here reads it.
         return old is None or not _same_but_version(old, bucket[key])
@@ -140,13 +142,15 @@ class Store:
             return  # overtaken by the watch, or a write that changed nothing
         if old is not None:
             self._unlink(kind, old)
-        self._keep(kind, key, obj)
+        self._keep(kind, obj)
         self._echoes[(kind, *key)] = version
         if self.on_written is not None:
             self.on_written(kind, self._objects[kind][key], old)
 
-    def _keep(self, kind: str, key: tuple[str | None, str], obj: Mapping[str, Any]) -> None:
-        trimmed = trim(kind, obj)
+    def _keep(self, kind: str, obj: Mapping[str, Any]) -> None:
+        trimmed = compact(trim(kind, obj))
+        meta = trimmed["metadata"]
+        key = (meta.get("namespace"), meta["name"])  # of the copy's strings: the event's are duplicates
         self._objects.setdefault(kind, {})[key] = trimmed
         owner = owner_of(trimmed)
         if owner is not None:
