@@ -25,7 +25,8 @@ Reported, in bytes per tenant:
 - the same by structure, walking each from its root (shared objects counted once, for the first
   structure that reaches them): the Store's objects by kind, the Store's indexes, the AdmissionBook, ...;
 - the RSS delta of the whole fill, in a fresh interpreter without tracemalloc (the operator's own cost,
-  allocator overhead included).
+  allocator overhead included);
+and the Store's CPU per tenant (`store_cpu`): taking a tenant's objects in, and reading each once.
 A unit test runs `measure` at a small size (tests/unit/test_bench_store.py).
 """
 
@@ -42,6 +43,7 @@ import random
 import re
 import subprocess
 import sys
+import time
 import tracemalloc
 import types
 import uuid
@@ -259,16 +261,42 @@ def measure(tenants: int, per_reseller: int = 100) -> dict[str, Any]:
     }
 
 
-def measure_rss(tenants: int, per_reseller: int = 100) -> float:
-    """RSS growth per tenant, in bytes, of a fill in a fresh interpreter (no tracemalloc)."""
+def store_cpu(tenants: int, per_reseller: int = 100) -> dict[str, float]:
+    """CPU microseconds per tenant of the Store itself: taking each object in (`put` of a parsed event, and
+    its echo), and reading each of a tenant's objects once (`get`, what one reconcile of it reads)."""
+    from tenantry.controller.store import Store
+
+    shapes = Shapes()
+    events = [(kind, json.loads(shapes.vary(text, i, i // per_reseller)))
+              for i in range(tenants) for kind, text in [("Tenant", shapes.tenant), *shapes.children]]
+    echoes = [(kind, json.loads(json.dumps(obj))) for kind, obj in events]
+    keys = [(kind, obj["metadata"]["name"], obj["metadata"].get("namespace")) for kind, obj in events]
+    store = Store()
+    started = time.process_time()
+    for kind, obj in events:
+        store.put(kind, obj)
+    for kind, obj in echoes:
+        store.put(kind, obj)
+    put = time.process_time() - started
+    started = time.process_time()
+    for kind, name, namespace in keys:
+        store.get(kind, name, namespace)
+    get = time.process_time() - started
+    return {"put": put * 1e6 / tenants, "get": get * 1e6 / tenants}
+
+
+def measure_rss(tenants: int, per_reseller: int = 100) -> dict[str, Any]:
+    """RSS growth per tenant, in bytes, of a fill in a fresh interpreter (no tracemalloc), and `store_cpu`."""
     # A small fill first: the imports, and the first use of everything, are no tenant's cost.
     code = ("import asyncio, gc, json, sys; sys.path.insert(0, sys.argv[3]); import bench_store as b; "
             "asyncio.run(b.fill(10, 10)); gc.collect(); before = b.rss_kib(); "
             "kept = asyncio.run(b.fill(int(sys.argv[1]), int(sys.argv[2]))); gc.collect(); "
-            "print(json.dumps((b.rss_kib() - before) * 1024 / int(sys.argv[1])))")
+            "rss = (b.rss_kib() - before) * 1024 / int(sys.argv[1]); del kept; "
+            "print(json.dumps({'rss': rss, 'cpu': b.store_cpu(int(sys.argv[1]), int(sys.argv[2]))}))")
     out = subprocess.run([sys.executable, "-c", code, str(tenants), str(per_reseller), str(Path(__file__).parent)],
                          check=True, capture_output=True, text=True, env=os.environ)
-    return float(json.loads(out.stdout.strip().splitlines()[-1]))
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
 
 
 def main() -> None:
@@ -278,9 +306,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--no-rss", action="store_true", help="skip the RSS run (a second fill)")
     args = parser.parse_args()
-    rss = None if args.no_rss else measure_rss(args.tenants, args.per_reseller)
+    fresh = None if args.no_rss else measure_rss(args.tenants, args.per_reseller)
     results = measure(args.tenants, args.per_reseller)
-    results["rss"] = rss
+    results |= fresh or {}
     print(f"{args.tenants} tenants, {args.per_reseller} per reseller: bytes per tenant")
     print("\nby step of the fill (tracemalloc, the Store and the callbacks together):")
     for name, size in results["steps"].items():
@@ -289,8 +317,10 @@ def main() -> None:
     print("\nby structure (deep size, each object counted once):")
     for name, size in results["structures"].items():
         print(f"  {name:<45} {size:>9,.0f}")
-    if rss is not None:
-        print(f"\nRSS growth of the fill (fresh interpreter, no tracemalloc): {rss:,.0f} bytes per tenant")
+    if fresh is not None:
+        print(f"\nRSS growth of the fill (fresh interpreter, no tracemalloc): {fresh['rss']:,.0f} bytes per tenant")
+        print(f"Store CPU per tenant: put (each object and its echo) {fresh['cpu']['put']:,.0f} us, "
+              f"get (each object once) {fresh['cpu']['get']:,.0f} us")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1) + "\n")
 
