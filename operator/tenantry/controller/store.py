@@ -3,7 +3,9 @@
 Reconciles read from here instead of GETting from the apiserver, and compare desired children
 with what is here before writing, which is what makes an idle operator write nothing.
 Objects are kept trimmed (no managedFields, no child status) and compact (each string once, however
-many objects hold it: compact.py) to keep memory small at scale.
+many objects hold it; the children but Secrets as JSON text, parsed by `get`: compact.py) to keep
+memory small at scale. `get` and `list` hand out the object held (Tenantry's kinds, Secrets) or a
+fresh one (the children kept as text); either way, a caller must not change what it is given.
 
 Two sources feed it: the watches (`put`), whose events for one kind arrive in the apiserver's order,
 and the operator's own writes (`written`), whose results are stored at once so that the next
@@ -20,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from tenantry.controller.compact import compact
+from tenantry.controller.compact import Packed, compact, kept_as_text, pack, unpack
 from tenantry.naming import (
     LABEL_MANAGED_BY,
     LABEL_RESELLER,
@@ -32,6 +34,7 @@ from tenantry.naming import (
 )
 
 ObjectKey = tuple[str, str | None, str]  # (kind, namespace, name)
+Entry = dict[str, Any] | Packed  # an object as the Store holds it: compact, or as text (compact.py)
 
 # Kinds whose status the operator never reads: dropping it saves memory and needless churn.
 _DROP_STATUS = {"Namespace", "ResourceQuota", "Ingress", "Deployment", "StatefulSet"}
@@ -56,7 +59,18 @@ def trim(kind: str, obj: Mapping[str, Any]) -> dict[str, Any]:
     return result
 
 
-def _same_but_version(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+def _version(entry: Entry | None) -> str | None:
+    return entry.version if isinstance(entry, Packed) else resource_version(entry)
+
+
+def _opened(entry: Entry) -> dict[str, Any]:
+    """The object as `get` hands it out: the one held, or a fresh one from its text."""
+    return unpack(entry) if isinstance(entry, Packed) else entry
+
+
+def _same_but_version(old: Entry, new: Entry) -> bool:
+    if isinstance(old, Packed) or isinstance(new, Packed):  # both are: each kind is held one way
+        return isinstance(old, Packed) and isinstance(new, Packed) and old.text == new.text  # (text: no version)
     if old.keys() != new.keys():
         return False
     for field, value in new.items():
@@ -92,12 +106,13 @@ def owner_of(obj: Mapping[str, Any]) -> ObjectKey | None:
 
 class Store:
     def __init__(self) -> None:
-        self._objects: dict[str, dict[tuple[str | None, str], dict[str, Any]]] = {}
+        self._objects: dict[str, dict[tuple[str | None, str], Entry]] = {}
         self._children: dict[ObjectKey, set[ObjectKey]] = {}
         # (kind, namespace, name) -> the version of our own write whose watch event is still to come.
         self._echoes: dict[ObjectKey, str] = {}
-        # Called with (kind, new, old) when one of our own writes is stored: its watch event will be no
-        # news, so whoever follows a kind's changes (the AdmissionBook follows Tenants) hears it here.
+        # Called with (kind, new, old) when one of our own writes of a Tenantry kind is stored: its watch
+        # event will be no news, so whoever follows a kind's changes (the AdmissionBook follows Tenants)
+        # hears it here. (The children's changes are news to their owner only, whose own write this is.)
         self.on_written: Callable[[str, dict[str, Any], dict[str, Any] | None], None] | None = None
 
     def put(self, kind: str, obj: Mapping[str, Any], *, listed: bool = False) -> bool:
@@ -116,9 +131,9 @@ class Store:
             self._echoes[(kind, *key)] = echo  # an event from before our write: the write's result is newer
             return False
         if old is not None:
-            if version is not None and version == resource_version(old):
+            if version is not None and version == _version(old):
                 return False  # our own write coming back, or the same object listed again
-            self._unlink(kind, old)
+            self._unlink(kind, _opened(old))
         self._keep(kind, obj)
         # A change only in what is trimmed away (a quota's usage, a namespace's phase) is stored for
         # its version, but is no news: nobody here reads it.
@@ -126,7 +141,7 @@ class Store:
 
     def version(self, kind: str, name: str, namespace: str | None = None) -> str | None:
         """The resourceVersion held for an object (None when absent): what a write is based on, for `written`."""
-        return resource_version(self.get(kind, name, namespace))
+        return _version(self._objects.get(kind, {}).get((namespace, name)))
 
     def written(self, kind: str, obj: Mapping[str, Any], *, based_on: str | None) -> None:
         """Store the result of the operator's own write (or fresh read), sent when this Store held
@@ -138,20 +153,21 @@ class Store:
         key = (meta.get("namespace"), meta["name"])
         old = self._objects.get(kind, {}).get(key)
         version = meta.get("resourceVersion")
-        if resource_version(old) != based_on or version is None or version == based_on:
+        if _version(old) != based_on or version is None or version == based_on:
             return  # overtaken by the watch, or a write that changed nothing
-        if old is not None:
-            self._unlink(kind, old)
+        old_obj = None if old is None else _opened(old)
+        if old_obj is not None:
+            self._unlink(kind, old_obj)
         self._keep(kind, obj)
         self._echoes[(kind, *key)] = version
-        if self.on_written is not None:
-            self.on_written(kind, self._objects[kind][key], old)
+        if self.on_written is not None and kind in PLURALS:
+            self.on_written(kind, _opened(self._objects[kind][key]), old_obj)
 
     def _keep(self, kind: str, obj: Mapping[str, Any]) -> None:
-        trimmed = compact(trim(kind, obj))
+        trimmed = trim(kind, obj)
         meta = trimmed["metadata"]
-        key = (meta.get("namespace"), meta["name"])  # of the copy's strings: the event's are duplicates
-        self._objects.setdefault(kind, {})[key] = trimmed
+        key = (compact(meta.get("namespace")), compact(meta["name"]))  # each string once (compact.py)
+        self._objects.setdefault(kind, {})[key] = pack(trimmed) if kept_as_text(kind) else compact(trimmed)
         owner = owner_of(trimmed)
         if owner is not None:
             self._children.setdefault(owner, set()).add((kind, key[0], key[1]))
@@ -159,9 +175,11 @@ class Store:
     def delete(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
         old = self._objects.get(kind, {}).pop((namespace, name), None)
         self._echoes.pop((kind, namespace, name), None)
-        if old is not None:
-            self._unlink(kind, old)
-        return old
+        if old is None:
+            return None
+        old_obj = _opened(old)
+        self._unlink(kind, old_obj)
+        return old_obj
 
     def _unlink(self, kind: str, obj: Mapping[str, Any]) -> None:
         owner = owner_of(obj)
@@ -170,12 +188,13 @@ class Store:
             self._children.get(owner, set()).discard((kind, meta.get("namespace"), meta["name"]))
 
     def get(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
-        return self._objects.get(kind, {}).get((namespace, name))
+        entry = self._objects.get(kind, {}).get((namespace, name))
+        return None if entry is None else _opened(entry)
 
     def list(self, kind: str, namespace: str | None = None) -> Iterator[dict[str, Any]]:
-        for (ns, _), obj in list(self._objects.get(kind, {}).items()):
+        for (ns, _), entry in list(self._objects.get(kind, {}).items()):
             if namespace is None or ns == namespace:
-                yield obj
+                yield _opened(entry)
 
     def count(self, kind: str) -> int:
         return len(self._objects.get(kind, {}))
