@@ -184,8 +184,8 @@ def test_nothing_a_caller_changes_reaches_the_store() -> None:
     for sample in [*tenants, *secrets]:
         obj = event(sample)
         store.put(sample["kind"], obj)
-        obj["metadata"]["labels"] = obj["metadata"].get("labels", {}) | {"changed": "by a callback"}
-        obj.get("spec", obj.get("data"))["changed"] = "by a callback"
+        obj["metadata"].setdefault("labels", {})["changed"] = "by a callback"
+        (obj["spec"] if "spec" in obj else obj["data"])["changed"] = "by a callback"
     first_tenant = store.get(*key(tenants[0]))
     assert first_tenant is not None
     first_tenant["spec"]["owners"].append({"kind": "User", "name": "intruder@example.com"})
