@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+import uuid
 from typing import Any
 
 from support.hack_scripts import REPO
@@ -231,3 +233,21 @@ def test_our_own_writes_of_tenantry_kinds_are_told() -> None:
     store.written("Tenant", status, based_on=SAMPLE["tenant"]["metadata"]["resourceVersion"])
     assert [(kind, new["status"]["phase"], old and old["status"]["phase"]) for kind, new, old in told] == [
         ("Tenant", "Active", None), ("Tenant", "Pending", "Active")]
+
+
+def test_what_the_store_forgets_it_holds_no_more() -> None:
+    """One copy of each string, but none of a string nobody holds any more: after a tenant is gone, the
+    Store holds none of its strings (a table of strings that is never emptied would; so would sys.intern
+    on Python 3.12, which makes strings immortal; so would an index entry of an owner without children)."""
+    store = Store()
+    token = uuid.uuid4().hex[:8]  # strings no other test has made
+    for sample in [SAMPLE["tenant"], *SAMPLE["children"]]:
+        obj = json.loads(json.dumps(event(sample)).replace("t00000", f"t{token}"))
+        meta = obj["metadata"]
+        values = [meta["name"], meta.get("labels", {}).get("tenantry.dev/tenant", ""), meta.get("namespace", ""),
+                  *((obj.get("status") or {}).get("conditions") or [{}])[0].values(), *(obj.get("data") or {}).values()]
+        references = [sys.getrefcount(v) for v in values]
+        store.put(obj["kind"], obj)
+        store.delete(obj["kind"], meta["name"], meta.get("namespace"))
+        assert [sys.getrefcount(v) for v in values] == references, obj["kind"]
+    assert store.children_of(("Tenant", "reseller-bench000", f"t{token}")) == set()

@@ -9,7 +9,8 @@ its ten children; the fill's total by tracemalloc, the Store's part by structure
    apiVersion, the ClusterRole names, the reseller's CA certificate in every TLS Secret of its tenants.
    Those copies were more than half of what the Store held (28 of 51 kB per tenant). `compact` copies
    an object with every string replaced by the interpreter's one copy of it (`sys.intern`); an
-   interned string is freed with the last object that holds it, as any other. Values that differ in
+   interned string is freed with the last object that holds it, as any other (but on Python 3.12:
+   there, only keys are interned, see `_intern_value`). Values that differ in
    every object, and in every version of one (uid, resourceVersion, the spec hash), are left as they
    are: interning them would only fill the interpreter's table (measured: some 6 kB per tenant more).
    The copy is deep: the Store shares no dict or list with the event it was given (which the informer's
@@ -35,7 +36,12 @@ from tenantry.naming import PLURALS
 # The spec hash is controller/apply.py's SPEC_HASH (apply imports the Store, so it cannot be imported here).
 UNIQUE_VALUES = frozenset({"uid", "resourceVersion", "tenantry.dev/spec-hash"})
 
-_intern = sys.intern
+# An interned string is freed when nothing holds it any more, as any other - but not on Python 3.12,
+# where sys.intern makes strings immortal (gh-113993; mortal again since 3.13). There only keys are
+# interned, a vocabulary that does not grow with time; values (condition messages, timestamps, renewed
+# certificates) would stay in memory for good, one copy of each that ever was. (`str(s) is s`.)
+_intern_key = sys.intern
+_intern_value = str if sys.version_info[:2] == (3, 12) else sys.intern
 
 
 def compact(value: Any) -> Any:
@@ -43,9 +49,10 @@ def compact(value: Any) -> Any:
     the values of `UNIQUE_VALUES` keys; anything else (a tuple, a number) is taken as it is."""
     kind = type(value)
     if kind is str:
-        return _intern(value)
+        return _intern_value(value)
     if kind is dict:
-        return {(_intern(k) if type(k) is str else k): (v if k in UNIQUE_VALUES and type(v) is str else compact(v))
+        return {(_intern_key(k) if type(k) is str else k): (v if k in UNIQUE_VALUES and type(v) is str
+                                                            else compact(v))
                 for k, v in value.items()}
     if kind is list:
         return [compact(v) for v in value]

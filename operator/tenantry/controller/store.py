@@ -183,9 +183,11 @@ class Store:
 
     def _unlink(self, kind: str, obj: Mapping[str, Any]) -> None:
         owner = owner_of(obj)
-        if owner is not None:
+        if owner is not None and owner in self._children:
             meta = obj["metadata"]
-            self._children.get(owner, set()).discard((kind, meta.get("namespace"), meta["name"]))
+            self._children[owner].discard((kind, meta.get("namespace"), meta["name"]))
+            if not self._children[owner]:
+                del self._children[owner]  # a deleted tenant's entry, which would stay for good
 
     def get(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
         entry = self._objects.get(kind, {}).get((namespace, name))
