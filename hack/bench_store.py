@@ -12,12 +12,12 @@ the AdmissionBook, the tenant series, the Secret references, the parsed-spec cac
 it. The queue is left as a wave leaves it before the workers start: every tenant pending.
 
 The objects are one tenant's as the API server returned them in the 10,000-tenant benchmark
-(hack/bench_store_sample.json, with the managedFields kubectl hides made up from each object's fields:
-the Tenant, its Namespace, 2 ResourceQuotas, LimitRange, NetworkPolicy,
+(hack/bench_store_sample.json: the Tenant, its Namespace, 2 ResourceQuotas, LimitRange, NetworkPolicy,
 2 RoleBindings, Ingress, branding ConfigMap and TLS Secret; a Reseller and its Plan per `--per-reseller`
-tenants), with names, uids, resourceVersions, spec hashes, timestamps and certificate data varied per
-tenant (the CA certificate per reseller), so that nothing is shared between tenants that is not shared
-in the running operator.
+tenants), with the managedFields kubectl hides made up from each object's fields, and with names, uids,
+resourceVersions, spec hashes, timestamps and certificate data varied per tenant (the CA certificate
+per reseller), so that nothing is shared between tenants that is not shared in the running operator.
+Each object arrives twice, as the operator reads it: its write's response, then its watch event.
 
 Reported, in bytes per tenant:
 - tracemalloc: what each step of the fill keeps (after a gc), one step per kind (the Store and the
@@ -27,7 +27,7 @@ Reported, in bytes per tenant:
 - the RSS delta of the whole fill, in a fresh interpreter without tracemalloc (the operator's own cost,
   allocator overhead included);
 and the Store's CPU per tenant (`store_cpu`): taking a tenant's objects in, and reading each once.
-A unit test runs `measure` at a small size (tests/unit/test_bench_store.py).
+A unit test runs it at a small size (tests/unit/test_bench_store.py).
 """
 
 from __future__ import annotations
