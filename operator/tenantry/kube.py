@@ -543,6 +543,9 @@ async def list_then_watch(
                 on_list(items)
             except Exception as error:  # the callback should have isolated its items; never relist for it
                 health.skipped({"metadata": {"name": f"(list of {len(items)})"}}, error)
+            # Not kept for as long as the watch runs: the picture keeps what it needs of them (a Store,
+            # trimmed and compact), and a start-up list of every tenant's objects is the biggest thing read.
+            del items
             if on_synced is not None:
                 on_synced()
             while True:
