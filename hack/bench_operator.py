@@ -990,12 +990,12 @@ def main(argv: list[str] | None = None) -> int:
     results["machine"] = info
     results["load_after"] = os.getloadavg()
     results["command"] = "hack/bench " + " ".join(argv if argv is not None else sys.argv[1:])
+    if args.json:  # first: a run of half an hour is kept whatever the report makes of it
+        Path(args.json).write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(report(results))
     print(f"\nMachine: {info['cpus']} CPUs, {info['cpu_model']}, {info['memory_gib']} GiB; {info['date']}; "
           f"load average before {', '.join(f'{x:.2f}' for x in info['load_before'])}, after "
           f"{', '.join(f'{x:.2f}' for x in results['load_after'])}.")
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2, default=str) + "\n")
     return 0
 
 
