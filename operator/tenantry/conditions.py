@@ -26,6 +26,13 @@ class Condition:
         return "Unknown" if self.status is None else ("True" if self.status else "False")
 
 
+def failure_text(error: BaseException) -> str:
+    """An error in words for a condition's message or a log line. Some say nothing by themselves: a timeout
+    is `TimeoutError()`, whose text is empty, and a message ending in "will be retried: " helps nobody."""
+    text = str(error).strip()
+    return text if text else f"{type(error).__name__} (no details; a request that timed out says this)"
+
+
 def now_rfc3339() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 

@@ -65,3 +65,12 @@ def test_an_admission_in_an_unreachable_cluster_is_named_in_the_summary() -> Non
 
 def test_no_transition_no_event() -> None:
     assert transition_events([]) == []
+
+
+def test_a_failure_without_words_is_named_in_conditions_and_logs() -> None:
+    """A request that timed out raises TimeoutError(), whose text is empty: a Region said "the meter
+    StatefulSet ... could not be applied and will be retried: " and nothing more (the 10,000-tenant restart)."""
+    from tenantry.conditions import failure_text
+
+    assert failure_text(TimeoutError()).startswith("TimeoutError")
+    assert failure_text(RuntimeError("the API server said no")) == "the API server said no"

@@ -16,6 +16,8 @@ import time
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from typing import TypeVar
 
+from tenantry.conditions import failure_text
+
 log = logging.getLogger(__name__)
 
 K = TypeVar("K", bound=Hashable)
@@ -126,7 +128,8 @@ class WorkQueue:
                 failures = self._failures.get(key, 0) + 1
                 self._failures[key] = failures
                 delay = min(self._base_delay * 2 ** (failures - 1), self._max_delay)
-                log.warning("Reconcile of %s failed (attempt %d), retrying in %.1fs: %s", key, failures, delay, error)
+                log.warning("Reconcile of %s failed (attempt %d), retrying in %.1fs: %s", key, failures, delay,
+                            failure_text(error))
                 self.add_after(key, delay)
             finally:
                 self._processing.discard(key)

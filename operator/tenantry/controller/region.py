@@ -14,7 +14,7 @@ import aiohttp
 
 from tenantry.builders.common import quota_strings
 from tenantry.builders.meter import COMPONENT, COMPONENT_LABEL, build_meter_children, meter_name, spool_claim_name
-from tenantry.conditions import Condition
+from tenantry.conditions import Condition, failure_text
 from tenantry.controller.apply import contains, delete_child, sync_children
 from tenantry.controller.clusters import CONNECTED, INVALID_KUBECONFIG, MemberCluster
 from tenantry.controller.context import Operator, publish_status
@@ -230,9 +230,10 @@ async def _sync_meter(op: Operator, body: Mapping[str, Any]) -> tuple[Condition 
             children = [c for c in children if c["kind"] != "StatefulSet"]
         await sync_children(op.client, op.store, (REGION, None, name), children)
     except Exception as error:  # reported in status, retried by the queue
-        log.warning("Region %s: running its meter failed and will be retried: %s", name, error)
+        log.warning("Region %s: running its meter failed and will be retried: %s", name, failure_text(error))
         return Condition("Metering", False, "MeterFailed",
-                         f"The meter StatefulSet {where} could not be applied and will be retried: {error}"), error
+                         f"The meter StatefulSet {where} could not be applied and will be retried: "
+                         f"{failure_text(error)}"), error
     if waiting is not None:
         return waiting, None
     return Condition("Metering", True, "MeterDeployed",

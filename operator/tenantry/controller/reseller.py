@@ -9,7 +9,7 @@ from typing import Any
 from tenantry.builders.billing import build_meter_billing_binding
 from tenantry.builders.common import quota_strings
 from tenantry.builders.reseller import build_default_plan, build_reseller_children, reseller_branding
-from tenantry.conditions import Condition
+from tenantry.conditions import Condition, failure_text
 from tenantry.controller.apply import sync_children
 from tenantry.controller.context import Operator, publish_status
 from tenantry.controller.license_order import licence_fields
@@ -55,7 +55,7 @@ async def reconcile_reseller(op: Operator, name: str) -> None:
         tls = ResellerTls([], {r.get("name"): r["certificate"] for r in (body.get("status") or {}).get("regions") or []
                                if r.get("certificate")}, (body.get("status") or {}).get("platformCertificate"),
                           Condition(CERTIFICATE_READY, False, "CertificateFailed",
-                                    f"The certificates could not be checked and will be again: {error}"))
+                                    f"The certificates could not be checked and will be again: {failure_text(error)}"))
     else:
         await sync_children(op.client, op.store, (RESELLER, None, name), children + tls.children)
     seeded = await _seed_default_plans(op, name, (body.get("status") or {}).get("seededPlans", []))

@@ -18,7 +18,7 @@ from typing import Any
 from tenantry.admission import ADMITTED, Verdict
 from tenantry.builders.reseller import reseller_branding
 from tenantry.builders.tenant import PRIORITY_QUOTA, TenantInputs, build_tenant_children
-from tenantry.conditions import Condition, now_rfc3339
+from tenantry.conditions import Condition, failure_text, now_rfc3339
 from tenantry.controller import metrics, tenant_routes
 from tenantry.controller.apply import NamespaceExists, sync_children
 from tenantry.controller.clusters import Cluster
@@ -237,7 +237,7 @@ async def _provision(op: Operator, body: Mapping[str, Any], spec: TenantSpec, re
     except Exception as error:  # reported in status, then retried by the queue
         failure = error
         provisioned = Condition("Provisioned", False, "ProvisioningFailed",
-                                f"Provisioning namespace {namespace} failed and will be retried: {error}")
+                                f"Provisioning namespace {namespace} failed and will be retried: {failure_text(error)}")
 
     old_admission = (body.get("status") or {}).get("admission") or {}
     admitted_at = old_admission.get("admittedAt") or now_rfc3339()
@@ -262,7 +262,8 @@ async def _provision(op: Operator, body: Mapping[str, Any], spec: TenantSpec, re
             if key in old_status:
                 fields[key] = old_status[key]
         certificate_ready = Condition(CERTIFICATE_READY, False, "CertificateFailed",
-                                      f"Certificates could not be prepared and will be retried: {tls_failure}")
+                                      "Certificates could not be prepared and will be retried: "
+                                      + (failure_text(tls_failure) if tls_failure else "unknown"))
     ready = _ready(verdict, provisioned, spec.active)
     await publish_status(op, body, fields, [
         Condition("Admitted", True, ADMITTED, verdict.message),
