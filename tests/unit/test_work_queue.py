@@ -71,3 +71,31 @@ def test_keys_of_objects_that_are_gone_are_forgotten() -> None:
         return first, again
 
     assert asyncio.run(scenario()) == ([], ["gone"])
+
+
+def test_reconciles_that_make_no_request_leave_the_event_loop_to_others() -> None:
+    """A restart reconciles every object, and most find nothing to do: no API call, no await that waits. The
+    loop must still run the rest of the operator (watches, the webhook, /healthz, a request's timeout)
+    between them, not after thousands of them."""
+    async def scenario() -> int:
+        done: list[Hashable] = []
+        seen_while_busy: list[int] = []
+
+        async def handler(key: Hashable) -> None:
+            done.append(key)  # nothing to do, nothing awaited
+
+        queue = WorkQueue(handler, workers=1)
+        for index in range(2000):
+            queue.add(index)
+
+        async def other_task() -> None:  # a watch, a probe: wants the loop now and then
+            while len(done) < 2000:
+                seen_while_busy.append(len(done))
+                await asyncio.sleep(0)
+
+        queue.start()
+        await other_task()
+        await queue.stop()
+        return len([n for n in seen_while_busy if 0 < n < 2000])
+
+    assert asyncio.run(scenario()) > 100
