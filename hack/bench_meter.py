@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""Scrape time and memory of a region's meter with N synthetic tenants (issue 5's closing note).
+"""Scrape time and memory of a region's meter with N synthetic tenants (issue 5's closing note), and
+how long a scrape waits while the meter ticks and closes a window (issue 15).
 
     .venv/bin/python hack/bench_meter.py                 # 1,000 and 10,000 tenants
     .venv/bin/python hack/bench_meter.py --tenants 50000
+    .venv/bin/python hack/bench_meter.py --part ticking  # only the scrapes during ticks
 
 Each size runs in a fresh interpreter so that resident memory is the meter's own. The picture is
 what the sampler builds from watches (tenants, quotas, plans, resellers, the
@@ -16,11 +18,24 @@ integration done; then it times what the meter does on its hot paths:
 - a tick: integrating every tenant to now, and writing the window checkpoint (atomic, fsynced);
 - a window close: one record per tenant and non-zero meter.
 No cluster is needed; the numbers are the meter's CPU and memory cost, not the apiserver's.
+
+"Scrapes while ticking" (issue 15: a scrape must not wait long while a window closes) runs the real
+`Meter`, fed the same synthetic region, with its real /metrics on 127.0.0.1, a spool, ledger and
+checkpoint in a temporary directory, a `file:` sink (its deliverer running) and a clock the bench
+moves. A scraper in a process of its own (as Prometheus is) GETs /metrics over one kept-alive
+connection, 50 ms after each answer, and records when each scrape started and ended. Meanwhile the
+meter runs a plain tick (15 s later in the window: integrate, checkpoint) and then the tick that
+closes the window (all records spooled and fsynced, the billing ledger, the checkpoint), each
+awaited as the meter's ticker does. Reported: the median and worst scrape of the quiet seconds
+before; each tick's duration and the worst scrape that overlapped it (what Prometheus waited); and
+the worst scrape started in the seconds after the close, while the deliverer moves the records to
+the sink.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import statistics
@@ -29,6 +44,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 
 def rss_mib() -> float:
@@ -38,24 +54,10 @@ def rss_mib() -> float:
     return float("nan")
 
 
-def measure(tenants: int, scrapes: int) -> dict[str, float]:
-    from prometheus_client import CollectorRegistry, generate_latest
-
-    from tenantry.metering.exporter import DeliveryStats, MeteringCollector
-    from tenantry.metering.integrator import Integrator
-    from tenantry.metering.sampler import Sampler, plan_pricing, quota_info, region_info, reseller_info, tenant_info
-    from tenantry.metering.sinks import write_atomically
-    from tenantry.settings import Settings
-
-    baseline = rss_mib()
-    region, t0 = "eu-west", 1_800_000_000.0
-    now = [t0]
-    integrator = Integrator(region, 3600, t0)
-    sampler = Sampler(region, Settings().license_tiers, "USD",
-                      on_state=lambda uid, state: integrator.set_state(now[0], uid, state))
-    collector = MeteringCollector(region, integrator, sampler, DeliveryStats("http"))
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(collector)
+def synthetic_region(sampler: Any, region: str, tenants: int) -> int:
+    """Feeds `sampler` the picture its watches would build of a region with `tenants` tenants (and
+    one reseller per 50, each with a Plan), through `Sampler.changed`; returns the resellers' count."""
+    from tenantry.metering.sampler import plan_pricing, quota_info, region_info, reseller_info, tenant_info
 
     resellers = max(1, tenants // 50)
     sampler.changed("Region", (None, region), None, region_info({
@@ -86,6 +88,29 @@ def measure(tenants: int, scrapes: int) -> dict[str, float]:
             "used": {"requests.cpu": f"{(t % 8) * 250}m", "requests.memory": f"{(t % 16) * 128}Mi",
                      "requests.storage": f"{t % 20}Gi", "pods": str(t % 10)},
             "hard": {"requests.cpu": "2", "requests.memory": "4Gi", "requests.storage": "20Gi", "pods": "20"}}}))
+    return resellers
+
+
+def measure(tenants: int, scrapes: int) -> dict[str, float]:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from tenantry.metering.exporter import DeliveryStats, MeteringCollector
+    from tenantry.metering.integrator import Integrator
+    from tenantry.metering.sampler import Sampler
+    from tenantry.metering.sinks import write_atomically
+    from tenantry.settings import Settings
+
+    baseline = rss_mib()
+    region, t0 = "eu-west", 1_800_000_000.0
+    now = [t0]
+    integrator = Integrator(region, 3600, t0)
+    sampler = Sampler(region, Settings().license_tiers, "USD",
+                      on_state=lambda uid, state: integrator.set_state(now[0], uid, state))
+    collector = MeteringCollector(region, integrator, sampler, DeliveryStats("http"))
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+
+    resellers = synthetic_region(sampler, region, tenants)
     sampler.go_live()
     loaded = rss_mib()
     now[0] = t0 + 1800
@@ -128,20 +153,124 @@ def measure(tenants: int, scrapes: int) -> dict[str, float]:
     }
 
 
+QUIET_SECONDS = 3.0  # scrapes before, between and after the ticks
+
+
+def scraper(port: int) -> int:
+    """The scraping process: GET /metrics until stdin closes, then print [[start, end, status, bytes]]
+    (time.monotonic, the same clock in every process on Linux)."""
+    import http.client
+    import threading
+
+    stop = threading.Event()
+
+    def until_stdin_closes() -> None:
+        sys.stdin.read()
+        stop.set()
+
+    threading.Thread(target=until_stdin_closes, daemon=True).start()
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+    spans = []
+    while not stop.is_set():
+        started = time.monotonic()
+        connection.request("GET", "/metrics")
+        response = connection.getresponse()
+        size = len(response.read())
+        spans.append((started, time.monotonic(), response.status, size))
+        time.sleep(0.05)
+    print(json.dumps(spans))
+    return 0
+
+
+async def scrapes_while_ticking(tenants: int) -> dict[str, float]:
+    from tenantry.kube import Credentials, KubeClient
+    from tenantry.metering.meter import Meter, MeterConfig
+    from tenantry.metering.sinks import FileSink
+    from tenantry.settings import Settings
+
+    settings = Settings()
+    region, t0 = "eu-west", 1_800_000_000.0  # on an hour boundary
+    now = [t0]
+    with tempfile.TemporaryDirectory() as tmp:
+        config = MeterConfig(region=region, spool_dir=Path(tmp) / "spool", interval=3600, window=3600, port=0,
+                             bind_address="127.0.0.1", license_tiers=settings.license_tiers,
+                             license_currency=settings.license_currency)
+        # The client is never used: no reflectors run (the bench feeds the sampler) and no publisher.
+        meter = Meter(config, KubeClient(Credentials(server="https://127.0.0.1:1")),
+                      FileSink(Path(tmp) / "records.jsonl"), clock=lambda: now[0])
+        synthetic_region(meter.sampler, region, tenants)
+        meter.sampler.go_live()
+        now[0] = t0 + 1800
+        meter.tick()  # the first checkpoint: tenant states are serialised once, then kept
+        meter.collector.render_text()  # the first scrape fills the text caches: not what is measured
+        deliverer = asyncio.create_task(meter.deliverer.run())
+        await meter._serve()
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "--scraper", str(meter.port), stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE)
+        await asyncio.sleep(QUIET_SECONDS)
+        quiet_until = time.monotonic()
+        ticks = []
+        for moment in (t0 + 1815, t0 + 3600 + 15):  # a plain tick, then the one that closes the window
+            now[0] = moment
+            started = time.monotonic()
+            meter.tick()
+            ticks.append((started, time.monotonic()))
+            await asyncio.sleep(QUIET_SECONDS)
+        out, _ = await process.communicate(b"")
+        deliverer.cancel()
+        spooled, delivered = meter.stats.spooled, meter.stats.counts["delivered"]
+        await meter.stop()
+    spans = json.loads(out)
+
+    def worst(start: float, end: float) -> float:
+        return max((e - s for s, e, _, _ in spans if s < end and e > start), default=float("nan"))
+
+    quiet = [e - s for s, e, _, _ in spans if e <= quiet_until]
+    (plain_start, plain_end), (close_start, close_end) = ticks
+    return {
+        "tenants": tenants, "scrapes": len(spans), "failed": sum(1 for *_, status, _ in spans if status != 200),
+        "quiet_median_s": statistics.median(quiet), "quiet_max_s": max(quiet),
+        "plain_tick_s": plain_end - plain_start, "plain_worst_s": worst(plain_start, plain_end),
+        "close_tick_s": close_end - close_start, "close_worst_s": worst(close_start, close_end),
+        "after_close_worst_s": max((e - s for s, e, _, _ in spans if close_end <= s < close_end + QUIET_SECONDS),
+                                   default=float("nan")),
+        "records": spooled, "delivered": delivered,
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tenants", type=int, action="append", help="tenant counts (default 1000 and 10000)")
     parser.add_argument("--scrapes", type=int, default=5)
+    parser.add_argument("--part", choices=["all", "pieces", "ticking"], default="all",
+                        help="the pieces (scrape, tick, close) on their own, the scrapes while ticking, or both")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: measure one size, print JSON
+    parser.add_argument("--one-ticking", type=int, help=argparse.SUPPRESS)  # internal: the same, while ticking
+    parser.add_argument("--scraper", type=int, help=argparse.SUPPRESS)  # internal: the scraping process
     args = parser.parse_args()
+    if args.scraper:
+        return scraper(args.scraper)
     if args.one:
         print(json.dumps(measure(args.one, args.scrapes)))
         return 0
+    if args.one_ticking:
+        print(json.dumps(asyncio.run(scrapes_while_ticking(args.one_ticking))))
+        return 0
+    counts = args.tenants or [1000, 10000]
+    if args.part in ("all", "pieces"):
+        pieces(counts, args.scrapes)
+    if args.part in ("all", "ticking"):
+        ticking(counts)
+    return 0
+
+
+def pieces(counts: list[int], scrapes: int) -> None:
     print(f"{'tenants':>8} {'series':>8} {'scrape p50':>11} {'scrape max':>11} {'generic':>9} {'body':>8} "
           f"{'RSS base':>9} "
           f"{'RSS load':>9} {'RSS scraped':>12} {'tick':>7} {'checkpoint':>16} {'window close':>20}")
-    for count in args.tenants or [1000, 10000]:
-        out = subprocess.run([sys.executable, __file__, "--one", str(count), "--scrapes", str(args.scrapes)],
+    for count in counts:
+        out = subprocess.run([sys.executable, __file__, "--one", str(count), "--scrapes", str(scrapes)],
                              check=True, capture_output=True, text=True, env={**os.environ}).stdout
         r = json.loads(out)
         print(f"{r['tenants']:>8} {r['series']:>8} {r['scrape_median_s'] * 1000:>9.0f}ms "
@@ -151,7 +280,21 @@ def main() -> int:
               f"{r['tick_s'] * 1000:>5.0f}ms {r['checkpoint_s'] * 1000:>6.0f}ms "
               f"{r['checkpoint_bytes'] / 2**20:>5.1f}Mi "
               f"{r['window_close_s'] * 1000:>7.0f}ms {r['records']:>7} rec")
-    return 0
+
+
+def ticking(counts: list[int]) -> None:
+    print(f"\nScrapes of /metrics while the meter ticks (worst: the longest scrape that overlapped the tick)\n"
+          f"{'tenants':>8} {'scrapes':>8} {'quiet p50':>10} {'quiet max':>10} {'plain tick':>11} {'worst':>8} "
+          f"{'close tick':>11} {'worst':>8} {'after close':>12} {'records':>8}")
+    for count in counts:
+        out = subprocess.run([sys.executable, __file__, "--one-ticking", str(count)],
+                             check=True, capture_output=True, text=True, env={**os.environ}).stdout
+        r = json.loads(out)
+        ms = {k: f"{v * 1000:.0f}ms" for k, v in r.items() if k.endswith("_s")}
+        print(f"{r['tenants']:>8} {r['scrapes']:>8} {ms['quiet_median_s']:>10} {ms['quiet_max_s']:>10} "
+              f"{ms['plain_tick_s']:>11} {ms['plain_worst_s']:>8} {ms['close_tick_s']:>11} {ms['close_worst_s']:>8} "
+              f"{ms['after_close_worst_s']:>12} {r['records']:>8}"
+              + (f" ({r['failed']} failed)" if r["failed"] else ""))
 
 
 if __name__ == "__main__":
