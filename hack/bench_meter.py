@@ -201,7 +201,7 @@ async def scrapes_while_ticking(tenants: int) -> dict[str, float]:
         synthetic_region(meter.sampler, region, tenants)
         meter.sampler.go_live()
         now[0] = t0 + 1800
-        meter.tick()  # the first checkpoint: tenant states are serialised once, then kept
+        await meter.tick()  # the first checkpoint: tenant states are serialised once, then kept
         meter.collector.render_text()  # the first scrape fills the text caches: not what is measured
         deliverer = asyncio.create_task(meter.deliverer.run())
         await meter._serve()
@@ -214,7 +214,7 @@ async def scrapes_while_ticking(tenants: int) -> dict[str, float]:
         for moment in (t0 + 1815, t0 + 3600 + 15):  # a plain tick, then the one that closes the window
             now[0] = moment
             started = time.monotonic()
-            meter.tick()
+            await meter.tick()
             ticks.append((started, time.monotonic()))
             await asyncio.sleep(QUIET_SECONDS)
         out, _ = await process.communicate(b"")

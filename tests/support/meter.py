@@ -91,7 +91,7 @@ class InProcessMeter:
                  message=f"the meter to see {uid} use {cpu} cpu")
 
     def tick(self) -> int:
-        return int(self.call(self.meter.tick))
+        return int(self.run(self.meter.tick()))
 
     def deliver(self) -> bool:
         return bool(self.run(self.meter.deliverer.deliver_pending()))

@@ -95,7 +95,7 @@ class Meter:
     def _on_state(self, uid: str, state: TenantState | None) -> None:
         self.outbox.extend(self.integrator.set_state(self.clock(), uid, state))
 
-    def tick(self) -> int:
+    async def tick(self) -> int:
         """Integrate to now, spool closed windows, checkpoint the open one; returns records spooled."""
         self.outbox.extend(self.integrator.advance(self.clock()))
         added = 0
@@ -131,7 +131,7 @@ class Meter:
         for uid, _account in self.integrator.live():
             if uid not in self.sampler.states:
                 self.outbox.extend(self.integrator.set_state(now, uid, None))
-        self.tick()
+        await self.tick()
         self._tasks.append(asyncio.create_task(self.deliverer.run(), name="deliverer"))
         self._tasks.append(asyncio.create_task(self.publisher.run(), name="billing-publisher"))
         self._tasks.append(asyncio.create_task(self._tick_forever(), name="ticker"))
@@ -146,7 +146,7 @@ class Meter:
         while True:
             await asyncio.sleep(self.config.interval)
             try:
-                self.tick()
+                await self.tick()
             except OSError as error:  # a full disk must not stop metering; the next tick tries again
                 log.error("Meter tick could not write the spool or checkpoint: %s", error)
 
@@ -178,7 +178,7 @@ class Meter:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         with contextlib.suppress(OSError):
-            self.tick()
+            await self.tick()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.deliverer.deliver_pending(), timeout=5)
         if self._runner is not None:
