@@ -84,17 +84,15 @@ async def publish(client: KubeClient, ledger: BillingLedger) -> bool:
         except ApiError as error:
             if error.not_found:  # its control namespace is gone: the reseller was deleted
                 log.info("Reseller %s is gone; its usage and bills are no longer published.", reseller)
-                ledger.months.pop(reseller, None)
-                ledger.days.pop(reseller, None)
-                ledger.published_bills.pop(reseller, None)
-                ledger.published_usage.pop(reseller, None)
+                ledger.forget(reseller)
                 continue
             log.warning("Could not publish the usage or bills of reseller %s: %s", reseller, error)
             ok = False
         except (TimeoutError, aiohttp.ClientError) as error:
             log.warning("Could not publish the usage or bills of reseller %s: %s", reseller, error)
             ok = False
-    ledger.save()
+    # The ledger now says what was published; the meter's next tick writes it (off the event loop,
+    # and never while another write of it is under way).
     return ok
 
 

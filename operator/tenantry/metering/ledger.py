@@ -16,14 +16,17 @@ The amounts are sums of the records' amounts, exactly as `tenantry bill` sums th
 UTC day of `windowStart`; a daily line only where the wholesale amount is non-zero), so the two agree
 to the cent.
 
-The ledger lives in `<spool>/billing-ledger.json`, written (atomically) after the records are spooled
-and before the meter's checkpoint. It remembers the end of the last window it took in (`through`):
-windows close in order, so a window closed again after a crash (same records, same ids) is skipped.
+The ledger lives in `<spool>/billing-ledger.json`, written (atomically) by the meter's tick after the
+records are spooled and before the meter's checkpoint. It remembers the end of the last window it took
+in (`through`): windows close in order, so a window closed again after a crash (same records, same ids)
+is skipped. What the publisher changes (what it published) is written at the next tick: a crash before
+that publishes the same documents again, which changes nothing.
 """
 
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
@@ -36,6 +39,7 @@ from tenantry.metering.records import TYPE, parse_rfc3339, rfc3339
 from tenantry.metering.sinks import write_atomically
 
 VERSION = 1
+ZERO = Decimal(0)
 FILE = "billing-ledger.json"
 RETENTION_DAYS = 62
 
@@ -46,6 +50,57 @@ def _month(day: datetime.date) -> str:
 
 def _add(into: dict[str, str], currency: str, amount: Decimal) -> None:
     into[currency] = money_text(Decimal(into.get(currency, "0")) + amount)
+
+
+@functools.lru_cache(maxsize=256)
+def _window(start: str, end: str) -> tuple[int, str, str]:
+    """A record's window, as (end in epoch seconds, UTC day of its start, month): the same for
+    every record of a close, so worked out once."""
+    day = parse_rfc3339(start).date()
+    return int(parse_rfc3339(end).timestamp()), day.isoformat(), _month(day)
+
+
+TenantSums = tuple[str, str, tuple[dict[str, Decimal], dict[str, Decimal]]]
+
+
+class Tally:
+    """Records of closed windows summed up, ready for `BillingLedger.take`. `absorb` is a tally and a
+    take; the meter adds a window close's records (~47,600 at 10,000 tenants) to a tally a few at a
+    time between scrapes, and changes its ledger in one go at the take (the publisher reads the
+    ledger meanwhile, and must never see a window half taken in)."""
+
+    def __init__(self, through: int):
+        self.through = through  # the ledger's: windows that end by then are already taken in
+        self.newest = through
+        self.taken = 0
+        # reseller -> month -> tenant uid -> (tenant, plan, ({currency: retail}, {currency: wholesale}))
+        self.months: dict[str, dict[str, dict[str, TenantSums]]] = {}
+        # reseller -> day -> "meter|unit|currency" -> [quantity, wholesale amount]
+        self.days: dict[str, dict[str, dict[str, list[Decimal]]]] = {}
+
+    def add(self, record: Mapping[str, Any]) -> None:
+        if record.get("type") != TYPE:
+            return
+        data = record["data"]
+        end, day, month = _window(data["windowStart"], data["windowEnd"])
+        if end <= self.through:
+            return  # a window closed again after a crash: already counted
+        self.newest = max(self.newest, end)
+        self.taken += 1
+        reseller, uid = data["reseller"], data["tenantUID"]
+        tenants = self.months.setdefault(reseller, {}).setdefault(month, {})
+        tenant = tenants.get(uid)
+        sides = tenant[2] if tenant is not None else ({}, {})
+        tenants[uid] = (tenant[0] if tenant is not None else data["tenant"], data["plan"], sides)  # the last plan
+        retail, wholesale = data["retail"], data["wholesale"]
+        sides[0][retail["currency"]] = sides[0].get(retail["currency"], ZERO) + Decimal(retail["amount"])
+        amount = Decimal(wholesale["amount"])
+        sides[1][wholesale["currency"]] = sides[1].get(wholesale["currency"], ZERO) + amount
+        if amount:
+            key = f"{data['meter']}|{data['unit']}|{wholesale['currency']}"
+            line = self.days.setdefault(reseller, {}).setdefault(day, {}).setdefault(key, [ZERO, ZERO])
+            line[0] += Decimal(data["quantity"])
+            line[1] += amount
 
 
 class BillingLedger:
@@ -60,49 +115,53 @@ class BillingLedger:
         # What is in the cluster: the usage document's digest, and the bill days, per reseller.
         self.published_usage: dict[str, str] = {}
         self.published_bills: dict[str, list[str]] = {}
+        self.unsaved = False  # changed since the last save (the meter saves it at its next tick)
 
     # -- taking records in -----------------------------------------------------------------------
 
     def absorb(self, records: Iterable[Mapping[str, Any]]) -> int:
         """Take in the records of closed windows; those of windows already taken in are skipped.
         Returns how many were taken."""
-        taken = 0
-        newest = self.through
+        tally = Tally(self.through)
         for record in records:
-            if record.get("type") != TYPE:
-                continue
-            data = record["data"]
-            start = int(parse_rfc3339(data["windowStart"]).timestamp())
-            end = int(parse_rfc3339(data["windowEnd"]).timestamp())
-            if end <= self.through:
-                continue  # a window closed again after a crash: already counted
-            newest = max(newest, end)
-            taken += 1
-            reseller = data["reseller"]
-            day = datetime.datetime.fromtimestamp(start, tz=datetime.UTC).date()
-            month = self.months.get(reseller)
-            if month is None or month["month"] < _month(day):
-                month = self.months[reseller] = {"month": _month(day), "tenants": {}}
-            if month["month"] == _month(day):
-                tenant = month["tenants"].setdefault(data["tenantUID"], {
-                    "tenant": data["tenant"], "plan": data["plan"], "retail": {}, "wholesale": {}})
-                tenant["plan"] = data["plan"]
-                for side in ("retail", "wholesale"):
-                    _add(tenant[side], data[side]["currency"], Decimal(data[side]["amount"]))
-            wholesale = Decimal(data["wholesale"]["amount"])
-            if wholesale:
-                key = f"{data['meter']}|{data['unit']}|{data['wholesale']['currency']}"
-                line = self.days.setdefault(reseller, {}).setdefault(day.isoformat(), {}).setdefault(
-                    key, ["0", "0"])
-                line[0] = money_text(Decimal(line[0]) + Decimal(data["quantity"]))
-                line[1] = money_text(Decimal(line[1]) + wholesale)
-        self.through = newest
-        return taken
+            tally.add(record)
+        return self.take(tally)
+
+    def take(self, tally: Tally) -> int:
+        """Take in a tally of records (made from this ledger's `through`, nothing taken in since).
+        Returns how many records it holds."""
+        for reseller, months in tally.months.items():
+            for name in sorted(months):  # windows close in order: a reseller's months only move on
+                month = self.months.get(reseller)
+                if month is None or month["month"] < name:
+                    month = self.months[reseller] = {"month": name, "tenants": {}}
+                if month["month"] != name:
+                    continue  # a month before the one kept
+                for uid, (tenant_name, plan, sides) in months[name].items():
+                    tenant = month["tenants"].setdefault(uid, {
+                        "tenant": tenant_name, "plan": plan, "retail": {}, "wholesale": {}})
+                    tenant["plan"] = plan
+                    for side, amounts in zip(("retail", "wholesale"), sides, strict=True):
+                        for currency, amount in amounts.items():
+                            _add(tenant[side], currency, amount)
+        for reseller, days in tally.days.items():
+            for day, lines in days.items():
+                into = self.days.setdefault(reseller, {}).setdefault(day, {})
+                for key, (quantity, amount) in lines.items():
+                    line = into.setdefault(key, ["0", "0"])
+                    line[0] = money_text(Decimal(line[0]) + quantity)
+                    line[1] = money_text(Decimal(line[1]) + amount)
+        if tally.taken or tally.newest != self.through:
+            self.through = max(self.through, tally.newest)
+            self.unsaved = True
+        return tally.taken
 
     def advance(self, window_start: int) -> None:
         """Every window before `window_start` is closed (the meter's open window starts there), even
         where no record was made: usage then runs to there."""
-        self.through = max(self.through, int(window_start))
+        if int(window_start) > self.through:
+            self.through = int(window_start)
+            self.unsaved = True
 
     # -- what to publish -------------------------------------------------------------------------
 
@@ -144,11 +203,13 @@ class BillingLedger:
 
     def usage_published(self, reseller: str, document: Mapping[str, Any]) -> None:
         self.published_usage[reseller] = digest(document)
+        self.unsaved = True
 
     def usage_is_published(self, reseller: str, document: Mapping[str, Any]) -> bool:
         return self.published_usage.get(reseller) == digest(document)
 
     def bill_published(self, reseller: str, day: str) -> None:
+        self.unsaved = True
         self.days.get(reseller, {}).pop(day, None)
         if not self.days.get(reseller):
             self.days.pop(reseller, None)
@@ -158,6 +219,7 @@ class BillingLedger:
             days.sort()
 
     def bill_removed(self, reseller: str, day: str) -> None:
+        self.unsaved = True
         days = self.published_bills.get(reseller, [])
         if day in days:
             days.remove(day)
@@ -193,9 +255,22 @@ class BillingLedger:
                                "give each region's meter its own --spool")
         return ledger
 
+    def forget(self, reseller: str) -> None:
+        """The reseller is gone (its control namespace with it): nothing of it is kept or published."""
+        self.months.pop(reseller, None)
+        self.days.pop(reseller, None)
+        self.published_bills.pop(reseller, None)
+        self.published_usage.pop(reseller, None)
+        self.unsaved = True
+
+    def to_bytes(self) -> bytes:
+        """What `save` writes."""
+        return json.dumps(self.to_json(), separators=(",", ":"), sort_keys=True).encode()
+
     def save(self) -> None:
         if self.path is not None:
-            write_atomically(self.path, json.dumps(self.to_json(), separators=(",", ":"), sort_keys=True).encode())
+            write_atomically(self.path, self.to_bytes())
+            self.unsaved = False
 
 
 def digest(document: Mapping[str, Any]) -> str:

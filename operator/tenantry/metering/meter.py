@@ -5,11 +5,23 @@ of a tick is what makes a crash harmless: (1) integrate up to now, closing windo
 closed windows' records durably in the spool; (3) only then write the checkpoint of the open
 window. A crash before (3) restarts from the previous checkpoint and closes the same windows again,
 with the same record ids; the spool and the receivers drop the duplicates by id.
+
+The loop also answers /metrics, so a tick must never hold it for long (issue 15: a window close
+at 10,000 tenants is ~47,600 records and seconds of work; a checkpoint is ~10 MiB, every tick).
+So a tick does its work on the loop in slices of at most `SLICE` seconds, letting scrapes and
+watch events in between, and writes and fsyncs files in a thread, with bytes encoded on the loop
+(the thread waits for the disk without the GIL; Python work in a thread would still take the
+loop's CPU, and one big `json.dumps` holds the GIL from start to end). Two ticks never overlap: a
+tick slower than the interval delays the next. While a tick works on the integrator, state
+changes wait, with their time, and are integrated right after at that time: billing is exact, and
+(1)-(3) keep their order. A change that comes after the open window's end waits for the tick as
+well, which closes the window in slices (applying it would close the window at once).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -28,13 +40,15 @@ from tenantry.kube import KubeClient
 from tenantry.metering.billing import BillingPublisher
 from tenantry.metering.exporter import DeliveryStats, MeteringCollector
 from tenantry.metering.integrator import Integrator, TenantState
-from tenantry.metering.ledger import BillingLedger
+from tenantry.metering.ledger import BillingLedger, Tally
 from tenantry.metering.sampler import Reflector, Sampler
 from tenantry.metering.sinks import Deliverer, Sink, Spool, write_atomically
 
 log = logging.getLogger("tenantry.meter")
 
 CHECKPOINT = "checkpoint.json"
+# Longest stretch of a tick's work on the event loop before it lets a scrape or a watch event in.
+SLICE = 0.02
 
 
 @dataclass(frozen=True)
@@ -69,7 +83,11 @@ class Meter:
                                            watches=lambda: [r.health for r in self.reflectors])
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self.collector)
-        self.outbox: list[dict[str, Any]] = []
+        self.outbox: list[dict[str, Any]] = []  # records of closed windows, not yet spooled
+        # State changes waiting for the integrator, with their time (see the module's docstring).
+        self.held: collections.deque[tuple[float, str, TenantState | None]] = collections.deque()
+        self._holding = False  # a tick is working on the integrator
+        self._ticking = asyncio.Lock()
         # What resellers may read of their own billing (metering/ledger.py), published by the publisher.
         self.ledger = BillingLedger.load(config.spool_dir, config.region)
         self.publisher = BillingPublisher(client, self.ledger)
@@ -93,29 +111,78 @@ class Meter:
         return Integrator(self.config.region, self.config.window, self.clock())
 
     def _on_state(self, uid: str, state: TenantState | None) -> None:
-        self.outbox.extend(self.integrator.set_state(self.clock(), uid, state))
+        self.held.append((self.clock(), uid, state))
+        if not self._holding:
+            self._apply_held()
+
+    def _apply_held(self) -> None:
+        """Integrates the waiting state changes, in order, up to the first that comes after the open
+        window's end: the tick closes that window first."""
+        while self.held and not self.integrator.crosses(self.held[0][0]):
+            at, uid, state = self.held.popleft()
+            self.outbox.extend(self.integrator.set_state(at, uid, state))
 
     async def tick(self) -> int:
         """Integrate to now, spool closed windows, checkpoint the open one; returns records spooled."""
-        self.outbox.extend(self.integrator.advance(self.clock()))
-        added = 0
-        closed = self.ledger.through
-        if self.outbox:
-            added = self.spool.put(self.outbox)
-            self.ledger.absorb(self.outbox)
-            self.outbox.clear()
+        async with self._ticking:
+            pause = _Pause(SLICE)
+            records, window_start, checkpoint = await self._integrate(pause)
+            try:
+                added = await self.spool.add(records)
+            except BaseException:
+                self.outbox[:0] = records  # the next tick spools them again; no checkpoint moves past them
+                raise
             self.stats.spooled += added
-            self.deliverer.wake()
-        self.ledger.advance(self.integrator.window_start)
-        if self.ledger.through != closed:
+            if added:
+                self.deliverer.wake()
             # Before the checkpoint: a crash in between closes the window again, which the ledger skips.
-            self.ledger.save()
-            self.publisher.wake()
-        self.save_checkpoint()
-        return added
+            await self._take_in(records, window_start, pause)
+            await asyncio.to_thread(write_atomically, self.checkpoint_path, checkpoint)
+            return added
 
-    def save_checkpoint(self) -> None:
-        write_atomically(self.checkpoint_path, self.integrator.checkpoint_bytes())
+    async def _integrate(self, pause: _Pause) -> tuple[list[dict[str, Any]], int, bytes]:
+        """Integrates up to now, with the waiting state changes at their times; returns, of one
+        moment, the records of the windows closed (taken out of the outbox), the open window's
+        start, and the integrator's checkpoint."""
+        now = self.clock()
+        self._holding = True
+        try:
+            while True:
+                self._apply_held()
+                closing = bool(self.held) or self.integrator.crosses(now)  # a change waits after the window end
+                for step in self.integrator.advancing(self.integrator.window_end if closing else now):
+                    self.outbox.extend(step)
+                    await pause()
+                if not closing:
+                    break
+            parts = []
+            for part in self.integrator.checkpoint_parts():
+                parts.append(part)
+                await pause()
+            records, self.outbox = self.outbox, []
+            return records, self.integrator.window_start, "".join(parts).encode()
+        finally:
+            self._holding = False
+            self._apply_held()
+
+    async def _take_in(self, records: list[dict[str, Any]], window_start: int, pause: _Pause) -> None:
+        """The records into the billing ledger, which then runs to `window_start`; saved if changed."""
+        closed = self.ledger.through
+        tally = Tally(closed)
+        for record in records:
+            tally.add(record)
+            await pause()
+        self.ledger.take(tally)
+        self.ledger.advance(window_start)
+        if self.ledger.through != closed:
+            self.publisher.wake()
+        if self.ledger.unsaved and self.ledger.path is not None:
+            data, self.ledger.unsaved = self.ledger.to_bytes(), False  # a change from here on: saved next time
+            try:
+                await asyncio.to_thread(write_atomically, self.ledger.path, data)
+            except BaseException:
+                self.ledger.unsaved = True
+                raise
 
     # -- running ---------------------------------------------------------------------------------
 
@@ -127,10 +194,9 @@ class Meter:
         # The whole picture at once: a restored window is billed at its last states up to here.
         # Tenants in the checkpoint that are no longer here went away while the meter was down.
         self.sampler.go_live()
-        now = self.clock()
         for uid, _account in self.integrator.live():
             if uid not in self.sampler.states:
-                self.outbox.extend(self.integrator.set_state(now, uid, None))
+                self._on_state(uid, None)
         await self.tick()
         self._tasks.append(asyncio.create_task(self.deliverer.run(), name="deliverer"))
         self._tasks.append(asyncio.create_task(self.publisher.run(), name="billing-publisher"))
@@ -144,7 +210,7 @@ class Meter:
 
     async def _tick_forever(self) -> None:
         while True:
-            await asyncio.sleep(self.config.interval)
+            await asyncio.sleep(self.config.interval)  # after the tick: a slow tick delays the next
             try:
                 await self.tick()
             except OSError as error:  # a full disk must not stop metering; the next tick tries again
@@ -174,8 +240,9 @@ class Meter:
 
     async def stop(self) -> None:
         """Graceful stop: integrate to now and checkpoint, so a planned restart loses nothing either."""
-        for task in self._tasks:
-            task.cancel()
+        async with self._ticking:  # a tick under way ends first: none is cancelled half-way
+            for task in self._tasks:
+                task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         with contextlib.suppress(OSError):
             await self.tick()
@@ -194,3 +261,17 @@ class Meter:
             await asyncio.Event().wait()
         finally:
             await self.stop()
+
+
+class _Pause:
+    """`await pause()` after each small step of a long piece of work on the event loop: it lets the
+    loop serve (scrapes, watch events) once the work has held it for `slice_seconds`."""
+
+    def __init__(self, slice_seconds: float):
+        self.slice_seconds = slice_seconds
+        self.until = time.perf_counter() + slice_seconds
+
+    async def __call__(self) -> None:
+        if time.perf_counter() >= self.until:
+            await asyncio.sleep(0)
+            self.until = time.perf_counter() + self.slice_seconds
