@@ -27,9 +27,12 @@ connection, 50 ms after each answer, and records when each scrape started and en
 meter runs a plain tick (15 s later in the window: integrate, checkpoint) and then the tick that
 closes the window (all records spooled and fsynced, the billing ledger, the checkpoint), each
 awaited as the meter's ticker does. Reported: the median and worst scrape of the quiet seconds
-before; each tick's duration and the worst scrape that overlapped it (what Prometheus waited); and
-the worst scrape started in the seconds after the close, while the deliverer moves the records to
-the sink.
+before; each tick's duration and the worst scrape that overlapped it (what Prometheus waited; for
+the close, the median too); and the worst scrape started in the seconds after the close, while the
+deliverer moves the records to the sink. Then, with the scraper gone, the same two ticks again (the
+next window's close) with a task that only yields on the loop: the longest gap between its turns is
+the longest the tick held the loop ("held"), what a scrape arriving then waits before it is even
+read; it moves less with the load of the machine than the scrape figures do.
 """
 
 from __future__ import annotations
@@ -153,7 +156,7 @@ def measure(tenants: int, scrapes: int) -> dict[str, float]:
     }
 
 
-QUIET_SECONDS = 3.0  # scrapes before, between and after the ticks
+QUIET_SECONDS = 5.0  # scrapes before, between and after the ticks
 
 
 def scraper(port: int) -> int:
@@ -205,36 +208,63 @@ async def scrapes_while_ticking(tenants: int) -> dict[str, float]:
         meter.collector.render_text()  # the first scrape fills the text caches: not what is measured
         deliverer = asyncio.create_task(meter.deliverer.run())
         await meter._serve()
+
+        async def tick_at(moment: float) -> tuple[float, float]:
+            now[0] = moment
+            started = time.monotonic()
+            await meter.tick()
+            return started, time.monotonic()
+
+        # With the scraper: a plain tick, then the one that closes the window.
         process = await asyncio.create_subprocess_exec(
             sys.executable, __file__, "--scraper", str(meter.port), stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE)
         await asyncio.sleep(QUIET_SECONDS)
         quiet_until = time.monotonic()
-        ticks = []
-        for moment in (t0 + 1815, t0 + 3600 + 15):  # a plain tick, then the one that closes the window
-            now[0] = moment
-            started = time.monotonic()
-            await meter.tick()
-            ticks.append((started, time.monotonic()))
-            await asyncio.sleep(QUIET_SECONDS)
+        plain = await tick_at(t0 + 1815)
+        await asyncio.sleep(QUIET_SECONDS)
+        close = await tick_at(t0 + 3600 + 15)
+        await asyncio.sleep(QUIET_SECONDS)
         out, _ = await process.communicate(b"")
+        spans = json.loads(out)
+
+        # Without: how long the tick itself holds the loop at most (the longest gap between turns
+        # of a task that only yields), which is what a scrape arriving then waits before its own turn.
+        gaps: list[tuple[float, float]] = []
+
+        async def heartbeat() -> None:
+            last = time.monotonic()
+            while True:
+                await asyncio.sleep(0.001)
+                gaps.append((last, time.monotonic()))
+                last = gaps[-1][1]
+
+        beating = asyncio.create_task(heartbeat())
+        await asyncio.sleep(0.1)
+        held_plain = await tick_at(t0 + 3630)
+        await asyncio.sleep(0.1)  # the heartbeat's turn that ends the gap
+        held_close = await tick_at(t0 + 7200 + 15)
+        await asyncio.sleep(0.1)
+        beating.cancel()
         deliverer.cancel()
         spooled, delivered = meter.stats.spooled, meter.stats.counts["delivered"]
         await meter.stop()
-    spans = json.loads(out)
 
-    def worst(start: float, end: float) -> float:
-        return max((e - s for s, e, _, _ in spans if s < end and e > start), default=float("nan"))
+    def overlapping(tick: tuple[float, float]) -> list[float]:
+        return [e - s for s, e, _, _ in spans if s < tick[1] and e > tick[0]]
+
+    def held(tick: tuple[float, float]) -> float:
+        return max(e - s for s, e in gaps if s < tick[1] and e > tick[0]) - 0.001
 
     quiet = [e - s for s, e, _, _ in spans if e <= quiet_until]
-    (plain_start, plain_end), (close_start, close_end) = ticks
+    after_close = [e - s for s, e, _, _ in spans if close[1] <= s < close[1] + QUIET_SECONDS]
     return {
         "tenants": tenants, "scrapes": len(spans), "failed": sum(1 for *_, status, _ in spans if status != 200),
         "quiet_median_s": statistics.median(quiet), "quiet_max_s": max(quiet),
-        "plain_tick_s": plain_end - plain_start, "plain_worst_s": worst(plain_start, plain_end),
-        "close_tick_s": close_end - close_start, "close_worst_s": worst(close_start, close_end),
-        "after_close_worst_s": max((e - s for s, e, _, _ in spans if close_end <= s < close_end + QUIET_SECONDS),
-                                   default=float("nan")),
+        "plain_tick_s": plain[1] - plain[0], "plain_worst_s": max(overlapping(plain)),
+        "close_tick_s": close[1] - close[0], "close_median_s": statistics.median(overlapping(close)),
+        "close_worst_s": max(overlapping(close)), "after_close_worst_s": max(after_close, default=float("nan")),
+        "plain_held_s": held(held_plain), "close_held_s": held(held_close),
         "records": spooled, "delivered": delivered,
     }
 
@@ -283,18 +313,20 @@ def pieces(counts: list[int], scrapes: int) -> None:
 
 
 def ticking(counts: list[int]) -> None:
-    print(f"\nScrapes of /metrics while the meter ticks (worst: the longest scrape that overlapped the tick)\n"
+    print("\nScrapes of /metrics while the meter ticks (worst: the longest scrape that overlapped the tick; "
+          "held: the longest the tick held the event loop, without scrapes)\n"
           f"{'tenants':>8} {'scrapes':>8} {'quiet p50':>10} {'quiet max':>10} {'plain tick':>11} {'worst':>8} "
-          f"{'close tick':>11} {'worst':>8} {'after close':>12} {'records':>8}")
+          f"{'close tick':>11} {'p50':>8} {'worst':>8} {'after close':>12} {'held plain':>11} {'held close':>11} "
+          f"{'records':>8}")
     for count in counts:
         out = subprocess.run([sys.executable, __file__, "--one-ticking", str(count)],
                              check=True, capture_output=True, text=True, env={**os.environ}).stdout
         r = json.loads(out)
         ms = {k: f"{v * 1000:.0f}ms" for k, v in r.items() if k.endswith("_s")}
         print(f"{r['tenants']:>8} {r['scrapes']:>8} {ms['quiet_median_s']:>10} {ms['quiet_max_s']:>10} "
-              f"{ms['plain_tick_s']:>11} {ms['plain_worst_s']:>8} {ms['close_tick_s']:>11} {ms['close_worst_s']:>8} "
-              f"{ms['after_close_worst_s']:>12} {r['records']:>8}"
-              + (f" ({r['failed']} failed)" if r["failed"] else ""))
+              f"{ms['plain_tick_s']:>11} {ms['plain_worst_s']:>8} {ms['close_tick_s']:>11} {ms['close_median_s']:>8} "
+              f"{ms['close_worst_s']:>8} {ms['after_close_worst_s']:>12} {ms['plain_held_s']:>11} "
+              f"{ms['close_held_s']:>11} {r['records']:>8}" + (f" ({r['failed']} failed)" if r["failed"] else ""))
 
 
 if __name__ == "__main__":
