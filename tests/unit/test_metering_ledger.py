@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from tenantry.metering.billing import build_bill_config_map, build_usage_config_map
 from tenantry.metering.integrator import Integrator, TenantState
-from tenantry.metering.ledger import RETENTION_DAYS, BillingLedger
+from tenantry.metering.ledger import RETENTION_DAYS, BillingLedger, Tally
 from tenantry.metering.pricing import Price, TenantPrices, statement_total
 from tenantry.metering.records import usage_record
 from tenantry.metering.statements import build_statement
@@ -133,3 +133,35 @@ def test_daily_lines_equal_the_statement_whatever_the_window(window: int, splits
         statement = build_statement(records, "acme", date, date + datetime.timedelta(days=1))
         got = {c: statement_total([Decimal(a)]) for c, a in ledger.bill_document("acme", day)["total"].items()}
         assert got == statement.totals("wholesale")
+
+
+def test_the_publisher_never_sees_a_window_half_taken_in_nor_a_half_written_file(tmp_path: Path) -> None:
+    """The meter takes a close's records in, and writes the ledger, a reseller at a time between
+    scrapes (`taking`, `json_parts`); the publisher reads and changes the ledger in between."""
+    records = two_days()
+    first = [r for r in records if r["data"]["windowStart"] < "2027-01-14T22:00:00Z"]
+    ledger = BillingLedger.load(tmp_path, "eu-west")
+    ledger.absorb(first)
+    before = {reseller: ledger.usage_document(reseller) for reseller in ledger.resellers()}
+    tally = Tally(ledger.through)
+    for record in records:
+        tally.add(record)
+    steps = ledger.taking(tally)
+    next(steps)  # one reseller done: nothing shows yet
+    assert {reseller: ledger.usage_document(reseller) for reseller in ledger.resellers()} == before
+    for _ in steps:
+        pass
+    once = BillingLedger("eu-west")
+    once.absorb(records)
+    assert (ledger.months, ledger.days, ledger.through) == (once.months, once.days, once.through)
+
+    pieces = ledger.json_parts()
+    text = next(pieces)  # the snapshot is of this moment
+    expected = json.loads(json.dumps(ledger.to_json()))
+    day = sorted(ledger.days["acme"])[0]
+    ledger.bill_published("acme", day)  # what the publisher does meanwhile
+    ledger.forget("globex")
+    text += "".join(pieces)
+    assert json.loads(text) == expected
+    ledger.save()
+    assert BillingLedger.load(tmp_path, "eu-west").to_json() == json.loads(json.dumps(ledger.to_json()))
