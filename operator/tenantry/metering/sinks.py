@@ -153,9 +153,17 @@ class Spool:
 
     def ack(self, path: Path) -> None:
         """The batch was delivered: forget it."""
+        self.delete(path)
+        self.forget(path)
+
+    def delete(self, path: Path) -> None:
+        """`ack`'s file work (the deliverer runs it in a thread: a directory fsync can take a while)."""
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
         _fsync_directory(self.directory)
+
+    def forget(self, path: Path) -> None:
+        """`ack`'s bookkeeping, once the file is gone (the batch's records no longer wait)."""
         self._ids.difference_update(self._batch_ids.pop(path.name, ()))
 
 
@@ -274,7 +282,10 @@ class Deliverer:
                 log.warning("Sink %s refused a batch of %d records; %d records wait in the spool: %s",
                             self.sink.label, len(records), len(self.spool), error)
                 return False
-            self.spool.ack(path)
+            # The file goes in a thread, which waits for the disk off the event loop (the meter's
+            # /metrics); its records are forgotten on the loop, once it is gone.
+            await asyncio.to_thread(self.spool.delete, path)
+            self.spool.forget(path)
             self.on_result("delivered", len(records))
         return True
 
