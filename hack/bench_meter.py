@@ -252,7 +252,7 @@ async def scrapes_while_ticking(tenants: int) -> dict[str, float]:
         await meter.stop()
 
     def overlapping(tick: tuple[float, float]) -> list[float]:
-        return [e - s for s, e, _, _ in spans if s < tick[1] and e > tick[0]]
+        return [e - s for s, e, _, _ in spans if s < tick[1] and e > tick[0]] or [float("nan")]  # a short tick
 
     def held(tick: tuple[float, float]) -> float:
         return max(e - s for s, e in gaps if s < tick[1] and e > tick[0]) - 0.001
@@ -323,7 +323,7 @@ def ticking(counts: list[int]) -> None:
         out = subprocess.run([sys.executable, __file__, "--one-ticking", str(count)],
                              check=True, capture_output=True, text=True, env={**os.environ}).stdout
         r = json.loads(out)
-        ms = {k: f"{v * 1000:.0f}ms" for k, v in r.items() if k.endswith("_s")}
+        ms = {k: f"{v * 1000:.0f}ms" if v == v else "-" for k, v in r.items() if k.endswith("_s")}
         print(f"{r['tenants']:>8} {r['scrapes']:>8} {ms['quiet_median_s']:>10} {ms['quiet_max_s']:>10} "
               f"{ms['plain_tick_s']:>11} {ms['plain_worst_s']:>8} {ms['close_tick_s']:>11} {ms['close_median_s']:>8} "
               f"{ms['close_worst_s']:>8} {ms['after_close_worst_s']:>12} {ms['plain_held_s']:>11} "

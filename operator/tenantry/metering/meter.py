@@ -292,7 +292,11 @@ def _no_collection() -> Iterator[None]:
 
 class _Pause:
     """`await pause()` after each small step of a long piece of work on the event loop: it lets the
-    loop serve (scrapes, watch events) once the work has held it for `slice_seconds`."""
+    loop serve (scrapes, watch events) once the work has held it for `slice_seconds`.
+
+    It sleeps a millisecond rather than `sleep(0)`: a task resumed by `sleep(0)` is first in line at
+    the loop's next turn, ahead of the request that has just come in, so a scrape waited two or
+    three slices (aiohttp takes a few turns to start a handler); a timer puts the work behind them."""
 
     def __init__(self, slice_seconds: float):
         self.slice_seconds = slice_seconds
@@ -300,5 +304,5 @@ class _Pause:
 
     async def __call__(self) -> None:
         if time.perf_counter() >= self.until:
-            await asyncio.sleep(0)
+            await asyncio.sleep(0.001)
             self.until = time.perf_counter() + self.slice_seconds
