@@ -32,7 +32,8 @@ the close, the median too); and the worst scrape started in the seconds after th
 deliverer moves the records to the sink. Then, with the scraper gone, the same two ticks again (the
 next window's close) with a task that only yields on the loop: the longest gap between its turns is
 the longest the tick held the loop ("held"), what a scrape arriving then waits before it is even
-read; it moves less with the load of the machine than the scrape figures do.
+read; it moves less with the load of the machine than the scrape figures do. Those two ticks'
+durations are reported last ("unscraped ticks").
 """
 
 from __future__ import annotations
@@ -266,6 +267,7 @@ async def scrapes_while_ticking(tenants: int) -> dict[str, float]:
         "close_tick_s": close[1] - close[0], "close_median_s": statistics.median(overlapping(close)),
         "close_worst_s": max(overlapping(close)), "after_close_worst_s": max(after_close, default=float("nan")),
         "plain_held_s": held(held_plain), "close_held_s": held(held_close),
+        "plain_alone_s": held_plain[1] - held_plain[0], "close_alone_s": held_close[1] - held_close[0],
         "records": spooled, "delivered": delivered,
     }
 
@@ -318,7 +320,7 @@ def ticking(counts: list[int]) -> None:
           "held: the longest the tick held the event loop, without scrapes)\n"
           f"{'tenants':>8} {'scrapes':>8} {'quiet p50':>10} {'quiet max':>10} {'plain tick':>11} {'worst':>8} "
           f"{'close tick':>11} {'p50':>8} {'worst':>8} {'after close':>12} {'held plain':>11} {'held close':>11} "
-          f"{'records':>8}")
+          f"{'records':>8} {'unscraped ticks':>16}")
     for count in counts:
         out = subprocess.run([sys.executable, __file__, "--one-ticking", str(count)],
                              check=True, capture_output=True, text=True, env={**os.environ}).stdout
@@ -327,7 +329,8 @@ def ticking(counts: list[int]) -> None:
         print(f"{r['tenants']:>8} {r['scrapes']:>8} {ms['quiet_median_s']:>10} {ms['quiet_max_s']:>10} "
               f"{ms['plain_tick_s']:>11} {ms['plain_worst_s']:>8} {ms['close_tick_s']:>11} {ms['close_median_s']:>8} "
               f"{ms['close_worst_s']:>8} {ms['after_close_worst_s']:>12} {ms['plain_held_s']:>11} "
-              f"{ms['close_held_s']:>11} {r['records']:>8}" + (f" ({r['failed']} failed)" if r["failed"] else ""))
+              f"{ms['close_held_s']:>11} {r['records']:>8} {ms['plain_alone_s']:>7} {ms['close_alone_s']:>8}"
+              + (f" ({r['failed']} failed)" if r["failed"] else ""))
 
 
 if __name__ == "__main__":
