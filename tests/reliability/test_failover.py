@@ -189,7 +189,8 @@ def test_sigkill_of_the_leader_mid_rollout(platform: Platform, api_client: clien
         admitted_names = [t["metadata"]["name"] for t in tenants if admitted(t)]
         assert len(admitted_names) == licenses
         assert _ready_tenants(platform, reseller, admitted_names)
-        assert all(times.seen(n) for n in admitted_names), {n: times.seen(n) for n in admitted_names}
+        wait_for(lambda: all(times.seen(n) for n in admitted_names), 60, interval=0.5,
+                 message="the witness's watch saw every admitted tenant's admittedAt")
         twice = decided_twice(platform, f"reseller-{reseller}", names, times)
         assert not twice, f"admitted twice: {twice}"
         assert lease.spec.lease_transitions >= 1
